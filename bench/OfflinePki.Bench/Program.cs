@@ -1,0 +1,2 @@
+// Placeholder: benchmarks land here.
+return 0;

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Creates a complete development PKI in DIR, with openssl, the way an operator would script it.
+#
+#   ops/dev-pki.sh DIR [--factory F1] [--mirror-url http://127.0.0.1:8080] [--env dev]
+#
+# DIR receives (keys are unencrypted PKCS#8 PEM, mode 0600; certificates PEM):
+#   root-ca            offline root (P-384), certifies the issuing CA and the delegated signers
+#   issuing-ca-F1      the factory issuing CA (P-256, pathLen 0); the mirror holds a clone of this key
+#   journal-signer-F1  signs journal checkpoints only (EKU offlinepki journal signer)
+#   mirror-receipt     the mirror's countersignature key (EKU offlinepki mirror receipt)
+#   ocsp-F1            delegated OCSP responder (RFC 6960 §4.2.2.2: id-kp-OCSPSigning + ocsp-nocheck), short-lived
+#   tls-ca             a separate TLS/RA CA: a station certificate can never pass as a device certificate
+#   est-server, station-01, station-02, mirror-sync-server, factory-F1-sync-client   TLS end entities
+# and factoryca.json / mirrorca.json configs (from ops/config/*.sample.json) pointing at them.
+# Running it again for another --factory adds that factory's CA, signer, responder and sync client.
+set -euo pipefail
+
+usage() { echo "usage: $0 DIR [--factory ID] [--mirror-url URL] [--env dev|test|staging|production]" >&2; exit 2; }
+[ $# -ge 1 ] || usage
+dir=$1; shift
+factory=F1
+mirror_url=http://127.0.0.1:8080
+envname=dev
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --factory) factory=$2; shift 2 ;;
+    --mirror-url) mirror_url=$2; shift 2 ;;
+    --env) envname=$2; shift 2 ;;
+    *) usage ;;
+  esac
+done
+[[ "$factory" =~ ^[A-Za-z0-9_-]{1,32}$ ]] || { echo "--factory must be 1-32 of [A-Za-z0-9_-]" >&2; exit 2; }
+
+here=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
+umask 077
+journal_eku=2.25.283822409315536431916575349474893134402.1.1
+receipt_eku=2.25.283822409315536431916575349474893134402.1.2
+ext="$dir/.extensions.cnf"
+
+cat > "$ext" <<CNF
+[ root ]
+basicConstraints = critical, CA:true
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[ issuing ]
+basicConstraints = critical, CA:true, pathlen:0
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+[ journal_signer ]
+basicConstraints = critical, CA:false
+keyUsage = critical, digitalSignature
+extendedKeyUsage = critical, $journal_eku
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+[ mirror_receipt ]
+basicConstraints = critical, CA:false
+keyUsage = critical, digitalSignature
+extendedKeyUsage = critical, $receipt_eku
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+[ ocsp ]
+basicConstraints = critical, CA:false
+keyUsage = critical, digitalSignature
+extendedKeyUsage = critical, OCSPSigning
+noCheck = ignored
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+[ tls_server ]
+basicConstraints = critical, CA:false
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:localhost, IP:127.0.0.1, IP:::1
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+[ tls_client ]
+basicConstraints = critical, CA:false
+keyUsage = critical, digitalSignature
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+CNF
+
+# key NAME CURVE: a fresh PKCS#8 key unless one is already there.
+key() {
+  [ -f "$dir/$1.key" ] || openssl genpkey -algorithm EC -pkeyopt "ec_paramgen_curve:$2" -out "$dir/$1.key" 2>/dev/null
+}
+# selfsigned NAME SUBJECT DAYS SECTION
+selfsigned() {
+  [ -f "$dir/$1.crt" ] && return 0
+  openssl req -new -x509 -key "$dir/$1.key" -subj "$2" -days "$3" -sha384 \
+    -config "$ext" -extensions "$4" -out "$dir/$1.crt" 2>/dev/null
+}
+# issue NAME SUBJECT DAYS SECTION ISSUER
+issue() {
+  [ -f "$dir/$1.crt" ] && return 0
+  openssl req -new -key "$dir/$1.key" -subj "$2" -out "$dir/$1.csr" 2>/dev/null
+  openssl x509 -req -in "$dir/$1.csr" -CA "$dir/$5.crt" -CAkey "$dir/$5.key" \
+    -set_serial "0x$(openssl rand -hex 16 | sed 's/^./4/')" -days "$3" -sha256 \
+    -extfile "$ext" -extensions "$4" -out "$dir/$1.crt" 2>/dev/null
+  rm -f "$dir/$1.csr"
+}
+
+# Device-identity hierarchy.
+key root-ca secp384r1;            selfsigned root-ca "/O=OfflinePki $envname/CN=OfflinePki $envname Root CA" 7300 root
+key "issuing-ca-$factory" prime256v1; issue "issuing-ca-$factory" "/O=OfflinePki $envname/CN=Factory $factory Issuing CA" 3650 issuing root-ca
+key "journal-signer-$factory" prime256v1; issue "journal-signer-$factory" "/O=OfflinePki $envname/CN=Factory $factory Journal Signer" 3650 journal_signer root-ca
+key mirror-receipt prime256v1;    issue mirror-receipt "/O=OfflinePki $envname/CN=Mirror Receipt Signer" 3650 mirror_receipt root-ca
+key "ocsp-$factory" prime256v1;   issue "ocsp-$factory" "/O=OfflinePki $envname/CN=Factory $factory OCSP Responder" 30 ocsp "issuing-ca-$factory"
+
+# TLS/RA hierarchy, separate from the device hierarchy.
+key tls-ca prime256v1;            selfsigned tls-ca "/O=OfflinePki $envname/CN=OfflinePki $envname TLS and RA CA" 3650 root
+key est-server prime256v1;        issue est-server "/O=OfflinePki $envname/CN=localhost" 825 tls_server tls-ca
+key mirror-sync-server prime256v1; issue mirror-sync-server "/O=OfflinePki $envname/CN=localhost" 825 tls_server tls-ca
+for st in station-01 station-02; do
+  key "$st" prime256v1;           issue "$st" "/O=OfflinePki $envname/CN=$st" 825 tls_client tls-ca
+done
+key "factory-$factory-sync-client" prime256v1; issue "factory-$factory-sync-client" "/O=OfflinePki $envname/CN=factory-$factory-sync" 825 tls_client tls-ca
+
+# Daemon configs, from the committed samples, with this factory and mirror URL filled in.
+for f in factoryca mirrorca; do
+  if [ ! -f "$dir/$f.json" ]; then
+    sed -e "s|@FACTORY@|$factory|g" -e "s|@MIRROR_URL@|$mirror_url|g" "$here/config/$f.sample.json" > "$dir/$f.json"
+  fi
+done
+rm -f "$dir"/*.srl
+chmod 0644 "$dir"/*.crt "$dir"/*.json
+echo "dev PKI for factory $factory ($envname) in $dir"

@@ -1,0 +1,2 @@
+// Placeholder: replaced by the FactoryCa host.
+return 0;

@@ -1,0 +1,2 @@
+// Placeholder: replaced by the MirrorCa host.
+return 0;
