@@ -93,3 +93,13 @@ public sealed class JournalVerificationException : Exception
     /// <summary>What is wrong.</summary>
     public JournalFault Fault { get; }
 }
+
+/// <summary>
+/// What a verifier must already trust to resume verification in the middle of a journal: the identity and
+/// the certificates fixed by its genesis entry (which were checked against the root when first seen).
+/// </summary>
+/// <param name="JournalId">16-byte journal id.</param>
+/// <param name="FactoryId">Factory id.</param>
+/// <param name="IssuingCaCertificate">DER of the issuing CA.</param>
+/// <param name="JournalSignerCertificate">DER of the journal signer.</param>
+public sealed record JournalAnchor(byte[] JournalId, string FactoryId, byte[] IssuingCaCertificate, byte[] JournalSignerCertificate);
