@@ -4,10 +4,10 @@ namespace OfflinePki.Hosting.Grpc;
 public sealed class GrpcServerOptions
 {
     /// <summary>Largest request message accepted, in bytes (default 4 MiB); larger → RESOURCE_EXHAUSTED.</summary>
-    public int MaxReceiveMessageBytes { get; set; } = Sync.Grpc.GrpcProtocol.DefaultMaxMessageBytes;
+    public int MaxReceiveMessageBytes { get; set; } = OfflinePki.Sync.Grpc.GrpcProtocol.DefaultMaxMessageBytes;
 
     /// <summary>Largest response message sent, in bytes (default 4 MiB).</summary>
-    public int MaxSendMessageBytes { get; set; } = Sync.Grpc.GrpcProtocol.DefaultMaxMessageBytes;
+    public int MaxSendMessageBytes { get; set; } = OfflinePki.Sync.Grpc.GrpcProtocol.DefaultMaxMessageBytes;
 
     /// <summary>Upper bound on any call's duration even without a client <c>grpc-timeout</c> (default 10 min).</summary>
     public TimeSpan MaxCallDuration { get; set; } = TimeSpan.FromMinutes(10);
