@@ -193,6 +193,10 @@ public static class GrpcEndpoints
             logger.LogInformation(ex, "gRPC {Method} from {Remote}: connection failed", path, http.Connection.RemoteIpAddress);
             await WriteErrorAsync(http, new GrpcException(GrpcStatusCode.Unavailable, "connection failed while reading the request")).ConfigureAwait(false);
         }
+        catch (Exception ex) when (http.RequestAborted.IsCancellationRequested)
+        {
+            logger.LogInformation("gRPC {Method} from {Remote}: client went away ({Error})", path, http.Connection.RemoteIpAddress, ex.GetType().Name);
+        }
         catch (Exception ex)
         {
             logger.LogError(ex, "gRPC {Method} from {Remote}: unhandled error", path, http.Connection.RemoteIpAddress);

@@ -117,4 +117,66 @@ public class SyncEndToEndTests
         Assert.That(fork!.IsFork, Is.True);
         Assert.That(fork.Message, Does.Contain($"fork at seq {synced.AppliedSeq}"));
     }
+
+    [Test]
+    public async Task Worker_syncs_at_start_and_on_demand_and_large_backlogs_stream_in_batches()
+    {
+        var sink = new FakeJournalSink();
+        var applier = new SyncApplier(sink, JournalTestData.M.Root);
+        await using var host = await GrpcTestHost.StartAsync(Pki, e => e.MapJournalSync(applier, GrpcTestHost.SyncCallers(Pki)));
+        var b = new JournalTestData.Builder();
+        for (int i = 0; i < 5000; i++)
+        {
+            b.AddBatchEvent(new string('x', 100));
+        }
+
+        var journal = new BuilderJournal(b);
+        using var grpc = new GrpcClient(host.BaseAddress, Pki.CertWithKey("factory-F1-sync-client"), Pki.Cert("tls-ca"));
+        var options = new SyncOptions { Interval = TimeSpan.FromHours(1), BatchMaxEntries = 512, BatchMaxBytes = 16 * 1024 };
+        var client = new JournalSyncClient(grpc, journal, journal, options);
+        using var worker = new JournalSyncWorker(client, Microsoft.Extensions.Options.Options.Create(options), TimeProvider.System,
+            Microsoft.Extensions.Logging.Abstractions.NullLogger<JournalSyncWorker>.Instance);
+        await worker.StartAsync(CancellationToken.None);
+        try
+        {
+            await WaitFor(() => worker.LastSuccess is not null, worker);
+            Assert.That(worker.LastSuccess!.Value.Result.AppliedSeq, Is.EqualTo(5002));
+            Assert.That(sink.EntryCount, Is.EqualTo(5002));
+
+            b.AddBatchEvent("on demand");
+            worker.RequestSync();
+            await WaitFor(() => worker.LastSuccess!.Value.Result.AppliedSeq == 5004, worker);
+        }
+        finally
+        {
+            await worker.StopAsync(CancellationToken.None);
+        }
+    }
+
+    [Test]
+    public void Sync_options_are_validated_across_fields()
+    {
+        var v = new SyncOptionsValidator();
+        var bad = v.Validate(null, new SyncOptions { MirrorUrl = "http://mirror", Interval = TimeSpan.Zero, BatchMaxBytes = 8 << 20 });
+        Assert.That(bad.Failed, Is.True);
+        Assert.That(bad.FailureMessage, Does.Contain("Sync:MirrorUrl").And.Contain("Sync:Interval").And.Contain("Sync:BatchMaxBytes").And.Contain("Sync:ClientCertificatePath"));
+        var good = v.Validate(null, new SyncOptions
+        {
+            MirrorUrl = "https://127.0.0.1:8443/",
+            ClientCertificatePath = Pki.PathOf("factory-F1-sync-client.crt"),
+            ClientKeyPath = Pki.PathOf("factory-F1-sync-client.key"),
+            ServerTrustAnchorPath = Pki.PathOf("tls-ca.crt"),
+        });
+        Assert.That(good.Succeeded, Is.True, good.FailureMessage);
+    }
+
+    private static async Task WaitFor(Func<bool> condition, JournalSyncWorker worker)
+    {
+        var until = DateTime.UtcNow.AddSeconds(30);
+        while (!condition())
+        {
+            Assert.That(DateTime.UtcNow, Is.LessThan(until), "worker did not sync in time; last error: " + worker.LastError);
+            await Task.Delay(50);
+        }
+    }
 }
