@@ -59,34 +59,28 @@ public sealed class JournalSyncWorker : BackgroundService
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var options = _options.Value;
-        while (!stoppingToken.IsCancellationRequested && !ForkDetected)
+        try
         {
-            if (options.Enabled || LastSuccess is null)
+            while (!stoppingToken.IsCancellationRequested && !ForkDetected)
             {
-                await RunOnceAsync(stoppingToken).ConfigureAwait(false);
-            }
-
-            try
-            {
-                if (options.Enabled)
+                if (!options.Enabled)
                 {
-                    using var wake = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
-                    var tick = Task.Delay(options.Interval, _time, wake.Token);
-                    var demand = _trigger.WaitAsync(wake.Token);
-                    await Task.WhenAny(tick, demand).ConfigureAwait(false);
-                    await wake.CancelAsync().ConfigureAwait(false);
-                    stoppingToken.ThrowIfCancellationRequested();
-                }
-                else
-                {
+                    // Schedule off: sync on demand only.
                     await _trigger.WaitAsync(stoppingToken).ConfigureAwait(false);
                     await RunOnceAsync(stoppingToken).ConfigureAwait(false);
+                    continue;
                 }
+
+                await RunOnceAsync(stoppingToken).ConfigureAwait(false);
+                using var wake = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+                var tick = Task.Delay(options.Interval, _time, wake.Token);
+                var demand = _trigger.WaitAsync(wake.Token);
+                await Task.WhenAny(tick, demand).ConfigureAwait(false);
+                await wake.CancelAsync().ConfigureAwait(false);
             }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
         }
     }
 
@@ -111,6 +105,11 @@ public sealed class JournalSyncWorker : BackgroundService
         {
             LastError = ex.Message;
             _logger.LogWarning("journal sync failed, retrying in {Interval}: {Reason}", _options.Value.Interval, ex.Message);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            LastError = "unexpected error: " + ex.GetType().Name;
+            _logger.LogError(ex, "journal sync failed unexpectedly, retrying in {Interval}", _options.Value.Interval);
         }
     }
 
