@@ -73,7 +73,12 @@ public sealed class JournalSyncClient
         _logger = (ILogger?)logger ?? NullLogger.Instance;
     }
 
-    /// <summary>Runs one sync. Concurrent calls are serialised.</summary>
+    /// <summary>
+    /// Runs one sync: writes a checkpoint unless the journal head already is one, asks the mirror for its head, checks
+    /// that our entry at that seq has the same hash, and streams the entries after it up to the checkpoint in batches of
+    /// at most <see cref="SyncOptions.BatchMaxEntries"/> entries / about <see cref="SyncOptions.BatchMaxBytes"/> bytes.
+    /// Concurrent calls are serialised.
+    /// </summary>
     /// <param name="cancellationToken">Cancels the sync; the mirror then applies nothing of the interrupted push.</param>
     /// <returns>The mirror head after the sync.</returns>
     /// <exception cref="GrpcException">The mirror refused the push or could not be reached (status says which).</exception>
@@ -95,8 +100,13 @@ public sealed class JournalSyncClient
     private async Task<SyncResult> SyncCoreAsync(CancellationToken cancellationToken)
     {
         var started = _time.GetTimestamp();
-        var checkpoint = await _appender.CheckpointAsync(cancellationToken).ConfigureAwait(false);
-        var target = checkpoint.Seq;
+        // The push must end with a checkpoint: the mirror applies nothing after the last one. An idle journal whose
+        // head already is a checkpoint is not given another one at every tick.
+        var head = _reader.Head;
+        var headEntry = head.Seq == 0 ? null : _reader.ReadFrom(head.Seq).FirstOrDefault();
+        var target = headEntry is { Type: EntryType.Checkpoint } && headEntry.Seq == head.Seq
+            ? head.Seq
+            : (await _appender.CheckpointAsync(cancellationToken).ConfigureAwait(false)).Seq;
         var genesis = Genesis();
         var mirror = await _client.UnaryAsync<GetHeadRequest, GetHeadResponse>(GetHeadPath,
             new GetHeadRequest { JournalId = genesis.JournalId, FactoryId = genesis.FactoryId }, _options.Timeout, cancellationToken).ConfigureAwait(false);

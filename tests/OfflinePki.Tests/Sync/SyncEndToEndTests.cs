@@ -61,6 +61,9 @@ public class SyncEndToEndTests
         Assert.That((second.AppliedSeq, second.EntriesPushed, second.EntriesApplied), Is.EqualTo((14UL, 2UL, 2UL)));
         Assert.That(sink.EntryCount, Is.EqualTo(14));
 
+        var idle = await client.SyncOnceAsync();
+        Assert.That((idle.AppliedSeq, idle.EntriesPushed, b.Head.Seq), Is.EqualTo((14UL, 0UL, 14UL)), "an idle journal gets no new checkpoint and pushes nothing");
+
         // python3-grpcio asks the real endpoint for the head.
         var request = new GetHeadRequest { JournalId = ByteString.CopyFrom(b.JournalId), FactoryId = "F1" };
         var py = PythonGrpc.Call(Pki, host.Port, "factory-F1-sync-client", "unary", JournalSyncClient.GetHeadPath, TimeSpan.FromSeconds(10), request.ToByteArray());
