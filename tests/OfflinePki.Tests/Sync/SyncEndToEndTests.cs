@@ -183,3 +183,48 @@ public class SyncEndToEndTests
         }
     }
 }
+
+/// <summary>The real factory journal (JournalWriter on disk) synced to the mirror endpoint.</summary>
+[NonParallelizable]
+public class SyncWithJournalWriterTests
+{
+    [Test]
+    public async Task Journal_writer_entries_sync_to_the_mirror()
+    {
+        var pki = TestPki.Default;
+        var m = JournalTestData.M;
+        var dir = Path.Combine(Path.GetTempPath(), "offlinepki-tests", "sync-writer-" + Guid.NewGuid().ToString("N")[..8]);
+        var options = new JournalWriterOptions { Directory = dir, CheckpointEveryEntries = 4 };
+        await using var writer = await JournalWriter.OpenOrCreateAsync(options, m.SignerKey, m.SignerCert,
+            new GenesisParameters("F1", [m.IssuingCa.RawData], new byte[32]), TimeProvider.System,
+            Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+        for (int i = 0; i < 10; i++)
+        {
+            await writer.AppendAsync(EntryType.CertificateIssued, new CertificateIssued
+            {
+                Certificate = ByteString.CopyFrom(m.DeviceCertificate($"JW-{i:D3}")),
+                DeviceId = $"JW-{i:D3}",
+                StationId = "station-02",
+                BatchId = "B7",
+                CsrSha256 = ByteString.CopyFrom(new byte[32]),
+                Profile = "idevid",
+            });
+        }
+
+        var sink = new FakeJournalSink();
+        var applier = new SyncApplier(sink, m.Root);
+        await using var host = await GrpcTestHost.StartAsync(pki, e => e.MapJournalSync(applier, GrpcTestHost.SyncCallers(pki)));
+        using var grpc = new GrpcClient(host.BaseAddress, pki.CertWithKey("factory-F1-sync-client"), pki.Cert("tls-ca"));
+        var client = new JournalSyncClient(grpc, writer, writer, new SyncOptions { BatchMaxEntries = 4 });
+
+        var result = await client.SyncOnceAsync();
+        Assert.That(result.AppliedSeq, Is.EqualTo(writer.Head.Seq));
+        Assert.That(result.HeadHash, Is.EqualTo(writer.Head.Hash));
+        Assert.That(sink.EntryCount, Is.EqualTo((int)writer.Head.Seq));
+        Assert.That(sink.Certificates.Select(c => c.DeviceId), Is.EquivalentTo(Enumerable.Range(0, 10).Select(i => $"JW-{i:D3}")));
+        Assert.That(sink.Certificates.All(c => c.BatchId == "B7" && c.StationId == "station-02"), Is.True);
+
+        var again = await client.SyncOnceAsync();
+        Assert.That((again.AppliedSeq, again.EntriesPushed), Is.EqualTo((writer.Head.Seq, 0UL)));
+    }
+}
