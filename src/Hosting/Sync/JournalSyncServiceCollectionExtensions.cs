@@ -1,0 +1,47 @@
+using System.Security.Cryptography.X509Certificates;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using OfflinePki.Journal;
+using OfflinePki.Sync;
+using OfflinePki.Sync.Grpc;
+
+namespace OfflinePki.Hosting.Sync;
+
+/// <summary>DI wiring of the factory-side sync (the host's Program.cs calls <see cref="AddJournalSyncClient"/>).</summary>
+public static class JournalSyncServiceCollectionExtensions
+{
+    /// <summary>
+    /// Binds <see cref="SyncOptions"/> from <paramref name="section"/> (validated on start with
+    /// <see cref="SyncOptionsValidator"/>), and registers the mTLS <see cref="GrpcClient"/> to the mirror, the
+    /// <see cref="JournalSyncClient"/>, and the <see cref="JournalSyncWorker"/> as a hosted service (also resolvable
+    /// to call <see cref="JournalSyncWorker.RequestSync"/>). Requires <see cref="IJournalReader"/> and
+    /// <see cref="IJournalAppender"/> to be registered, and <see cref="TimeProvider"/> (System when absent).
+    /// </summary>
+    /// <param name="services">The service collection.</param>
+    /// <param name="section">The "Sync" configuration section.</param>
+    /// <returns><paramref name="services"/>.</returns>
+    /// <exception cref="ArgumentNullException">An argument is null.</exception>
+    public static IServiceCollection AddJournalSyncClient(this IServiceCollection services, IConfiguration section)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(section);
+        services.AddOptions<SyncOptions>().Bind(section).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<SyncOptions>, SyncOptionsValidator>();
+        services.AddSingleton<JournalSyncClient>(sp =>
+        {
+            var o = sp.GetRequiredService<IOptions<SyncOptions>>().Value;
+            var time = sp.GetService<TimeProvider>() ?? TimeProvider.System;
+            var clientCert = X509Certificate2.CreateFromPemFile(o.ClientCertificatePath, o.ClientKeyPath);
+            var anchor = X509CertificateLoader.LoadCertificateFromFile(o.ServerTrustAnchorPath);
+            var grpc = new GrpcClient(new Uri(o.MirrorUrl), clientCert, anchor, timeProvider: time);
+            return new JournalSyncClient(grpc, sp.GetRequiredService<IJournalReader>(), sp.GetRequiredService<IJournalAppender>(), o, time,
+                sp.GetRequiredService<ILogger<JournalSyncClient>>());
+        });
+        services.AddSingleton(sp => new JournalSyncWorker(sp.GetRequiredService<JournalSyncClient>(), sp.GetRequiredService<IOptions<SyncOptions>>(),
+            sp.GetService<TimeProvider>() ?? TimeProvider.System, sp.GetRequiredService<ILogger<JournalSyncWorker>>()));
+        services.AddHostedService(sp => sp.GetRequiredService<JournalSyncWorker>());
+        return services;
+    }
+}

@@ -1,0 +1,151 @@
+using System.Runtime.InteropServices;
+
+namespace OfflinePki.Journal;
+
+/// <summary>
+/// The narrow seam between <see cref="JournalWriter"/> and the journal file, so that tests can inject write and
+/// fsync failures. One instance is bound to one file; only the writer's loop calls the mutating members.
+/// </summary>
+public interface IJournalStorage : IDisposable
+{
+    /// <summary>The file path, for messages and logs.</summary>
+    string Path { get; }
+
+    /// <summary>Current length of the file in bytes, including appended but not yet flushed bytes.</summary>
+    long Length { get; }
+
+    /// <summary>Writes <paramref name="data"/> at the end of the file (not yet durable).</summary>
+    /// <exception cref="IOException">The write failed; part of <paramref name="data"/> may be in the file.</exception>
+    void Append(ReadOnlySpan<byte> data);
+
+    /// <summary>Makes everything appended so far durable (fsync).</summary>
+    /// <exception cref="IOException">The flush failed; nothing since the last successful flush may be relied on.</exception>
+    void Flush();
+
+    /// <summary>Cuts the file to <paramref name="length"/> bytes and makes that durable.</summary>
+    /// <exception cref="IOException">The truncation failed.</exception>
+    void Truncate(long length);
+
+    /// <summary>Opens an independent read-only stream over the file (readers and recovery).</summary>
+    /// <exception cref="IOException">The file cannot be opened.</exception>
+    Stream OpenRead();
+}
+
+/// <summary>
+/// <see cref="IJournalStorage"/> over a local file. Creating the file also fsyncs its directory (POSIX), so that a
+/// new journal's directory entry survives a crash once its first records are flushed.
+/// </summary>
+public sealed class FileJournalStorage : IJournalStorage
+{
+    private readonly FileStream _stream;
+
+    private FileJournalStorage(string path, FileStream stream)
+    {
+        Path = path;
+        _stream = stream;
+        Length = stream.Length;
+    }
+
+    /// <summary>Opens <paramref name="path"/> for appending, creating it (and fsyncing its directory) if missing.</summary>
+    /// <param name="path">The journal file path; its directory must exist.</param>
+    /// <exception cref="ArgumentException"><paramref name="path"/> is empty.</exception>
+    /// <exception cref="IOException">The file cannot be opened or created, or is locked by another writer.</exception>
+    /// <exception cref="UnauthorizedAccessException">No permission.</exception>
+    public static FileJournalStorage Open(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        path = System.IO.Path.GetFullPath(path);
+        bool existed = File.Exists(path);
+        // FileShare.Read: readers may open their own streams; a second writer cannot.
+        var fs = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read, bufferSize: 0, FileOptions.None);
+        if (!existed)
+        {
+            try
+            {
+                FsyncDirectory(System.IO.Path.GetDirectoryName(path)!);
+            }
+            catch
+            {
+                fs.Dispose();
+                throw;
+            }
+        }
+
+        return new FileJournalStorage(path, fs);
+    }
+
+    /// <inheritdoc />
+    public string Path { get; }
+
+    /// <inheritdoc />
+    public long Length { get; private set; }
+
+    /// <inheritdoc />
+    public void Append(ReadOnlySpan<byte> data)
+    {
+        _stream.Position = Length;
+        _stream.Write(data);
+        Length += data.Length;
+    }
+
+    /// <inheritdoc />
+    public void Flush() => _stream.Flush(flushToDisk: true);
+
+    /// <inheritdoc />
+    public void Truncate(long length)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        _stream.SetLength(length);
+        _stream.Flush(flushToDisk: true);
+        Length = length;
+    }
+
+    /// <inheritdoc />
+    public Stream OpenRead() => new FileStream(Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 1 << 16, FileOptions.SequentialScan);
+
+    /// <inheritdoc />
+    public void Dispose() => _stream.Dispose();
+
+    /// <summary>fsync(2) on a directory, so that a created or renamed entry in it is durable. No-op on Windows.</summary>
+    /// <exception cref="IOException">open or fsync failed.</exception>
+    public static void FsyncDirectory(string directory)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(directory);
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        int fd = NativeMethods.open(directory, 0 /* O_RDONLY */);
+        if (fd < 0)
+        {
+            throw new IOException($"cannot open directory {directory} to fsync it (errno {Marshal.GetLastPInvokeError()})");
+        }
+
+        try
+        {
+            if (NativeMethods.fsync(fd) != 0)
+            {
+                throw new IOException($"fsync of directory {directory} failed (errno {Marshal.GetLastPInvokeError()})");
+            }
+        }
+        finally
+        {
+            _ = NativeMethods.close(fd);
+        }
+    }
+
+    private static class NativeMethods
+    {
+#pragma warning disable SYSLIB1054, CA2101, CA5392 // plain libc calls; no unsafe code in this assembly
+        [DllImport("libc", SetLastError = true, CharSet = CharSet.Ansi, BestFitMapping = false)]
+        internal static extern int open([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags);
+
+        [DllImport("libc", SetLastError = true)]
+        internal static extern int fsync(int fd);
+
+        [DllImport("libc", SetLastError = true)]
+        internal static extern int close(int fd);
+#pragma warning restore SYSLIB1054, CA2101, CA5392
+    }
+}

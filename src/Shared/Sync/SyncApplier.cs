@@ -1,0 +1,394 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using Google.Protobuf;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using OfflinePki.Asn1;
+using OfflinePki.Journal;
+using OfflinePki.Journal.V1;
+using OfflinePki.Registry;
+using OfflinePki.Sync.Grpc;
+using OfflinePki.Sync.V1;
+
+namespace OfflinePki.Sync;
+
+/// <summary>Limits of a <see cref="SyncApplier"/>.</summary>
+public sealed class SyncApplierOptions
+{
+    /// <summary>Largest serialized journal entry accepted, in bytes (default 1 MiB).</summary>
+    public int MaxEntryBytes { get; set; } = 1 << 20;
+
+    /// <summary>
+    /// Most bytes of verified entries held in memory while waiting for the next checkpoint (default 64 MiB). Only
+    /// entries covered by a checkpoint are applied, so entries after the last checkpoint wait in memory; a push with
+    /// more than this between two checkpoints is refused with RESOURCE_EXHAUSTED.
+    /// </summary>
+    public long MaxUncheckpointedBytes { get; set; } = 64L << 20;
+}
+
+/// <summary>
+/// The mirror side of journal sync (brief, "Sync"): answers the head it holds, and verifies and applies a pushed
+/// range of a factory journal in one transaction. Core logic, no transport: the gRPC endpoint is a thin adapter.
+/// </summary>
+/// <remarks>
+/// <para>Every pushed entry is checked with a <see cref="JournalChainVerifier"/> (seq contiguity, hash chain, canonical
+/// hash, genesis chain to the root, issuing-CA signature of each certificate, checkpoint signatures). Entries the
+/// mirror already holds (seq ≤ its head) are compared by hash: equal is a no-op replay, different is a fork.</para>
+/// <para>Only entries up to the last verified checkpoint of the push are applied; later entries are verified, then
+/// dropped, and will be pushed again after the factory's next checkpoint. Any rejected entry rolls the whole push back.</para>
+/// <para>Memory is flat in the number of entries: the transaction stages applied entries in the registry store, and at
+/// most <see cref="SyncApplierOptions.MaxUncheckpointedBytes"/> of entries after the last checkpoint are held in memory.</para>
+/// <para>Pushes of one journal are serialised; pushes of different journals run concurrently.</para>
+/// </remarks>
+public sealed class SyncApplier
+{
+    private readonly IJournalSink _sink;
+    private readonly X509Certificate2 _root;
+    private readonly SyncApplierOptions _options;
+    private readonly ILogger _logger;
+    private readonly ConcurrentDictionary<string, SemaphoreSlim> _journalLocks = new(StringComparer.Ordinal);
+
+    /// <summary>Creates the applier.</summary>
+    /// <param name="sink">The registry slice that stores journals, entries and certificates.</param>
+    /// <param name="trustedRoot">The root the genesis CA chain and journal signer must chain to.</param>
+    /// <param name="options">Limits; defaults when null.</param>
+    /// <param name="logger">Logger for alerts (rejected pushes) and applied ranges; no secrets are logged.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="sink"/> or <paramref name="trustedRoot"/> is null.</exception>
+    public SyncApplier(IJournalSink sink, X509Certificate2 trustedRoot, SyncApplierOptions? options = null, ILogger<SyncApplier>? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(sink);
+        ArgumentNullException.ThrowIfNull(trustedRoot);
+        _sink = sink;
+        _root = trustedRoot;
+        _options = options ?? new SyncApplierOptions();
+        _logger = (ILogger?)logger ?? NullLogger.Instance;
+    }
+
+    /// <summary>The mirror's head for one journal (JournalSync.GetHead).</summary>
+    /// <param name="request">Journal id (16 bytes) and factory id.</param>
+    /// <param name="caller">The authenticated caller; its principal is its factory id.</param>
+    /// <returns>known=false if the mirror holds nothing of the journal; else the last applied seq and its hash.</returns>
+    /// <exception cref="GrpcException">
+    /// <see cref="GrpcStatusCode.InvalidArgument"/>: a malformed request;
+    /// <see cref="GrpcStatusCode.PermissionDenied"/>: the caller asks about another factory's journal.
+    /// </exception>
+    public GetHeadResponse GetHead(GetHeadRequest request, CallerIdentity caller)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(caller);
+        CheckJournalId(request.JournalId, "journal_id");
+        if (string.IsNullOrEmpty(request.FactoryId))
+        {
+            throw new GrpcException(GrpcStatusCode.InvalidArgument, "factory_id is required");
+        }
+
+        CheckFactory(caller, request.FactoryId);
+        var state = _sink.GetJournal(request.JournalId.Span);
+        if (state is null)
+        {
+            return new GetHeadResponse { Known = false };
+        }
+
+        CheckFactory(caller, state.FactoryId);
+        return new GetHeadResponse { Known = true, Seq = state.HeadSeq, Hash = ByteString.CopyFrom(state.HeadHash) };
+    }
+
+    /// <summary>Verifies and applies a pushed range of a journal (JournalSync.PushEntries).</summary>
+    /// <param name="caller">The authenticated caller; its principal is its factory id.</param>
+    /// <param name="stream">The client stream: one <see cref="PushMetadata"/>, then <see cref="EntryBatch"/> messages.</param>
+    /// <param name="cancellationToken">The call's cancellation; a cancelled push applies nothing.</param>
+    /// <returns>The mirror head after the push and the number of new entries applied (0 for a replay).</returns>
+    /// <exception cref="GrpcException">
+    /// <see cref="GrpcStatusCode.InvalidArgument"/>: no metadata first, malformed fields, or a rejected entry (bad hash,
+    /// bad signature, unknown signer, foreign certificate, malformed, out of range);
+    /// <see cref="GrpcStatusCode.FailedPrecondition"/>: a gap, a fork, a stale checkpoint, another journal, or an unknown
+    /// journal not starting at seq 1;
+    /// <see cref="GrpcStatusCode.PermissionDenied"/>: the journal belongs to another factory than the caller's;
+    /// <see cref="GrpcStatusCode.ResourceExhausted"/>: too many bytes of entries without a checkpoint.
+    /// Whenever an exception is thrown, nothing of the push is applied.
+    /// </exception>
+    public async Task<PushResponse> ApplyAsync(CallerIdentity caller, IAsyncEnumerable<PushRequest> stream, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(caller);
+        ArgumentNullException.ThrowIfNull(stream);
+        var enumerator = stream.GetAsyncEnumerator(cancellationToken);
+        await using (enumerator.ConfigureAwait(false))
+        {
+            if (!await enumerator.MoveNextAsync().ConfigureAwait(false) || enumerator.Current.BodyCase != PushRequest.BodyOneofCase.Metadata)
+            {
+                throw new GrpcException(GrpcStatusCode.InvalidArgument, "the first PushRequest must carry metadata (journal_id, factory_id, first_seq)");
+            }
+
+            var meta = enumerator.Current.Metadata;
+            CheckJournalId(meta.JournalId, "metadata.journal_id");
+            if (string.IsNullOrEmpty(meta.FactoryId))
+            {
+                throw new GrpcException(GrpcStatusCode.InvalidArgument, "metadata.factory_id is required");
+            }
+
+            if (meta.FirstSeq == 0)
+            {
+                throw new GrpcException(GrpcStatusCode.InvalidArgument, "metadata.first_seq must be at least 1");
+            }
+
+            CheckFactory(caller, meta.FactoryId);
+            var journalKey = Convert.ToHexStringLower(meta.JournalId.Span);
+            var gate = _journalLocks.GetOrAdd(journalKey, _ => new SemaphoreSlim(1, 1));
+            await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                using var push = new Push(this, caller, meta, journalKey);
+                return await push.RunAsync(enumerator, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                gate.Release();
+            }
+        }
+    }
+
+    /// <summary>The gRPC status for a verification fault: FAILED_PRECONDITION for state conflicts, else INVALID_ARGUMENT.</summary>
+    public static GrpcStatusCode StatusFor(JournalFault fault) => fault switch
+    {
+        JournalFault.Gap or JournalFault.Fork or JournalFault.StaleCheckpoint or JournalFault.WrongJournal => GrpcStatusCode.FailedPrecondition,
+        _ => GrpcStatusCode.InvalidArgument,
+    };
+
+    private static void CheckJournalId(ByteString id, string field)
+    {
+        if (id.Length != JournalCodec.JournalIdSize)
+        {
+            throw new GrpcException(GrpcStatusCode.InvalidArgument, $"{field} must be {JournalCodec.JournalIdSize} bytes, got {id.Length}");
+        }
+    }
+
+    private static void CheckFactory(CallerIdentity caller, string factoryId)
+    {
+        if (!string.Equals(caller.Principal, factoryId, StringComparison.Ordinal))
+        {
+            throw new GrpcException(GrpcStatusCode.PermissionDenied,
+                $"client {caller.ClientName} may not push journal of factory {factoryId} (it is mapped to factory {caller.Principal})");
+        }
+    }
+
+    /// <summary>One push: verifier, transaction, and the entries waiting for a checkpoint.</summary>
+    private sealed class Push : IDisposable
+    {
+        private readonly SyncApplier _owner;
+        private readonly CallerIdentity _caller;
+        private readonly PushMetadata _meta;
+        private readonly string _journalKey;
+        private readonly byte[] _journalId;
+        private readonly List<Pending> _pending = [];
+        private long _pendingBytes;
+        private JournalState? _state;
+        private JournalChainVerifier? _verifier;
+        private IJournalApplyTransaction? _tx;
+        private byte[]? _issuerKeyHash;
+        private ulong _applied;
+        private ulong _replayed;
+        private ulong _expectedSeq;
+
+        public Push(SyncApplier owner, CallerIdentity caller, PushMetadata meta, string journalKey)
+        {
+            _owner = owner;
+            _caller = caller;
+            _meta = meta;
+            _journalKey = journalKey;
+            _journalId = meta.JournalId.ToByteArray();
+        }
+
+        public async Task<PushResponse> RunAsync(IAsyncEnumerator<PushRequest> enumerator, CancellationToken cancellationToken)
+        {
+            var sw = Stopwatch.StartNew();
+            _state = _owner._sink.GetJournal(_journalId);
+            if (_state is null)
+            {
+                if (_meta.FirstSeq != 1)
+                {
+                    throw new GrpcException(GrpcStatusCode.FailedPrecondition,
+                        $"the mirror holds nothing of journal {_journalKey}; push it from seq 1 (genesis), not {_meta.FirstSeq}");
+                }
+            }
+            else
+            {
+                CheckFactory(_caller, _state.FactoryId);
+                if (_meta.FirstSeq > _state.HeadSeq + 1)
+                {
+                    throw new GrpcException(GrpcStatusCode.FailedPrecondition,
+                        $"journal rejected at seq {_meta.FirstSeq}: Gap: the mirror head of journal {_journalKey} is seq {_state.HeadSeq}; resume from seq {_state.HeadSeq + 1}");
+                }
+            }
+
+            _expectedSeq = _meta.FirstSeq;
+            var head = _state is null ? JournalHead.Empty : new JournalHead(_state.HeadSeq, _state.HeadHash);
+            var anchor = _state is null ? null : new JournalAnchor(_state.JournalId, _state.FactoryId, _state.IssuingCaCertificate, _state.JournalSignerCertificate);
+            _verifier = new JournalChainVerifier(_owner._root, anchor, head, _owner._options.MaxEntryBytes) { MaterializeIssuedCertificates = false };
+            if (_state is not null)
+            {
+                _issuerKeyHash = IssuerKeyHash(_state.IssuingCaCertificate);
+            }
+
+            try
+            {
+                while (await enumerator.MoveNextAsync().ConfigureAwait(false))
+                {
+                    var message = enumerator.Current;
+                    if (message.BodyCase != PushRequest.BodyOneofCase.Entries)
+                    {
+                        throw new GrpcException(GrpcStatusCode.InvalidArgument, "after the metadata, every PushRequest must carry entries");
+                    }
+
+                    foreach (var entry in message.Entries.Entries)
+                    {
+                        cancellationToken.ThrowIfCancellationRequested();
+                        Apply(entry);
+                    }
+                }
+            }
+            catch (JournalVerificationException ex)
+            {
+                _owner._logger.LogError("ALERT journal sync rejected: journal {Journal} factory {Factory} client {Client}: {Reason}; nothing of this push was applied",
+                    _journalKey, _meta.FactoryId, _caller.ClientName, ex.Message);
+                throw new GrpcException(StatusFor(ex.Fault), ex.Message, ex);
+            }
+            catch (GrpcException ex) when (ex.StatusCode is GrpcStatusCode.PermissionDenied or GrpcStatusCode.ResourceExhausted)
+            {
+                _owner._logger.LogError("ALERT journal sync rejected: journal {Journal} factory {Factory} client {Client}: {Reason}; nothing of this push was applied",
+                    _journalKey, _meta.FactoryId, _caller.ClientName, ex.Message);
+                throw;
+            }
+
+            cancellationToken.ThrowIfCancellationRequested();
+            if (_tx is not null && _applied > 0)
+            {
+                _tx.Commit();
+            }
+
+            var headState = _state;
+            var response = headState is null
+                ? new PushResponse { AppliedSeq = 0, HeadHash = ByteString.CopyFrom(new byte[JournalCodec.HashSize]), EntriesApplied = 0 }
+                : new PushResponse { AppliedSeq = headState.HeadSeq, HeadHash = ByteString.CopyFrom(headState.HeadHash), EntriesApplied = _applied };
+            _owner._logger.LogInformation(
+                "journal {Journal} factory {Factory}: applied {Applied} entries, replayed {Replayed}, dropped {Dropped} after the last checkpoint; head seq {Seq} ({Elapsed} ms)",
+                _journalKey, _meta.FactoryId, _applied, _replayed, _pending.Count, response.AppliedSeq, sw.ElapsedMilliseconds);
+            return response;
+        }
+
+        private void Apply(JournalEntry entry)
+        {
+            if (entry.Seq != _expectedSeq)
+            {
+                var fault = entry.Seq > _expectedSeq ? JournalFault.Gap : JournalFault.Fork;
+                throw new JournalVerificationException(entry.Seq, fault, $"expected seq {_expectedSeq} in this push");
+            }
+
+            _expectedSeq++;
+            if (_state is not null && entry.Seq <= _state.HeadSeq)
+            {
+                var stored = _owner._sink.GetEntryHash(_journalId, entry.Seq);
+                if (stored is null || !entry.Hash.Span.SequenceEqual(stored))
+                {
+                    throw new JournalVerificationException(entry.Seq, JournalFault.Fork,
+                        $"the mirror holds entry {entry.Seq} with hash {(stored is null ? "(none)" : Convert.ToHexStringLower(stored))}, the push has {Convert.ToHexStringLower(entry.Hash.Span)}");
+                }
+
+                _replayed++;
+                return;
+            }
+
+            var verified = _verifier!.Accept(entry);
+            IssuedCertificateRecord? record = null;
+            switch (verified.Payload)
+            {
+                case Genesis g:
+                    if (!string.Equals(g.FactoryId, _caller.Principal, StringComparison.Ordinal))
+                    {
+                        throw new GrpcException(GrpcStatusCode.PermissionDenied,
+                            $"client {_caller.ClientName} may not push journal of factory {g.FactoryId}");
+                    }
+
+                    if (!g.JournalId.Span.SequenceEqual(_journalId) || !string.Equals(g.FactoryId, _meta.FactoryId, StringComparison.Ordinal))
+                    {
+                        throw new JournalVerificationException(entry.Seq, JournalFault.WrongJournal,
+                            $"genesis names journal {Convert.ToHexStringLower(g.JournalId.Span)} of factory {g.FactoryId}, the push metadata names journal {_journalKey} of factory {_meta.FactoryId}");
+                    }
+
+                    _issuerKeyHash = IssuerKeyHash(g.IssuingCaChain[0].Span);
+                    break;
+                case CertificateIssued c:
+                    record = Record(entry.Seq, c);
+                    break;
+            }
+
+            var raw = entry.ToByteArray();
+            _pending.Add(new Pending(entry.Seq, entry.Hash.ToByteArray(), (int)entry.Type, raw, record));
+            _pendingBytes += raw.Length;
+            if (entry.Type == EntryType.Checkpoint)
+            {
+                Flush();
+            }
+            else if (_pendingBytes > _owner._options.MaxUncheckpointedBytes)
+            {
+                throw new GrpcException(GrpcStatusCode.ResourceExhausted,
+                    $"more than {_owner._options.MaxUncheckpointedBytes} bytes of entries after seq {_state?.HeadSeq ?? 0} without a checkpoint; the factory must checkpoint more often");
+            }
+        }
+
+        private void Flush()
+        {
+            _tx ??= _owner._sink.BeginApply();
+            foreach (var p in _pending)
+            {
+                _tx.AddEntry(_journalId, p.Seq, p.Hash, p.Type, p.Raw);
+                if (p.Certificate is not null)
+                {
+                    _tx.AddCertificate(p.Certificate);
+                }
+            }
+
+            _applied += (ulong)_pending.Count;
+            var last = _pending[^1];
+            _pending.Clear();
+            _pendingBytes = 0;
+            var anchor = _verifier!.Anchor!;
+            _state = new JournalState(anchor.JournalId, anchor.FactoryId, anchor.IssuingCaCertificate, anchor.JournalSignerCertificate, last.Seq, last.Hash);
+            _tx.SetJournal(_state);
+        }
+
+        private IssuedCertificateRecord Record(ulong seq, CertificateIssued c)
+        {
+            var parts = DerCertificateParts.Parse(c.Certificate.Memory);
+            return new IssuedCertificateRecord(
+                SerialNumber.Normalize(parts.SerialNumber.Span),
+                _issuerKeyHash!,
+                c.Certificate.ToByteArray(),
+                c.DeviceId,
+                c.StationId,
+                c.BatchId,
+                parts.NotBefore,
+                parts.NotAfter,
+                _journalId,
+                seq);
+        }
+
+        public void Dispose()
+        {
+            _tx?.Dispose();
+            _verifier?.Dispose();
+        }
+
+        private sealed record Pending(ulong Seq, byte[] Hash, int Type, byte[] Raw, IssuedCertificateRecord? Certificate);
+    }
+
+    /// <summary>RFC 6960 §4.1.1 issuerKeyHash: SHA-1 over the value (excluding tag, length and unused-bits octet) of the issuing CA's subjectPublicKey BIT STRING.</summary>
+    internal static byte[] IssuerKeyHash(ReadOnlySpan<byte> issuingCaDer)
+    {
+        using var ca = X509CertificateLoader.LoadCertificate(issuingCaDer);
+#pragma warning disable CA5350 // SHA-1 is what RFC 6960 CertID uses; not a security decision here.
+        return SHA1.HashData(ca.PublicKey.EncodedKeyValue.RawData);
+#pragma warning restore CA5350
+    }
+}

@@ -1,0 +1,89 @@
+using Microsoft.Extensions.Options;
+
+namespace OfflinePki.Sync;
+
+/// <summary>Factory-side sync settings (configuration section "Sync").</summary>
+public sealed class SyncOptions
+{
+    /// <summary>The configuration section name.</summary>
+    public const string Section = "Sync";
+
+    /// <summary>Whether the scheduled sync runs (default true). On-demand syncs work either way.</summary>
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>The mirror's sync endpoint, "https://mirror.example:8443/".</summary>
+    public string MirrorUrl { get; set; } = string.Empty;
+
+    /// <summary>Time between scheduled syncs (default 5 min; at least 1 s).</summary>
+    public TimeSpan Interval { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Deadline of one GetHead call (default 30 s).</summary>
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Deadline of one PushEntries call, which may carry a large backlog (default 10 min).</summary>
+    public TimeSpan PushTimeout { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>PEM file of our TLS client certificate (CN e.g. "factory-F1-sync", clientAuth EKU).</summary>
+    public string ClientCertificatePath { get; set; } = string.Empty;
+
+    /// <summary>PEM file of the client certificate's private key.</summary>
+    public string ClientKeyPath { get; set; } = string.Empty;
+
+    /// <summary>PEM file of the TLS CA that must have issued the mirror's server certificate.</summary>
+    public string ServerTrustAnchorPath { get; set; } = string.Empty;
+
+    /// <summary>Most entries per EntryBatch message (default 512).</summary>
+    public int BatchMaxEntries { get; set; } = 512;
+
+    /// <summary>Target size of one EntryBatch message, in bytes (default 1 MiB; a batch holds at least one entry).</summary>
+    public int BatchMaxBytes { get; set; } = 1 << 20;
+}
+
+/// <summary>Cross-field validation of <see cref="SyncOptions"/>, run at startup (ValidateOnStart).</summary>
+public sealed class SyncOptionsValidator : IValidateOptions<SyncOptions>
+{
+    /// <inheritdoc />
+    public ValidateOptionsResult Validate(string? name, SyncOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var errors = new List<string>();
+        if (!Uri.TryCreate(options.MirrorUrl, UriKind.Absolute, out var url) || url.Scheme != Uri.UriSchemeHttps)
+        {
+            errors.Add($"Sync:MirrorUrl must be an absolute https URL (got '{options.MirrorUrl}').");
+        }
+
+        if (options.Interval < TimeSpan.FromSeconds(1))
+        {
+            errors.Add($"Sync:Interval must be at least 00:00:01 (got {options.Interval}).");
+        }
+
+        if (options.Timeout <= TimeSpan.Zero || options.PushTimeout <= TimeSpan.Zero)
+        {
+            errors.Add("Sync:Timeout and Sync:PushTimeout must be positive.");
+        }
+
+        foreach (var (key, path) in new[] { ("ClientCertificatePath", options.ClientCertificatePath), ("ClientKeyPath", options.ClientKeyPath), ("ServerTrustAnchorPath", options.ServerTrustAnchorPath) })
+        {
+            if (string.IsNullOrWhiteSpace(path))
+            {
+                errors.Add($"Sync:{key} is required.");
+            }
+            else if (!File.Exists(path))
+            {
+                errors.Add($"Sync:{key} '{path}' does not exist.");
+            }
+        }
+
+        if (options.BatchMaxEntries is < 1 or > 100_000)
+        {
+            errors.Add($"Sync:BatchMaxEntries must be in 1..100000 (got {options.BatchMaxEntries}).");
+        }
+
+        if (options.BatchMaxBytes is < 1024 or > 3 << 20)
+        {
+            errors.Add($"Sync:BatchMaxBytes must be in 1 KiB..3 MiB, under the 4 MiB gRPC message limit (got {options.BatchMaxBytes}).");
+        }
+
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+}
