@@ -119,7 +119,9 @@ public static class EstEndpoints
     {
         byte[] pkcs7 = certs.Export(X509ContentType.Pkcs7) ?? throw new InvalidOperationException("PKCS#7 export returned nothing");
         http.Response.Headers["Content-Transfer-Encoding"] = "base64";
-        return Results.Text(Convert.ToBase64String(pkcs7, Base64FormattingOptions.InsertLineBreaks) + "\r\n", contentType);
+        // 76-character lines (RFC 2045 §6.8) ended by LF, which both EST libraries and coreutils `base64 -d` accept.
+        string text = Convert.ToBase64String(pkcs7, Base64FormattingOptions.InsertLineBreaks).Replace("\r\n", "\n", StringComparison.Ordinal) + "\n";
+        return Results.Text(text, contentType);
     }
 
     private static IResult Text(int status, string message) => Results.Text(message + "\n", "text/plain; charset=utf-8", statusCode: status);
