@@ -177,6 +177,11 @@ public sealed class FactoryCaOptionsValidator : IValidateOptions<FactoryCaOption
             errors.Add($"{S}:FactoryId: '{options.FactoryId}' must be 1-32 of [A-Za-z0-9_-]");
         }
 
+        if (options.Environment is not ("dev" or "test" or "staging" or "production"))
+        {
+            errors.Add($"{S}:Environment: '{options.Environment}' must be dev, test, staging or production");
+        }
+
         var root = Cert(errors, $"{S}:RootCertificate", options.RootCertificate);
         var issuing = Cert(errors, $"{S}:IssuingCa:Certificate", options.IssuingCa.Certificate);
         FileExists(errors, $"{S}:IssuingCa:Key:File", options.IssuingCa.Key.File);

@@ -160,7 +160,18 @@ public sealed class CsrIntake
         CertificateRequest request;
         try
         {
-            // Default options verify the request signature with the request's own key: proof of possession.
+            // First without the signature check, so a structure the runtime refuses is not mistaken for a bad signature.
+            CertificateRequest.LoadSigningRequest(der, HashAlgorithmName.SHA256, CertificateRequestLoadOptions.SkipSignatureValidation);
+        }
+        catch (CryptographicException ex)
+        {
+            throw new EnrollmentRejectedException(EnrollmentError.MalformedCsr, $"CSR cannot be loaded: {ex.Message}");
+        }
+
+        try
+        {
+            // Default options verify the request signature with the request's own key: proof of possession (RFC 2986 §3).
+            // Requested extensions (extensionRequest) are not loaded: the profile alone decides the extensions.
             request = CertificateRequest.LoadSigningRequest(der, HashAlgorithmName.SHA256, CertificateRequestLoadOptions.Default);
         }
         catch (CryptographicException)
@@ -312,7 +323,7 @@ public sealed class CsrIntake
         if (!match)
         {
             throw new EnrollmentRejectedException(EnrollmentError.DeviceIdInvalid,
-                $"device serial '{id}' does not match the pattern {_deviceIdPattern} (FactoryCa:Profile:DeviceIdPattern)");
+                $"device serial '{(id.Length > 64 ? id[..64] + "..." : id)}' does not match the pattern {_deviceIdPattern} (FactoryCa:Profile:DeviceIdPattern)");
         }
 
         return id;

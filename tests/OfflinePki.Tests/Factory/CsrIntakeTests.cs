@@ -104,6 +104,25 @@ public class CsrIntakeTests
         Assert.That(bad.Message, Does.Contain("FactoryCa:Profile:DeviceIdPattern"));
     }
 
+    [Test]
+    public void Requested_extensions_are_accepted_but_not_carried_over()
+    {
+        var der = Peers.Csr("/serialNumber=DEV-0008/CN=x", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+            "-addext", "basicConstraints=critical,CA:true", "-addext", "keyUsage=critical,keyCertSign", "-addext", "subjectAltName=DNS:evil.example");
+        var ok = Intake.Validate(der);
+        Assert.That(ok.DeviceId, Is.EqualTo("DEV-0008"));
+        // ValidatedCsr carries only the key and device ID; the issuer builds extensions from the profile alone.
+        Assert.That(typeof(ValidatedCsr).GetProperties().Select(p => p.Name),
+            Is.EquivalentTo(new[] { "Der", "Sha256", "SubjectPublicKeyInfo", "KeyDescription", "DeviceId" }));
+    }
+
+    [Test]
+    public void An_RSA_PSS_signed_CSR_verifies()
+    {
+        var der = Peers.Csr("/serialNumber=DEV-PSS1/CN=x", "rsa:2048", "-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:32");
+        Assert.That(Intake.Validate(der).KeyDescription, Is.EqualTo("RSA-2048"));
+    }
+
     private static string PemEncodingHelper(string label, byte[] der) =>
         new string(System.Security.Cryptography.PemEncoding.Write(label, der));
 }

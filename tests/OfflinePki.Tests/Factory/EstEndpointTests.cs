@@ -125,13 +125,16 @@ public class EstEndpointTests
         Assert.That(text, Does.Match(@"Basic Constraints: critical\s+CA:FALSE"));
         Assert.That(text, Does.Contain("X509v3 Authority Key Identifier"));
         Assert.That(text, Does.Contain("X509v3 Subject Key Identifier"));
-        Assert.That(text, Does.Contain("othername").IgnoreCase);
+        Assert.That(text, Does.Contain("othername: 1.3.6.1.5.5.7.8.4::"), "SAN otherName hardwareModuleName (RFC 4108 §5)");
         Assert.That(text, Does.Contain("URI:http://127.0.0.1:8080/crl/F1.crl"));
         Assert.That(text, Does.Contain("OCSP - URI:http://127.0.0.1:8080/ocsp"));
         Assert.That(text, Does.Contain("CA Issuers - URI:http://127.0.0.1:8080/ca/F1.crt"));
         Assert.That(text, Does.Contain("Not After : Dec 31 23:59:59 9999 GMT"));
         var asn1 = Tool.OpenSsl("asn1parse", "-in", pem).EnsureSuccess("asn1parse").StdOut;
         Assert.That(asn1, Does.Contain("GENERALIZEDTIME   :99991231235959Z"));
+        Assert.That(asn1, Does.Contain("PRINTABLESTRING   :DEV-0001"));
+        // SAN: otherName id-on-hardwareModuleName { hwType, hwSerialNum OCTET STRING "DEV-0001" }
+        Assert.That(asn1, Does.Contain("A03006082B06010505070804A024302206").And.Contain("04084445562D30303031"));
 
         // Journaled before it was returned, with what the mirror needs.
         Assert.That(_journal.Count, Is.EqualTo(before + 1));
@@ -198,6 +201,16 @@ public class EstEndpointTests
     public void An_oversized_body_is_413() =>
         Refused(413, "exceeds 16384 bytes (FactoryCa:Est:MaxRequestBytes)",
             () => Curl("/.well-known/est/simpleenroll", new byte[40_000].Select(_ => (byte)'A').ToArray()));
+
+    [Test]
+    public void An_oversized_chunked_body_is_413() =>
+        Refused(413, "exceeds 16384 bytes", () => Curl("/.well-known/est/simpleenroll", new byte[40_000].Select(_ => (byte)'A').ToArray(),
+            extra: ["-H", "Transfer-Encoding: chunked"]));
+
+    [Test]
+    public void A_bad_operator_id_is_400() =>
+        Refused(400, "operator id must be at most 64 printable ASCII characters",
+            () => Curl("/.well-known/est/simpleenroll", Peers.Base64Body(Peers.P256Csr("DEV-0010")), extra: ["-H", "X-Operator-Id: " + new string('x', 65)]));
 
     [Test]
     public void A_wrong_content_type_is_415() =>
