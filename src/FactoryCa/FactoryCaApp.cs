@@ -33,7 +33,10 @@ public static class FactoryCaApp
         builder.Configuration.AddJsonFile(fullPath, optional: false, reloadOnChange: false);
         builder.Configuration.AddEnvironmentVariables("OFFLINEPKI_");
 
-        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning); // a "Logging" section in the config file overrides this
+        if (!builder.Configuration.GetSection("Logging").Exists())
+        {
+            builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        }
 
         builder.Services.AddFactoryCaOptions(builder.Configuration, Path.GetDirectoryName(fullPath)!, configure);
         builder.Services.AddFactoryIssuance();

@@ -150,6 +150,10 @@ public class EstEndpointTests
         Assert.That(issued.CsrSha256.ToByteArray(), Is.EqualTo(SHA256.HashData(csrDer)));
     }
 
+    [TestCaseSource(typeof(BadInputFixtureTests), nameof(BadInputFixtureTests.Cases))]
+    public void Every_bad_CSR_fixture_is_400_and_journals_nothing(string file, OfflinePki.Enrollment.EnrollmentError code, string message) =>
+        Refused(400, message, () => Curl("/.well-known/est/simpleenroll", File.ReadAllBytes(Path.Combine(BadInputFixtureTests.Dir, file))));
+
     [Test]
     public void Malformed_base64_is_400() =>
         Refused(400, "not valid base64", () => Curl("/.well-known/est/simpleenroll", "MIIB!!!!not-base64"u8.ToArray()));
