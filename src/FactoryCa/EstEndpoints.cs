@@ -83,7 +83,7 @@ public static class EstEndpoints
         }
         catch (EnrollmentRejectedException ex)
         {
-            return Text(StatusCodes.Status400BadRequest, ex.Message);
+            return Text(ex.Code == EnrollmentError.StationNotAuthorizedForProfile ? StatusCodes.Status403Forbidden : StatusCodes.Status400BadRequest, ex.Message);
         }
         catch (EnrollmentUnavailableException ex)
         {

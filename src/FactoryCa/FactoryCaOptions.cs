@@ -107,6 +107,9 @@ public sealed class StationOptions
 
     /// <summary>Subject CN of its TLS client certificate.</summary>
     public string CertificateSubjectCn { get; set; } = string.Empty;
+
+    /// <summary>Profile names it may request; empty means every profile.</summary>
+    public List<string> Profiles { get; set; } = [];
 }
 
 /// <summary>The IDevID profile (see <see cref="CertificateProfile"/>).</summary>
@@ -226,6 +229,11 @@ public sealed class FactoryCaOptionsValidator : IValidateOptions<FactoryCaOption
             {
                 errors.Add($"{S}:Stations:{i}: Id and CertificateSubjectCn are required");
             }
+
+            foreach (var profile in s.Profiles.Where(p => !string.Equals(p, options.Profile.Name, StringComparison.Ordinal)))
+            {
+                errors.Add($"{S}:Stations:{i}:Profiles: unknown profile '{profile}' ({S}:Profile:Name is '{options.Profile.Name}')");
+            }
         }
 
         foreach (var dup in options.Stations.GroupBy(s => s.CertificateSubjectCn, StringComparer.Ordinal).Where(g => g.Count() > 1))
@@ -336,5 +344,5 @@ public sealed class FactoryCaOptionsValidator : IValidateOptions<FactoryCaOption
     }
 
     /// <summary>The station list as policy entries.</summary>
-    internal static IEnumerable<StationEntry> Stations(FactoryCaOptions o) => o.Stations.Select(s => new StationEntry(s.Id, s.CertificateSubjectCn));
+    internal static IEnumerable<StationEntry> Stations(FactoryCaOptions o) => o.Stations.Select(s => new StationEntry(s.Id, s.CertificateSubjectCn, s.Profiles));
 }

@@ -17,6 +17,8 @@ public enum EnrollmentError
     DeviceIdMissing,
     /// <summary>The device serial does not match the configured pattern or is not a PrintableString. HTTP 400.</summary>
     DeviceIdInvalid,
+    /// <summary>The station is listed but not authorised for the requested profile. HTTP 403.</summary>
+    StationNotAuthorizedForProfile,
     /// <summary>The operator id is too long or holds characters outside printable ASCII. HTTP 400.</summary>
     OperatorIdInvalid,
 }

@@ -29,7 +29,7 @@ public interface IEnrollmentService
     /// <param name="operatorId">Optional operator id (≤ 64 printable ASCII characters), journaled; never a secret.</param>
     /// <param name="cancellationToken">Cancels waiting for the journal; an entry may still become durable.</param>
     /// <returns>The durable certificate and its chain.</returns>
-    /// <exception cref="EnrollmentRejectedException">Bad input: body, CSR, key, signature, device ID or operator id.</exception>
+    /// <exception cref="EnrollmentRejectedException">Bad input (body, CSR, key, signature, device ID, operator id), or a station not authorised for the profile.</exception>
     /// <exception cref="EnrollmentUnavailableException">The journal or the CA key is unavailable (fail closed).</exception>
     /// <exception cref="CertificateLintException">The profile produced a certificate that breaks a lint (a factory defect).</exception>
     Task<EnrollmentResult> EnrollAsync(StationIdentity station, ReadOnlyMemory<byte> body, string? operatorId, CancellationToken cancellationToken);
@@ -74,6 +74,12 @@ public sealed partial class EnrollmentService : IEnrollmentService
         try
         {
             CheckOperatorId(operatorId);
+            if (!station.MayRequest(_issuer.Profile.Name))
+            {
+                throw new EnrollmentRejectedException(EnrollmentError.StationNotAuthorizedForProfile,
+                    $"station CN={station.SubjectCn} is not authorised for profile {_issuer.Profile.Name} (FactoryCa:Stations, Id {station.Id}: Profiles)");
+            }
+
             var csr = _intake.Validate(CsrIntake.DecodeBody(body.Span));
             IssuedCertificate issued;
             try

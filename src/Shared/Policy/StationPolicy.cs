@@ -7,12 +7,18 @@ namespace OfflinePki.Policy;
 /// <param name="Id">The station id as configured (FactoryCa:Stations[i]:Id); journaled as station_id.</param>
 /// <param name="SubjectCn">The CN of the station's mTLS client certificate.</param>
 /// <param name="CertificateSha256">Lower-case hex SHA-256 of the client certificate DER, for logs.</param>
-public sealed record StationIdentity(string Id, string SubjectCn, string CertificateSha256);
+/// <param name="Profiles">Profile names the station may request; null or empty means every profile.</param>
+public sealed record StationIdentity(string Id, string SubjectCn, string CertificateSha256, IReadOnlyList<string>? Profiles = null)
+{
+    /// <summary>True when the station may request <paramref name="profile"/>.</summary>
+    public bool MayRequest(string profile) => Profiles is not { Count: > 0 } || Profiles.Contains(profile, StringComparer.Ordinal);
+}
 
 /// <summary>One allowed station.</summary>
 /// <param name="Id">Stable station id (journaled).</param>
 /// <param name="CertificateSubjectCn">The subject CN its client certificate must carry.</param>
-public sealed record StationEntry(string Id, string CertificateSubjectCn);
+/// <param name="Profiles">Profile names it may request; null or empty means every profile.</param>
+public sealed record StationEntry(string Id, string CertificateSubjectCn, IReadOnlyList<string>? Profiles = null);
 
 /// <summary>Why a station was refused.</summary>
 public enum StationError
@@ -132,6 +138,6 @@ public sealed class StationAuthorizer : IStationAuthorizer
             throw new StationRejectedException(StationError.NotListed, $"{who} is not in the station list (FactoryCa:Stations)");
         }
 
-        return new StationIdentity(entry.Id, cn, Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(clientCertificate.RawData)));
+        return new StationIdentity(entry.Id, cn, Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(clientCertificate.RawData)), entry.Profiles);
     }
 }

@@ -40,7 +40,8 @@ public class FactoryConfigTests
             .Replace("\"est-server.crt\"", "\"missing/est-server.crt\"", StringComparison.Ordinal)
             .Replace("\"NoWellDefinedExpiration\"", "\"ten years\"", StringComparison.Ordinal)
             .Replace("\"station-02\", \"CertificateSubjectCn\": \"station-02\"", "\"station-02\", \"CertificateSubjectCn\": \"station-01\"", StringComparison.Ordinal)
-            .Replace("https://127.0.0.1:8443", "http://factory:8443", StringComparison.Ordinal);
+            .Replace("https://127.0.0.1:8443", "http://factory:8443", StringComparison.Ordinal)
+            .Replace("\"CertificateSubjectCn\": \"station-01\" }", "\"CertificateSubjectCn\": \"station-01\", \"Profiles\": [ \"idevid-gw\" ] }", StringComparison.Ordinal);
         var path = Path.Combine(dir, "factoryca-broken.json");
         File.WriteAllText(path, json);
 
@@ -50,6 +51,7 @@ public class FactoryConfigTests
         Assert.That(failures, Has.Some.StartWith("FactoryCa:Profile:Validity: 'ten years'"));
         Assert.That(failures, Has.Member("FactoryCa:Stations: CertificateSubjectCn 'station-01' is listed 2 times"));
         Assert.That(failures, Has.Some.StartWith("FactoryCa:Est:Listen:"));
+        Assert.That(failures, Has.Member("FactoryCa:Stations:0:Profiles: unknown profile 'idevid-gw' (FactoryCa:Profile:Name is 'idevid')"));
     }
 
     [Test]

@@ -154,6 +154,25 @@ public class IssuerTests
     }
 
     [Test]
+    public async Task A_station_not_authorised_for_the_profile_is_refused_before_anything_is_signed()
+    {
+        var (authority, key) = Authority();
+        var issuer = new CertificateIssuer(authority, Profile(), new RandomSerialNumberSource(), new InMemoryIssuedSerials(), TimeProvider.System);
+        var journal = new FakeJournalAppender();
+        var service = new EnrollmentService(issuer, journal, Microsoft.Extensions.Logging.Abstractions.NullLogger<EnrollmentService>.Instance);
+        var station = new Policy.StationIdentity("st-07", "st-07", "00", ["idevid-gw"]);
+        var ex = (await Assert.ThrowsAsync<EnrollmentRejectedException>(() => service.EnrollAsync(
+            station, Peers.Base64Body(Peers.P256Csr("DEV-1002")), "op-1", CancellationToken.None)))!;
+        Assert.That(ex.Code, Is.EqualTo(EnrollmentError.StationNotAuthorizedForProfile));
+        Assert.That(ex.Message, Does.StartWith("station CN=st-07 is not authorised for profile idevid"));
+        Assert.That(key.Count + journal.Count, Is.Zero);
+
+        var allowed = await service.EnrollAsync(station with { Profiles = ["idevid"] }, Peers.Base64Body(Peers.P256Csr("DEV-1003")), "op-1", CancellationToken.None);
+        Assert.That(allowed.JournalSeq, Is.EqualTo(1UL));
+        Assert.That(allowed.Chain, Has.Count.EqualTo(2));
+    }
+
+    [Test]
     public async Task A_signing_key_failure_is_reported_as_unavailable()
     {
         var (authority, key) = Authority();
