@@ -1,0 +1,89 @@
+using System.Security.Cryptography.X509Certificates;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
+using Microsoft.Extensions.Options;
+using OfflinePki.Issuance;
+using OfflinePki.Policy;
+
+namespace OfflinePki.FactoryCa;
+
+/// <summary>Builds the FactoryCa web host: options, issuance, station policy, journal seam, Kestrel mTLS, EST endpoints.</summary>
+public static class FactoryCaApp
+{
+    /// <summary>Builds (does not start) the host from a JSON config file with a "FactoryCa" section.</summary>
+    /// <param name="configPath">Path of the JSON file; relative paths inside resolve against its directory.</param>
+    /// <param name="overrideServices">Runs after the default registrations; later registrations win (tests replace IJournalAppender here).</param>
+    /// <param name="configure">Adjusts options after binding and path resolution (e.g. Est:Listen port 0 in tests).</param>
+    /// <returns>The built application; call StartAsync/RunAsync.</returns>
+    /// <exception cref="FileNotFoundException">The config file does not exist.</exception>
+    /// <exception cref="OptionsValidationException">The configuration is invalid; each failure names its key.</exception>
+    /// <exception cref="Keys.SigningKeyUnavailableException">The issuing CA key cannot be loaded.</exception>
+    /// <exception cref="ArgumentException">The issuing CA key does not match its certificate.</exception>
+    public static WebApplication Build(string configPath, Action<IServiceCollection>? overrideServices = null, Action<FactoryCaOptions>? configure = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(configPath);
+        string fullPath = Path.GetFullPath(configPath);
+        if (!File.Exists(fullPath))
+        {
+            throw new FileNotFoundException($"config file '{fullPath}' not found", fullPath);
+        }
+
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = Path.GetDirectoryName(fullPath) });
+        builder.Configuration.Sources.Clear();
+        builder.Configuration.AddJsonFile(fullPath, optional: false, reloadOnChange: false);
+        builder.Configuration.AddEnvironmentVariables("OFFLINEPKI_");
+
+        if (!builder.Configuration.GetSection("Logging").Exists())
+        {
+            builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        }
+
+        builder.Services.AddFactoryCaOptions(builder.Configuration, Path.GetDirectoryName(fullPath)!, configure);
+        builder.Services.AddFactoryIssuance();
+        builder.Services.AddFactoryStationPolicy();
+        builder.Services.AddFactoryJournal();
+        builder.Services.AddFactoryEstListener();
+        overrideServices?.Invoke(builder.Services);
+
+        var app = builder.Build();
+
+        // Fail at build time, not at the first request: options (with key names), CA key/cert, station list.
+        _ = app.Services.GetRequiredService<IOptions<FactoryCaOptions>>().Value;
+        _ = app.Services.GetRequiredService<ICertificateIssuer>();
+        _ = app.Services.GetRequiredService<IStationAuthorizer>();
+
+        app.MapEst();
+        return app;
+    }
+
+    /// <summary>
+    /// Kestrel: HTTPS on Est:Listen with the EST server certificate; a client certificate is requested and any is
+    /// accepted at the TLS layer, so the application can answer a missing or foreign one with a clear 401/403.
+    /// Request bodies are capped at Est:MaxRequestBytes.
+    /// </summary>
+    public static IServiceCollection AddFactoryEstListener(this IServiceCollection services)
+    {
+        services.AddOptions<KestrelServerOptions>().Configure<IOptions<FactoryCaOptions>>((kestrel, factory) =>
+        {
+            var est = factory.Value.Est;
+            if (!FactoryCaOptionsValidator.TryParseListen(est.Listen, out var endpoint, out var error))
+            {
+                throw new OptionsValidationException(FactoryCaOptions.SectionName, typeof(FactoryCaOptions), [$"FactoryCa:Est:Listen: {error}"]);
+            }
+
+            kestrel.AddServerHeader = false;
+            kestrel.Limits.MaxRequestBodySize = est.MaxRequestBytes;
+            kestrel.Listen(endpoint!, listen =>
+            {
+                listen.Protocols = HttpProtocols.Http1AndHttp2;
+                var serverCert = X509Certificate2.CreateFromPemFile(est.ServerCertificate, est.ServerKey);
+                listen.UseHttps(serverCert, https =>
+                {
+                    https.ClientCertificateMode = ClientCertificateMode.AllowCertificate;
+                    https.AllowAnyClientCertificate();
+                });
+            });
+        });
+        return services;
+    }
+}

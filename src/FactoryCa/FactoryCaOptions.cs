@@ -1,0 +1,348 @@
+using System.Globalization;
+using System.Net;
+using System.Security.Cryptography.X509Certificates;
+using Microsoft.Extensions.Options;
+using OfflinePki.Issuance;
+using OfflinePki.Policy;
+
+namespace OfflinePki.FactoryCa;
+
+/// <summary>The "FactoryCa" configuration section. Relative paths resolve against the config file's directory.</summary>
+public sealed class FactoryCaOptions
+{
+    /// <summary>The configuration section name.</summary>
+    public const string SectionName = "FactoryCa";
+
+    /// <summary>Factory id, 1-32 of [A-Za-z0-9_-].</summary>
+    public string FactoryId { get; set; } = string.Empty;
+
+    /// <summary>dev, test, staging or production.</summary>
+    public string Environment { get; set; } = string.Empty;
+
+    /// <summary>Directory for the journal and index.</summary>
+    public string DataDirectory { get; set; } = string.Empty;
+
+    /// <summary>PEM root CA certificate (returned by EST cacerts).</summary>
+    public string RootCertificate { get; set; } = string.Empty;
+
+    /// <summary>The issuing CA certificate and key.</summary>
+    public KeyedCertificateOptions IssuingCa { get; set; } = new();
+
+    /// <summary>The journal signer certificate and key (used by the journal; not validated here).</summary>
+    public KeyedCertificateOptions JournalSigner { get; set; } = new();
+
+    /// <summary>EST listener.</summary>
+    public EstOptions Est { get; set; } = new();
+
+    /// <summary>Stations allowed to enroll.</summary>
+    public List<StationOptions> Stations { get; set; } = [];
+
+    /// <summary>The IDevID profile.</summary>
+    public ProfileOptions Profile { get; set; } = new();
+
+    /// <summary>Makes every relative path absolute against <paramref name="baseDirectory"/>.</summary>
+    public void ResolvePaths(string baseDirectory)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(baseDirectory);
+        string R(string p) => string.IsNullOrEmpty(p) ? p : Path.GetFullPath(p, baseDirectory);
+        DataDirectory = R(DataDirectory);
+        RootCertificate = R(RootCertificate);
+        IssuingCa.Certificate = R(IssuingCa.Certificate);
+        IssuingCa.Key.File = R(IssuingCa.Key.File);
+        JournalSigner.Certificate = R(JournalSigner.Certificate);
+        JournalSigner.Key.File = R(JournalSigner.Key.File);
+        Est.ServerCertificate = R(Est.ServerCertificate);
+        Est.ServerKey = R(Est.ServerKey);
+        Est.RaCaCertificate = R(Est.RaCaCertificate);
+    }
+}
+
+/// <summary>A PEM certificate and its key.</summary>
+public sealed class KeyedCertificateOptions
+{
+    /// <summary>PEM certificate path.</summary>
+    public string Certificate { get; set; } = string.Empty;
+
+    /// <summary>The private key.</summary>
+    public KeyOptions Key { get; set; } = new();
+}
+
+/// <summary>Where a private key lives.</summary>
+public sealed class KeyOptions
+{
+    /// <summary>PEM PKCS#8 file (software key).</summary>
+    public string File { get; set; } = string.Empty;
+
+    /// <summary>Name of an environment variable holding the passphrase of an encrypted PKCS#8 file; the value is never logged.</summary>
+    public string? PassphraseEnvironmentVariable { get; set; }
+}
+
+/// <summary>The EST (RFC 7030) listener.</summary>
+public sealed class EstOptions
+{
+    /// <summary>https://IP:PORT to listen on (port 0 picks a free port; host may be an IP, "localhost" or "*").</summary>
+    public string Listen { get; set; } = string.Empty;
+
+    /// <summary>PEM TLS server certificate.</summary>
+    public string ServerCertificate { get; set; } = string.Empty;
+
+    /// <summary>PEM TLS server key.</summary>
+    public string ServerKey { get; set; } = string.Empty;
+
+    /// <summary>PEM RA/TLS CA that certifies station client certificates.</summary>
+    public string RaCaCertificate { get; set; } = string.Empty;
+
+    /// <summary>Largest request body, in bytes (1024..1048576); larger requests get 413.</summary>
+    public long MaxRequestBytes { get; set; } = 16384;
+
+    /// <summary>Retry-After sent with 503 when the journal or CA key is unavailable.</summary>
+    public TimeSpan RetryAfter { get; set; } = TimeSpan.FromSeconds(30);
+}
+
+/// <summary>One station allowed to enroll.</summary>
+public sealed class StationOptions
+{
+    /// <summary>Stable station id (journaled).</summary>
+    public string Id { get; set; } = string.Empty;
+
+    /// <summary>Subject CN of its TLS client certificate.</summary>
+    public string CertificateSubjectCn { get; set; } = string.Empty;
+
+    /// <summary>Profile names it may request; empty means every profile.</summary>
+    public List<string> Profiles { get; set; } = [];
+}
+
+/// <summary>The IDevID profile (see <see cref="CertificateProfile"/>).</summary>
+public sealed class ProfileOptions
+{
+    /// <summary>The literal for RFC 5280 §4.1.2.5 notAfter 99991231235959Z.</summary>
+    public const string NoWellDefinedExpiration = "NoWellDefinedExpiration";
+
+    /// <summary>Profile name.</summary>
+    public string Name { get; set; } = "idevid";
+
+    /// <summary>Subject CN.</summary>
+    public string SubjectCommonName { get; set; } = string.Empty;
+
+    /// <summary>Subject O.</summary>
+    public string SubjectOrganization { get; set; } = string.Empty;
+
+    /// <summary>A TimeSpan ("3650.00:00:00") or "NoWellDefinedExpiration".</summary>
+    public string Validity { get; set; } = NoWellDefinedExpiration;
+
+    /// <summary>CRL URL.</summary>
+    public string CrlDistributionPointUrl { get; set; } = string.Empty;
+
+    /// <summary>OCSP URL.</summary>
+    public string OcspUrl { get; set; } = string.Empty;
+
+    /// <summary>caIssuers URL.</summary>
+    public string CaIssuersUrl { get; set; } = string.Empty;
+
+    /// <summary>hwType OID; default <see cref="CertificateProfile.DefaultHardwareModuleType"/>.</summary>
+    public string? HardwareModuleType { get; set; }
+
+    /// <summary>Device serial pattern.</summary>
+    public string DeviceIdPattern { get; set; } = "^[A-Za-z0-9-]{4,64}$";
+
+    /// <summary>Builds the immutable profile.</summary>
+    /// <exception cref="ArgumentException">A value is invalid; ParamName names it.</exception>
+    /// <exception cref="FormatException">Validity is neither a TimeSpan nor "NoWellDefinedExpiration".</exception>
+    public CertificateProfile ToProfile()
+    {
+        TimeSpan? validity = null;
+        if (!string.Equals(Validity, NoWellDefinedExpiration, StringComparison.Ordinal))
+        {
+            validity = TimeSpan.Parse(Validity, CultureInfo.InvariantCulture);
+        }
+
+        return new CertificateProfile(Name, SubjectCommonName, SubjectOrganization, validity,
+            Url(CrlDistributionPointUrl, "crlDistributionPointUrl"), Url(OcspUrl, "ocspUrl"), Url(CaIssuersUrl, "caIssuersUrl"),
+            HardwareModuleType, DeviceIdPattern);
+    }
+
+    private static Uri Url(string value, string param) =>
+        Uri.TryCreate(value, UriKind.Absolute, out var u) ? u : throw new ArgumentException($"'{value}' is not an absolute URL", param);
+}
+
+/// <summary>Validates <see cref="FactoryCaOptions"/> at startup; each failure names its configuration key.</summary>
+public sealed class FactoryCaOptionsValidator : IValidateOptions<FactoryCaOptions>
+{
+    /// <inheritdoc />
+    public ValidateOptionsResult Validate(string? name, FactoryCaOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var errors = new List<string>();
+        const string S = FactoryCaOptions.SectionName;
+
+        if (!System.Text.RegularExpressions.Regex.IsMatch(options.FactoryId, "^[A-Za-z0-9_-]{1,32}$"))
+        {
+            errors.Add($"{S}:FactoryId: '{options.FactoryId}' must be 1-32 of [A-Za-z0-9_-]");
+        }
+
+        if (options.Environment is not ("dev" or "test" or "staging" or "production"))
+        {
+            errors.Add($"{S}:Environment: '{options.Environment}' must be dev, test, staging or production");
+        }
+
+        var root = Cert(errors, $"{S}:RootCertificate", options.RootCertificate);
+        var issuing = Cert(errors, $"{S}:IssuingCa:Certificate", options.IssuingCa.Certificate);
+        FileExists(errors, $"{S}:IssuingCa:Key:File", options.IssuingCa.Key.File);
+        Cert(errors, $"{S}:Est:ServerCertificate", options.Est.ServerCertificate);
+        FileExists(errors, $"{S}:Est:ServerKey", options.Est.ServerKey);
+        var raCa = Cert(errors, $"{S}:Est:RaCaCertificate", options.Est.RaCaCertificate);
+
+        if (root is not null && issuing is not null && !ChainsTo(issuing, root))
+        {
+            errors.Add($"{S}:IssuingCa:Certificate: '{issuing.Subject}' does not chain to {S}:RootCertificate '{root.Subject}'");
+        }
+
+        if (raCa is not null && root is not null && raCa.RawDataMemory.Span.SequenceEqual(root.RawDataMemory.Span))
+        {
+            errors.Add($"{S}:Est:RaCaCertificate: must be a separate TLS/RA CA, not the device root");
+        }
+
+        if (!TryParseListen(options.Est.Listen, out _, out string? listenError))
+        {
+            errors.Add($"{S}:Est:Listen: {listenError}");
+        }
+
+        if (options.Est.MaxRequestBytes is < 1024 or > 1024 * 1024)
+        {
+            errors.Add($"{S}:Est:MaxRequestBytes: {options.Est.MaxRequestBytes} is outside 1024..1048576");
+        }
+
+        if (options.Est.RetryAfter <= TimeSpan.Zero || options.Est.RetryAfter > TimeSpan.FromHours(1))
+        {
+            errors.Add($"{S}:Est:RetryAfter: {options.Est.RetryAfter} must be positive and at most 01:00:00");
+        }
+
+        if (options.Stations.Count == 0)
+        {
+            errors.Add($"{S}:Stations: at least one station is required");
+        }
+
+        for (int i = 0; i < options.Stations.Count; i++)
+        {
+            var s = options.Stations[i];
+            if (string.IsNullOrWhiteSpace(s.Id) || string.IsNullOrWhiteSpace(s.CertificateSubjectCn))
+            {
+                errors.Add($"{S}:Stations:{i}: Id and CertificateSubjectCn are required");
+            }
+
+            foreach (var profile in s.Profiles.Where(p => !string.Equals(p, options.Profile.Name, StringComparison.Ordinal)))
+            {
+                errors.Add($"{S}:Stations:{i}:Profiles: unknown profile '{profile}' ({S}:Profile:Name is '{options.Profile.Name}')");
+            }
+        }
+
+        foreach (var dup in options.Stations.GroupBy(s => s.CertificateSubjectCn, StringComparer.Ordinal).Where(g => g.Count() > 1))
+        {
+            errors.Add($"{S}:Stations: CertificateSubjectCn '{dup.Key}' is listed {dup.Count()} times");
+        }
+
+        foreach (var dup in options.Stations.GroupBy(s => s.Id, StringComparer.Ordinal).Where(g => g.Count() > 1))
+        {
+            errors.Add($"{S}:Stations: Id '{dup.Key}' is listed {dup.Count()} times");
+        }
+
+        try
+        {
+            options.Profile.ToProfile();
+        }
+        catch (ArgumentException ex)
+        {
+            string key = ex.ParamName is { Length: > 0 } p ? char.ToUpperInvariant(p[0]) + p[1..] : "?";
+            errors.Add($"{S}:Profile:{key}: {FirstLine(ex.Message)}");
+        }
+        catch (FormatException)
+        {
+            errors.Add($"{S}:Profile:Validity: '{options.Profile.Validity}' is neither a TimeSpan (d.hh:mm:ss) nor '{ProfileOptions.NoWellDefinedExpiration}'");
+        }
+
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+
+    /// <summary>Parses Est:Listen into an endpoint.</summary>
+    internal static bool TryParseListen(string value, out IPEndPoint? endpoint, out string? error)
+    {
+        endpoint = null;
+        error = null;
+        if (!Uri.TryCreate(value, UriKind.Absolute, out var uri) || uri.Scheme != Uri.UriSchemeHttps)
+        {
+            error = $"'{value}' must be an https URL such as https://127.0.0.1:8443";
+            return false;
+        }
+
+        string host = uri.Host.Trim('[', ']');
+        IPAddress? address = host switch
+        {
+            "*" or "0.0.0.0" => IPAddress.Any,
+            "localhost" => IPAddress.Loopback,
+            _ => IPAddress.TryParse(host, out var a) ? a : null,
+        };
+        if (address is null)
+        {
+            error = $"'{value}': host must be an IP address, localhost or *";
+            return false;
+        }
+
+        endpoint = new IPEndPoint(address, uri.Port);
+        return true;
+    }
+
+    private static string FirstLine(string message)
+    {
+        int i = message.IndexOf(" (Parameter", StringComparison.Ordinal);
+        return i >= 0 ? message[..i] : message;
+    }
+
+    private static bool FileExists(List<string> errors, string key, string path)
+    {
+        if (string.IsNullOrEmpty(path))
+        {
+            errors.Add($"{key}: required");
+            return false;
+        }
+
+        if (!File.Exists(path))
+        {
+            errors.Add($"{key}: file '{path}' not found");
+            return false;
+        }
+
+        return true;
+    }
+
+    private static X509Certificate2? Cert(List<string> errors, string key, string path)
+    {
+        if (!FileExists(errors, key, path))
+        {
+            return null;
+        }
+
+        try
+        {
+            return X509CertificateLoader.LoadCertificateFromFile(path);
+        }
+        catch (System.Security.Cryptography.CryptographicException ex)
+        {
+            errors.Add($"{key}: file '{path}' is not a certificate: {ex.Message}");
+            return null;
+        }
+    }
+
+    private static bool ChainsTo(X509Certificate2 cert, X509Certificate2 root)
+    {
+        using var chain = new X509Chain();
+        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        chain.ChainPolicy.CustomTrustStore.Add(root);
+        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        chain.ChainPolicy.VerificationFlags = X509VerificationFlags.IgnoreNotTimeValid;
+        chain.ChainPolicy.DisableCertificateDownloads = true;
+        return chain.Build(cert);
+    }
+
+    /// <summary>The station list as policy entries.</summary>
+    internal static IEnumerable<StationEntry> Stations(FactoryCaOptions o) => o.Stations.Select(s => new StationEntry(s.Id, s.CertificateSubjectCn, s.Profiles));
+}

@@ -1,0 +1,352 @@
+using System.Formats.Asn1;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+using System.Text.RegularExpressions;
+using OfflinePki.Asn1;
+
+namespace OfflinePki.Enrollment;
+
+/// <summary>A PKCS#10 request that passed intake: well formed, self-signed (proof of possession), an allowed key, a valid device ID.</summary>
+/// <param name="Der">The CSR DER as received.</param>
+/// <param name="Sha256">SHA-256 of <paramref name="Der"/> (32 bytes), journaled as csr_sha256.</param>
+/// <param name="SubjectPublicKeyInfo">DER SubjectPublicKeyInfo of the device key, re-encoded canonically.</param>
+/// <param name="KeyDescription">"P-256", "P-384" or "RSA-n"; for logs and lints.</param>
+/// <param name="DeviceId">The IEEE 802.1AR device serial: the CSR subject's serialNumber (2.5.4.5).</param>
+public sealed record ValidatedCsr(byte[] Der, byte[] Sha256, byte[] SubjectPublicKeyInfo, string KeyDescription, string DeviceId);
+
+/// <summary>
+/// Decodes and checks an EST enrollment body (RFC 7030 §4.2.1: base64 of a DER PKCS#10 request, line breaks
+/// allowed). Pure function of its input and the device-ID pattern; thread safe.
+/// </summary>
+public sealed class CsrIntake
+{
+    /// <summary>The keys a device may hold, as stated in refusals.</summary>
+    public const string AllowedKeysText = "P-256, P-384, RSA >= 2048";
+
+    /// <summary>Smallest RSA modulus accepted, in bits.</summary>
+    public const int MinRsaBits = 2048;
+
+    /// <summary>Largest RSA modulus accepted, in bits (bounds verification cost).</summary>
+    public const int MaxRsaBits = 16384;
+
+    private static readonly HashSet<string> AllowedSignatureAlgorithms =
+    [
+        Oids.EcdsaWithSha256, Oids.EcdsaWithSha384, "1.2.840.10045.4.3.4",
+        Oids.Sha256WithRsa, "1.2.840.113549.1.1.12", "1.2.840.113549.1.1.13", "1.2.840.113549.1.1.10",
+    ];
+
+    private readonly Regex _deviceIdPattern;
+
+    /// <summary>Creates the intake.</summary>
+    /// <param name="deviceIdPattern">Pattern a device serial must match in full (anchor it); compiled with a match timeout by the caller.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="deviceIdPattern"/> is null.</exception>
+    public CsrIntake(Regex deviceIdPattern)
+    {
+        ArgumentNullException.ThrowIfNull(deviceIdPattern);
+        _deviceIdPattern = deviceIdPattern;
+    }
+
+    /// <summary>Decodes an RFC 7030 §4.2.1 body: base64 text (whitespace and line breaks allowed) or PEM "CERTIFICATE REQUEST".</summary>
+    /// <param name="body">The HTTP body bytes (ASCII).</param>
+    /// <returns>The DER bytes.</returns>
+    /// <exception cref="EnrollmentRejectedException"><see cref="EnrollmentError.MalformedBody"/>: empty, non-ASCII, or not base64.</exception>
+    public static byte[] DecodeBody(ReadOnlySpan<byte> body)
+    {
+        if (body.IsEmpty)
+        {
+            throw new EnrollmentRejectedException(EnrollmentError.MalformedBody, "empty body: expected base64 of a DER PKCS#10 request (RFC 7030 §4.2.1)");
+        }
+
+        foreach (byte b in body)
+        {
+            if (b >= 0x80 || (b < 0x20 && b is not (byte)'\r' and not (byte)'\n' and not (byte)'\t'))
+            {
+                throw new EnrollmentRejectedException(EnrollmentError.MalformedBody, "body is not base64 text: it holds binary bytes (send base64 of the DER PKCS#10, RFC 7030 §4.2.1)");
+            }
+        }
+
+        string text = Encoding.ASCII.GetString(body);
+        if (text.Contains("-----BEGIN", StringComparison.Ordinal))
+        {
+            if (PemEncoding.TryFind(text, out var fields))
+            {
+                var label = text.AsSpan()[fields.Label];
+                if (label is "CERTIFICATE REQUEST" or "NEW CERTIFICATE REQUEST")
+                {
+                    text = text[fields.Base64Data];
+                }
+                else
+                {
+                    throw new EnrollmentRejectedException(EnrollmentError.MalformedBody, $"PEM body has label '{label}': expected CERTIFICATE REQUEST");
+                }
+            }
+            else
+            {
+                throw new EnrollmentRejectedException(EnrollmentError.MalformedBody, "body looks like PEM but cannot be decoded");
+            }
+        }
+
+        var compact = new StringBuilder(text.Length);
+        foreach (char c in text)
+        {
+            if (!char.IsWhiteSpace(c))
+            {
+                compact.Append(c);
+            }
+        }
+
+        var chars = compact.ToString();
+        var buffer = new byte[(chars.Length / 4 * 3) + 3];
+        if (chars.Length == 0 || !Convert.TryFromBase64String(chars, buffer, out int written))
+        {
+            throw new EnrollmentRejectedException(EnrollmentError.MalformedBody, "body is not valid base64 (RFC 7030 §4.2.1 requires base64 of the DER PKCS#10 request)");
+        }
+
+        return buffer[..written];
+    }
+
+    /// <summary>
+    /// Checks a DER PKCS#10 request: structure (RFC 2986 §4), an allowed key, an allowed signature algorithm,
+    /// the signature (proof of possession, verified by <see cref="CertificateRequest.LoadSigningRequest(byte[], HashAlgorithmName, CertificateRequestLoadOptions, RSASignaturePadding?)"/>),
+    /// and the device ID in the subject serialNumber.
+    /// </summary>
+    /// <param name="der">The CSR DER.</param>
+    /// <returns>The validated request.</returns>
+    /// <exception cref="EnrollmentRejectedException">Any rule fails; <see cref="EnrollmentRejectedException.Code"/> names which.</exception>
+    public ValidatedCsr Validate(byte[] der)
+    {
+        ArgumentNullException.ThrowIfNull(der);
+        ReadOnlyMemory<byte> subject, spki;
+        string sigAlg;
+        try
+        {
+            // CertificationRequest ::= SEQUENCE {
+            //   certificationRequestInfo CertificationRequestInfo,
+            //   signatureAlgorithm AlgorithmIdentifier,
+            //   signature BIT STRING }
+            // CertificationRequestInfo ::= SEQUENCE {
+            //   version INTEGER { v1(0) }, subject Name,
+            //   subjectPKInfo SubjectPublicKeyInfo, attributes [0] Attributes }
+            var top = new AsnReader(der, AsnEncodingRules.DER);
+            var outer = top.ReadSequence();
+            top.ThrowIfNotEmpty();
+            var info = outer.ReadSequence();
+            if (!info.TryReadInt32(out int version) || version != 0)
+            {
+                throw new EnrollmentRejectedException(EnrollmentError.MalformedCsr, "CSR version is not v1(0) (RFC 2986 §4.1)");
+            }
+
+            subject = info.ReadEncodedValue();
+            spki = info.ReadEncodedValue();
+            var algId = outer.ReadSequence();
+            sigAlg = algId.ReadObjectIdentifier();
+            outer.ReadBitString(out _);
+            outer.ThrowIfNotEmpty();
+        }
+        catch (AsnContentException ex)
+        {
+            throw new EnrollmentRejectedException(EnrollmentError.MalformedCsr, $"body is not a DER PKCS#10 request (RFC 2986 §4): {ex.Message}");
+        }
+
+        string keyDescription = ClassifyKey(spki);
+
+        if (!AllowedSignatureAlgorithms.Contains(sigAlg))
+        {
+            throw new EnrollmentRejectedException(EnrollmentError.SignatureAlgorithmNotAllowed,
+                $"CSR signature algorithm {sigAlg} refused: allowed are ECDSA or RSA with SHA-256/384/512");
+        }
+
+        CertificateRequest request;
+        try
+        {
+            // First without the signature check, so a structure the runtime refuses is not mistaken for a bad signature.
+            CertificateRequest.LoadSigningRequest(der, HashAlgorithmName.SHA256, CertificateRequestLoadOptions.SkipSignatureValidation);
+        }
+        catch (CryptographicException ex)
+        {
+            throw new EnrollmentRejectedException(EnrollmentError.MalformedCsr, $"CSR cannot be loaded: {ex.Message}");
+        }
+
+        try
+        {
+            // Default options verify the request signature with the request's own key: proof of possession (RFC 2986 §3).
+            // Requested extensions (extensionRequest) are not loaded: the profile alone decides the extensions.
+            request = CertificateRequest.LoadSigningRequest(der, HashAlgorithmName.SHA256, CertificateRequestLoadOptions.Default);
+        }
+        catch (CryptographicException)
+        {
+            throw new EnrollmentRejectedException(EnrollmentError.ProofOfPossessionFailed, "CSR signature does not verify (proof of possession failed)");
+        }
+
+        string deviceId = ReadDeviceId(new X500DistinguishedName(subject.Span));
+        return new ValidatedCsr(der, SHA256.HashData(der), request.PublicKey.ExportSubjectPublicKeyInfo(), keyDescription, deviceId);
+    }
+
+    /// <summary>
+    /// Names the key in a SubjectPublicKeyInfo and refuses all but P-256, P-384 and RSA 2048..16384 bits.
+    /// </summary>
+    /// <param name="spki">DER SubjectPublicKeyInfo.</param>
+    /// <returns>"P-256", "P-384" or "RSA-n".</returns>
+    /// <exception cref="EnrollmentRejectedException"><see cref="EnrollmentError.KeyNotAllowed"/> or <see cref="EnrollmentError.MalformedCsr"/>.</exception>
+    public static string ClassifyKey(ReadOnlyMemory<byte> spki)
+    {
+        string algorithm;
+        string? parameter = null;
+        try
+        {
+            // SubjectPublicKeyInfo ::= SEQUENCE { algorithm AlgorithmIdentifier, subjectPublicKey BIT STRING }
+            // AlgorithmIdentifier ::= SEQUENCE { algorithm OBJECT IDENTIFIER, parameters ANY OPTIONAL }
+            var r = new AsnReader(spki, AsnEncodingRules.DER).ReadSequence();
+            var alg = r.ReadSequence();
+            algorithm = alg.ReadObjectIdentifier();
+            if (alg.HasData && alg.PeekTag().HasSameClassAndValue(Asn1Tag.ObjectIdentifier))
+            {
+                parameter = alg.ReadObjectIdentifier();
+            }
+        }
+        catch (AsnContentException ex)
+        {
+            throw new EnrollmentRejectedException(EnrollmentError.MalformedCsr, $"CSR public key is not a valid SubjectPublicKeyInfo: {ex.Message}");
+        }
+
+        string name;
+        switch (algorithm)
+        {
+            case Oids.EcPublicKey:
+                name = parameter switch
+                {
+                    Oids.Secp256r1 => "P-256",
+                    Oids.Secp384r1 => "P-384",
+                    "1.3.132.0.35" => "P-521",
+                    "1.3.132.0.10" => "secp256k1",
+                    null => "EC (explicit curve parameters)",
+                    _ => "EC curve " + parameter,
+                };
+                if (name is "P-256" or "P-384")
+                {
+                    EnsureImports(spki, rsa: false, name);
+                    return name;
+                }
+
+                break;
+            case Oids.RsaEncryption:
+                int bits = EnsureImports(spki, rsa: true, "RSA");
+                name = $"RSA-{bits}";
+                if (bits is >= MinRsaBits and <= MaxRsaBits)
+                {
+                    return name;
+                }
+
+                break;
+            case "1.3.101.112": name = "Ed25519"; break;
+            case "1.3.101.113": name = "Ed448"; break;
+            case "1.3.101.110": name = "X25519"; break;
+            case "1.2.840.10040.4.1": name = "DSA"; break;
+            case "1.2.840.113549.1.1.10": name = "RSASSA-PSS"; break;
+            default: name = "key algorithm " + algorithm; break;
+        }
+
+        throw new EnrollmentRejectedException(EnrollmentError.KeyNotAllowed, $"{name} key refused: allowed keys are {AllowedKeysText}");
+    }
+
+    private static int EnsureImports(ReadOnlyMemory<byte> spki, bool rsa, string name)
+    {
+        try
+        {
+            if (rsa)
+            {
+                using var r = RSA.Create();
+                r.ImportSubjectPublicKeyInfo(spki.Span, out _);
+                return r.KeySize;
+            }
+
+            using var e = ECDsa.Create();
+            e.ImportSubjectPublicKeyInfo(spki.Span, out _);
+            return e.KeySize;
+        }
+        catch (CryptographicException)
+        {
+            throw new EnrollmentRejectedException(EnrollmentError.MalformedCsr, $"CSR {name} public key cannot be decoded (invalid point or modulus)");
+        }
+    }
+
+    /// <summary>Reads the single serialNumber (2.5.4.5) attribute of a subject and checks it against the pattern.</summary>
+    /// <exception cref="EnrollmentRejectedException"><see cref="EnrollmentError.DeviceIdMissing"/> or <see cref="EnrollmentError.DeviceIdInvalid"/>.</exception>
+    public string ReadDeviceId(X500DistinguishedName subject)
+    {
+        ArgumentNullException.ThrowIfNull(subject);
+        var values = new List<string>();
+        try
+        {
+            foreach (var rdn in subject.EnumerateRelativeDistinguishedNames())
+            {
+                if (rdn.HasMultipleElements)
+                {
+                    continue;
+                }
+
+                if (rdn.GetSingleElementType().Value == Oids.SerialNumberAttribute)
+                {
+                    values.Add(rdn.GetSingleElementValue() ?? string.Empty);
+                }
+            }
+        }
+        catch (CryptographicException ex)
+        {
+            throw new EnrollmentRejectedException(EnrollmentError.MalformedCsr, $"CSR subject cannot be decoded: {ex.Message}");
+        }
+
+        if (values.Count != 1)
+        {
+            throw new EnrollmentRejectedException(EnrollmentError.DeviceIdMissing, values.Count == 0
+                ? "CSR subject has no serialNumber (2.5.4.5) attribute: the IEEE 802.1AR device serial goes there (e.g. /serialNumber=DEV-0001/CN=...)"
+                : "CSR subject has more than one serialNumber (2.5.4.5) attribute");
+        }
+
+        string id = values[0];
+        if (!IsPrintableString(id))
+        {
+            throw new EnrollmentRejectedException(EnrollmentError.DeviceIdInvalid, "device serial holds characters outside X.520 PrintableString (A-Z a-z 0-9 space '()+,-./:=?)");
+        }
+
+        bool match;
+        try
+        {
+            match = _deviceIdPattern.IsMatch(id);
+        }
+        catch (RegexMatchTimeoutException)
+        {
+            match = false;
+        }
+
+        if (!match)
+        {
+            throw new EnrollmentRejectedException(EnrollmentError.DeviceIdInvalid,
+                $"device serial '{(id.Length > 64 ? id[..64] + "..." : id)}' does not match the pattern {_deviceIdPattern} (FactoryCa:Profile:DeviceIdPattern)");
+        }
+
+        return id;
+    }
+
+    /// <summary>True when every character is in the X.680 PrintableString set and the value is non-empty.</summary>
+    public static bool IsPrintableString(string value)
+    {
+        ArgumentNullException.ThrowIfNull(value);
+        if (value.Length == 0)
+        {
+            return false;
+        }
+
+        foreach (char c in value)
+        {
+            bool ok = char.IsAsciiLetterOrDigit(c) || c is ' ' or '\'' or '(' or ')' or '+' or ',' or '-' or '.' or '/' or ':' or '=' or '?';
+            if (!ok)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+}
