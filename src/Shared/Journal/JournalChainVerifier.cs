@@ -6,7 +6,7 @@ using OfflinePki.Journal.V1;
 
 namespace OfflinePki.Journal;
 
-/// <summary>An entry that passed <see cref="JournalChainVerifier.Accept"/>.</summary>
+/// <summary>An entry that passed <see cref="JournalChainVerifier.Accept(JournalEntry)"/>.</summary>
 /// <param name="Entry">The entry as received.</param>
 /// <param name="Payload">Its parsed payload (<see cref="Genesis"/>, <see cref="CertificateIssued"/>, ... as named by the type).</param>
 /// <param name="IssuedCertificate">
@@ -169,7 +169,10 @@ public sealed class JournalChainVerifier : IDisposable
     /// <see cref="JournalFault.StaleCheckpoint"/> (a checkpoint over another seq/hash than the head),
     /// <see cref="JournalFault.BadSignature"/> (checkpoint signature), <see cref="JournalFault.WrongJournal"/> (another journal id, or a genesis that does not match the anchor).
     /// </exception>
-    public VerifiedEntry Accept(JournalEntry entry)
+    public VerifiedEntry Accept(JournalEntry entry) => Accept(entry, hashAlreadyChecked: false);
+
+    /// <summary>As <see cref="Accept(JournalEntry)"/>; the writer's recovery has already checked the hash (lengths and value).</summary>
+    internal VerifiedEntry Accept(JournalEntry entry, bool hashAlreadyChecked)
     {
         ArgumentNullException.ThrowIfNull(entry);
         ulong seq = entry.Seq;
@@ -205,8 +208,12 @@ public sealed class JournalChainVerifier : IDisposable
             throw Fail(seq, JournalFault.Malformed, $"prev_hash and hash must be {JournalCodec.HashSize} bytes (got {entry.PrevHash.Length} and {entry.Hash.Length})");
         }
 
-        JournalCodec.ComputeHash(seq, entry.TimeUnixMicros, entry.Type, entry.Payload.Span, entry.PrevHash.Span, _hashScratch);
-        if (!_hashScratch.AsSpan().SequenceEqual(entry.Hash.Span))
+        if (!hashAlreadyChecked)
+        {
+            JournalCodec.ComputeHash(seq, entry.TimeUnixMicros, entry.Type, entry.Payload.Span, entry.PrevHash.Span, _hashScratch);
+        }
+
+        if (!hashAlreadyChecked && !_hashScratch.AsSpan().SequenceEqual(entry.Hash.Span))
         {
             throw Fail(seq, JournalFault.BadHash, "the entry hash does not match its canonical encoding");
         }

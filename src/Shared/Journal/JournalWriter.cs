@@ -640,7 +640,7 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
                 {
                     try
                     {
-                        verifier.Accept(entry!);
+                        verifier.Accept(entry!, hashAlreadyChecked: true);
                     }
                     catch (JournalVerificationException ex)
                     {

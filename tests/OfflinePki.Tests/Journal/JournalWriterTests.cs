@@ -112,6 +112,16 @@ public class JournalWriterTests
             File.WriteAllBytes(copy, bytes);
             var ex = Assert.Throws<JournalVerificationException>(() => JournalFileVerifier.Verify(copy, M.Root));
             Assert.That(ex!.Seq, Is.EqualTo(4UL));
+
+            // A torn last record is reported, not hidden and not fatal.
+            File.WriteAllBytes(copy, File.ReadAllBytes(JournalFile).AsSpan(0, (int)new FileInfo(JournalFile).Length - 7).ToArray());
+            report = JournalFileVerifier.Verify(copy, M.Root);
+            Assert.That(report.HeadSeq, Is.EqualTo(3UL));
+            Assert.That(report.TornTailBytes, Is.GreaterThan(0));
+
+            // Against another root nothing verifies.
+            using var otherRoot = M.ImpostorCa(sameName: false);
+            Assert.That(Assert.Throws<JournalVerificationException>(() => JournalFileVerifier.Verify(JournalFile, otherRoot))!.Fault, Is.EqualTo(JournalFault.UnknownSigner));
         }
     }
 
@@ -267,9 +277,11 @@ public class JournalWriterTests
     public async Task Interrupted_creation_starts_a_new_journal()
     {
         File.WriteAllBytes(JournalFile, "OPKI"u8.ToArray());
+        byte[] firstId;
         await using (var w = await Open())
         {
             Assert.That(w.Head.Seq, Is.EqualTo(2UL));
+            firstId = w.Anchor.JournalId;
         }
 
         var full = File.ReadAllBytes(JournalFile);
@@ -277,7 +289,7 @@ public class JournalWriterTests
         await using (var w = await Open())
         {
             Assert.That(w.Head.Seq, Is.EqualTo(2UL));
-            Assert.That(w.Anchor.JournalId, Is.Not.EqualTo(full.AsSpan(0, 0).ToArray()));
+            Assert.That(w.Anchor.JournalId, Is.Not.EqualTo(firstId), "a new journal, since no entry was complete");
         }
     }
 
