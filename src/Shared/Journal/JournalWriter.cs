@@ -455,7 +455,7 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
         }
     }
 
-    private static IEnumerable<JournalEntry> ReadRange(IJournalStorage storage, ulong seq, long offset, ulong firstSeq, ulong lastSeq, long endOffset)
+    internal static IEnumerable<JournalEntry> ReadRange(IJournalStorage storage, ulong seq, long offset, ulong firstSeq, ulong lastSeq, long endOffset)
     {
         Stream stream;
         try

@@ -58,3 +58,57 @@ public class JournalPerformanceTests
         }
     }
 }
+
+/// <summary>Group-commit throughput and recovery time; explicit.</summary>
+[Explicit("measurement")]
+public class JournalWriterPerformanceTests
+{
+    [TestCase(32, 2000)]
+    public async Task Group_commit_throughput(int stations, int perStation)
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "offlinepki-tests", "perf-" + Guid.NewGuid().ToString("N")[..8]);
+        try
+        {
+            var options = new JournalWriterOptions { Directory = dir, CheckpointEveryEntries = 1000 };
+            var genesis = new GenesisParameters(M.FactoryId, [M.IssuingCa.RawData], new byte[32]);
+            var cert = M.DeviceCertificate("dev-perf");
+            var sw = Stopwatch.StartNew();
+            await using (var w = await JournalWriter.OpenOrCreateAsync(options, M.SignerKey, M.SignerCert, genesis, TimeProvider.System,
+                Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance))
+            {
+                await Task.WhenAll(Enumerable.Range(0, stations).Select(s => Task.Run(async () =>
+                {
+                    for (int i = 0; i < perStation; i++)
+                    {
+                        await w.AppendAsync(EntryType.CertificateIssued, new CertificateIssued
+                        {
+                            Certificate = Google.Protobuf.ByteString.CopyFrom(cert),
+                            DeviceId = $"dev-{s}-{i}",
+                            StationId = "station-" + s,
+                        });
+                    }
+                })));
+                sw.Stop();
+                TestContext.Out.WriteLine($"{stations} stations x {perStation}: {w.Appends} appends, {w.Fsyncs} fsyncs, {w.Checkpoints} checkpoints in {sw.ElapsedMilliseconds} ms = {w.Appends / sw.Elapsed.TotalSeconds:F0} appends/s, {(double)w.Appends / w.Fsyncs:F1} appends/fsync");
+            }
+
+            sw.Restart();
+            await using (var w = await JournalWriter.OpenOrCreateAsync(options, M.SignerKey, M.SignerCert, genesis, TimeProvider.System,
+                Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance))
+            {
+                TestContext.Out.WriteLine($"reopen (recovery) of {w.Head.Seq} entries: {sw.ElapsedMilliseconds} ms");
+                sw.Restart();
+                long n = w.ReadFrom(1).LongCount();
+                TestContext.Out.WriteLine($"ReadFrom(1) of {n} entries: {sw.ElapsedMilliseconds} ms");
+            }
+
+            sw.Restart();
+            var report = JournalFileVerifier.Verify(dir, M.Root);
+            TestContext.Out.WriteLine($"JournalFileVerifier of {report.Entries} entries: {sw.ElapsedMilliseconds} ms");
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+}

@@ -86,6 +86,15 @@ public class JournalWriterTests
 
         var report = JournalFileVerifier.Verify(_dir, M.Root);
         Assert.That(report.HeadSeq, Is.EqualTo(11UL));
+        var fileReader = JournalFileReader.Open(_dir);
+        Assert.That(fileReader.Head.Seq, Is.EqualTo(11UL));
+        Assert.That(fileReader.Head.Hash, Is.EqualTo(report.HeadHash));
+        Assert.That(fileReader.ReadFrom(3).Take(6).Select(e => e.Hash), Is.EqualTo(written.Select(e => e.Hash)));
+        using (var v = new JournalChainVerifier(M.Root))
+        {
+            Assert.That(fileReader.ReadFrom(1).Select(v.Accept).Count(), Is.EqualTo(11));
+        }
+
         Assert.That(report.CertificatesIssued, Is.EqualTo(3UL));
         Assert.That(report.Checkpoints, Is.EqualTo(3UL));
         Assert.That(report.LastCheckpointSeq, Is.EqualTo(11UL));
