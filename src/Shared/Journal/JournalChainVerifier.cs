@@ -119,7 +119,7 @@ public sealed class JournalChainVerifier : IDisposable
         _verifyIssuedCertificates = verifyIssuedCertificates;
         _headSeq = head.Seq;
         _headHash = (byte[])head.Hash.Clone();
-        _head = new JournalHead(_headSeq, _headHash);
+        _head = new JournalHead(_headSeq, (byte[])_headHash.Clone());
         if (anchor is not null)
         {
             if (anchor.JournalId is null || anchor.JournalId.Length != JournalCodec.JournalIdSize)
@@ -256,7 +256,7 @@ public sealed class JournalChainVerifier : IDisposable
         // Commit: the entry becomes the head.
         _headSeq = seq;
         _headHash = entry.Hash.ToByteArray();
-        _head = new JournalHead(seq, _headHash);
+        _head = new JournalHead(seq, (byte[])_headHash.Clone()); // callers get their own copy of the hash
         return new VerifiedEntry(entry, payload, null) { LazyCertificateDer = issued };
     }
 

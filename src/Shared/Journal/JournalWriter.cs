@@ -360,9 +360,9 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
                 }
             }
         }
-        catch (Exception ex)
+        catch (CheckpointSigningException ex)
         {
-            FailClosed($"journal failed: signing a checkpoint with journal signer {_signerKey.KeyId} failed: {ex.Message}", ex, batch);
+            FailClosed($"journal failed: signing a checkpoint with journal signer {_signerKey.KeyId} failed: {ex.InnerException!.Message}", ex.InnerException, batch);
             return;
         }
 
@@ -432,7 +432,16 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
 
     private static Checkpoint MakeCheckpoint(ISigningKey key, ByteString journalId, ByteString signerSha256, JournalEntry head, long time)
     {
-        var signature = key.Sign(JournalCodec.CheckpointSigningBytes(journalId.Span, head.Seq, head.Hash.Span, time));
+        byte[] signature;
+        try
+        {
+            signature = key.Sign(JournalCodec.CheckpointSigningBytes(journalId.Span, head.Seq, head.Hash.Span, time));
+        }
+        catch (Exception ex)
+        {
+            throw new CheckpointSigningException(ex);
+        }
+
         return new Checkpoint
         {
             JournalId = journalId,
@@ -577,9 +586,9 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
             var cp = MakeCheckpoint(signerKey, g.JournalId, ByteString.CopyFrom(SHA256.HashData(signerCertificate.RawData)), first, now);
             second = JournalCodec.CreateEntry(2, now, EntryType.Checkpoint, cp.ToByteString(), first.Hash);
         }
-        catch (Exception ex) when (ex is SigningKeyUnavailableException or CryptographicException)
+        catch (CheckpointSigningException ex)
         {
-            throw new JournalUnavailableException($"journal {storage.Path} cannot be created: the journal signer {signerKey.KeyId} failed to sign: {ex.Message}", ex);
+            throw new JournalUnavailableException($"journal {storage.Path} cannot be created: the journal signer {signerKey.KeyId} failed to sign: {ex.InnerException!.Message}", ex.InnerException);
         }
 
         var buffer = new ArrayBufferWriter<byte>();
@@ -760,6 +769,9 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
     }
 
     private sealed record Durable(JournalHead Head, long Length);
+
+    /// <summary>Carries a signer failure out of batch assembly, so that it is reported as one.</summary>
+    private sealed class CheckpointSigningException(Exception inner) : Exception("checkpoint signing failed", inner);
 
     private sealed class BatchState(long offset, long time)
     {

@@ -156,6 +156,31 @@ public class JournalWriterTests
     }
 
     [Test]
+    public async Task Readers_run_while_appends_continue()
+    {
+        await using var w = await Open(Options(every: 50));
+        using var stop = new CancellationTokenSource();
+        var writer = Task.Run(async () =>
+        {
+            for (int i = 0; i < 400; i++)
+            {
+                await w.AppendAsync(EntryType.BatchEvent, Event(i));
+            }
+        });
+        while (!writer.IsCompleted)
+        {
+            var head = w.Head;
+            var read = w.ReadFrom(1).ToList();
+            Assert.That(read[^1].Seq, Is.GreaterThanOrEqualTo(head.Seq));
+            Assert.That(read.Select(e => e.Seq), Is.EqualTo(Enumerable.Range(1, read.Count).Select(i => (ulong)i)));
+            using var v = new JournalChainVerifier(M.Root);
+            read.ForEach(e => v.Accept(e));
+        }
+
+        await writer;
+    }
+
+    [Test]
     public async Task Group_commit_shares_fsyncs_between_concurrent_appends()
     {
         List<ulong> seqs;
