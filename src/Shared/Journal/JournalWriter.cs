@@ -647,9 +647,17 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
 
                 if (status == JournalFileFormat.ReadStatus.Ok && IsSelfConsistent(entry!))
                 {
+                    bool chained = true;
                     try
                     {
                         verifier.Accept(entry!, hashAlreadyChecked: true);
+                    }
+                    catch (JournalVerificationException ex) when (
+                        (ex.Fault is JournalFault.Gap or JournalFault.Fork or JournalFault.Malformed) && offset + length == fileLength)
+                    {
+                        // The writer never produces an unchained record; as the very last record it cannot have been
+                        // acknowledged, so it is handled like a torn tail below.
+                        chained = false;
                     }
                     catch (JournalVerificationException ex)
                     {
@@ -657,14 +665,21 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
                             $"journal {storage.Path} is corrupt at byte offset {offset}: {ex.Message}; refusing to open (acknowledged entries are never dropped). Verify it with the CLI and restore it from a backup or the mirror", ex);
                     }
 
-                    if (entry!.Seq % IndexStride == 1)
+                    if (!chained)
+                    {
+                        status = JournalFileFormat.ReadStatus.Unchained;
+                    }
+                    else if (entry!.Seq % IndexStride == 1)
                     {
                         index.Add((entry.Seq, offset));
                     }
 
-                    offset += length;
-                    last = entry;
-                    continue;
+                    if (chained)
+                    {
+                        offset += length;
+                        last = entry;
+                        continue;
+                    }
                 }
 
                 // A damaged record at `offset`: a torn tail only if nothing valid follows it.

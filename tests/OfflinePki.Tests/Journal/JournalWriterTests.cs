@@ -308,6 +308,51 @@ public class JournalWriterTests
     }
 
     [Test]
+    public async Task Unchained_last_record_is_truncated_but_an_unchained_middle_record_refuses()
+    {
+        JournalHead head;
+        await using (var w = await Open())
+        {
+            await w.AppendAsync(EntryType.BatchEvent, Event(1));
+            head = w.Head;
+        }
+
+        head = new JournalHead(head.Seq + 1, (await ReadLast()).Hash.ToByteArray()); // the dispose checkpoint
+        var original = File.ReadAllBytes(JournalFile);
+        var forked = JournalCodec.CreateEntry(head.Seq + 1, 1, EntryType.BatchEvent, new BatchEvent { BatchId = "x" }, new byte[32]);
+        var gapped = JournalCodec.CreateEntry(head.Seq + 2, 1, EntryType.BatchEvent, new BatchEvent { BatchId = "y" }, head.Hash);
+        foreach (var bad in new[] { forked, gapped })
+        {
+            File.WriteAllBytes(JournalFile, original.Concat(Record(bad)).ToArray());
+            var logger = new ListLogger();
+            await using (var w = await Open(logger: logger))
+            {
+                Assert.That(w.Head.Seq, Is.EqualTo(head.Seq));
+            }
+
+            Assert.That(logger.Lines.Any(l => l.Message.Contains("Unchained")), Is.True);
+            original = File.ReadAllBytes(JournalFile);
+        }
+
+        // The same unchained record followed by more data refuses to open.
+        File.WriteAllBytes(JournalFile, original.Concat(Record(forked)).Concat(Record(forked)).ToArray());
+        await Assert.ThrowsAsync<JournalUnavailableException>(async () => await Open());
+
+        async Task<JournalEntry> ReadLast()
+        {
+            await Task.Yield();
+            return JournalFileReader.Open(JournalFile).ReadFrom(1).Last();
+        }
+    }
+
+    private static byte[] Record(JournalEntry e)
+    {
+        var w = new System.Buffers.ArrayBufferWriter<byte>();
+        JournalFileFormat.WriteRecord(w, e);
+        return w.WrittenSpan.ToArray();
+    }
+
+    [Test]
     public async Task Interrupted_creation_starts_a_new_journal()
     {
         File.WriteAllBytes(JournalFile, "OPKI"u8.ToArray());
