@@ -6,15 +6,50 @@ using OfflinePki.Journal.V1;
 
 namespace OfflinePki.Journal;
 
-/// <summary>An entry that passed <see cref="JournalChainVerifier.Accept"/>.</summary>
+/// <summary>An entry that passed <see cref="JournalChainVerifier.Accept(JournalEntry)"/>.</summary>
 /// <param name="Entry">The entry as received.</param>
 /// <param name="Payload">Its parsed payload (<see cref="Genesis"/>, <see cref="CertificateIssued"/>, ... as named by the type).</param>
 /// <param name="IssuedCertificate">
 /// For <see cref="EntryType.CertificateIssued"/>, the certificate (its signature already checked against the issuing CA);
 /// null for other types, or when <see cref="JournalChainVerifier.MaterializeIssuedCertificates"/> is off.
-/// The caller owns it and may dispose it.
 /// </param>
-public sealed record VerifiedEntry(JournalEntry Entry, IMessage Payload, X509Certificate2? IssuedCertificate);
+public sealed record VerifiedEntry(JournalEntry Entry, IMessage Payload, X509Certificate2? IssuedCertificate)
+{
+    private X509Certificate2? _issued = IssuedCertificate;
+    private ReadOnlyMemory<byte> _lazyDer;
+
+    /// <summary>
+    /// For <see cref="EntryType.CertificateIssued"/>, the certificate (its signature already checked against the issuing CA);
+    /// null for other types, or when <see cref="JournalChainVerifier.MaterializeIssuedCertificates"/> is off.
+    /// Built on first access (a native certificate object: several times the cost of the signature check itself), then
+    /// the same instance is returned; the caller owns it and may dispose it.
+    /// </summary>
+    /// <exception cref="System.Security.Cryptography.CryptographicException">(Not expected: the DER was parsed during verification.)</exception>
+    public X509Certificate2? IssuedCertificate
+    {
+        get
+        {
+            if (_issued is null && !_lazyDer.IsEmpty)
+            {
+                var cert = X509CertificateLoader.LoadCertificate(_lazyDer.Span);
+                if (Interlocked.CompareExchange(ref _issued, cert, null) is not null)
+                {
+                    cert.Dispose();
+                }
+            }
+
+            return _issued;
+        }
+
+        init => _issued = value;
+    }
+
+    /// <summary>The verified certificate DER from which <see cref="IssuedCertificate"/> is built on first access.</summary>
+    internal ReadOnlyMemory<byte> LazyCertificateDer
+    {
+        init => _lazyDer = value;
+    }
+}
 
 /// <summary>
 /// Verifies a journal entry by entry, in seq order (brief, "The journal" and "Sync"): contiguous seqs, the hash
@@ -28,9 +63,10 @@ public sealed record VerifiedEntry(JournalEntry Entry, IMessage Payload, X509Cer
 /// <see cref="JournalFault.Fork"/>. Compare it with the stored entry of that seq first.</para>
 /// <para>Cost per entry: one SHA-256 over the canonical encoding and one protobuf parse. A certificate entry adds
 /// one signature verification with the cached issuing CA public key (about 60 µs for P-256 on one core), done on the
-/// raw TBSCertificate bytes without building an <see cref="X509Certificate2"/>; materializing
-/// <see cref="VerifiedEntry.IssuedCertificate"/> adds a native certificate object per entry (roughly 10-20 % more time
-/// and finalizer pressure), which bulk verifiers can switch off with <see cref="MaterializeIssuedCertificates"/>.
+/// raw TBSCertificate bytes without building an <see cref="X509Certificate2"/>. <see cref="VerifiedEntry.IssuedCertificate"/>
+/// is built lazily, on first access: building it costs a native certificate object, measured at 3-4 times the
+/// signature check, so a caller that needs only serial, notAfter or the DER should use <see cref="DerCertificateParts"/>
+/// on <c>CertificateIssued.certificate</c> instead of touching it.
 /// The genesis entry costs two X509Chain builds, once per journal.</para>
 /// </remarks>
 public sealed class JournalChainVerifier : IDisposable
@@ -83,7 +119,7 @@ public sealed class JournalChainVerifier : IDisposable
         _verifyIssuedCertificates = verifyIssuedCertificates;
         _headSeq = head.Seq;
         _headHash = (byte[])head.Hash.Clone();
-        _head = new JournalHead(_headSeq, _headHash);
+        _head = new JournalHead(_headSeq, (byte[])_headHash.Clone());
         if (anchor is not null)
         {
             if (anchor.JournalId is null || anchor.JournalId.Length != JournalCodec.JournalIdSize)
@@ -114,8 +150,8 @@ public sealed class JournalChainVerifier : IDisposable
     public ulong LastCheckpointSeq { get; private set; }
 
     /// <summary>
-    /// Whether <see cref="VerifiedEntry.IssuedCertificate"/> is built for certificate entries (default true). Turn it
-    /// off when only verifying (the CLI, benchmarks) to save a native object per certificate.
+    /// Whether <see cref="VerifiedEntry.IssuedCertificate"/> is available (built lazily on first access) for certificate
+    /// entries (default true). When false it is always null.
     /// </summary>
     public bool MaterializeIssuedCertificates { get; init; } = true;
 
@@ -133,7 +169,10 @@ public sealed class JournalChainVerifier : IDisposable
     /// <see cref="JournalFault.StaleCheckpoint"/> (a checkpoint over another seq/hash than the head),
     /// <see cref="JournalFault.BadSignature"/> (checkpoint signature), <see cref="JournalFault.WrongJournal"/> (another journal id, or a genesis that does not match the anchor).
     /// </exception>
-    public VerifiedEntry Accept(JournalEntry entry)
+    public VerifiedEntry Accept(JournalEntry entry) => Accept(entry, hashAlreadyChecked: false);
+
+    /// <summary>As <see cref="Accept(JournalEntry)"/>; the writer's recovery has already checked the hash (lengths and value).</summary>
+    internal VerifiedEntry Accept(JournalEntry entry, bool hashAlreadyChecked)
     {
         ArgumentNullException.ThrowIfNull(entry);
         ulong seq = entry.Seq;
@@ -169,8 +208,12 @@ public sealed class JournalChainVerifier : IDisposable
             throw Fail(seq, JournalFault.Malformed, $"prev_hash and hash must be {JournalCodec.HashSize} bytes (got {entry.PrevHash.Length} and {entry.Hash.Length})");
         }
 
-        JournalCodec.ComputeHash(seq, entry.TimeUnixMicros, entry.Type, entry.Payload.Span, entry.PrevHash.Span, _hashScratch);
-        if (!_hashScratch.AsSpan().SequenceEqual(entry.Hash.Span))
+        if (!hashAlreadyChecked)
+        {
+            JournalCodec.ComputeHash(seq, entry.TimeUnixMicros, entry.Type, entry.Payload.Span, entry.PrevHash.Span, _hashScratch);
+        }
+
+        if (!hashAlreadyChecked && !_hashScratch.AsSpan().SequenceEqual(entry.Hash.Span))
         {
             throw Fail(seq, JournalFault.BadHash, "the entry hash does not match its canonical encoding");
         }
@@ -195,7 +238,7 @@ public sealed class JournalChainVerifier : IDisposable
             throw Fail(seq, JournalFault.Malformed, $"{entry.Type} payload does not parse: {ex.Message}");
         }
 
-        X509Certificate2? issued = null;
+        ReadOnlyMemory<byte> issued = ReadOnlyMemory<byte>.Empty;
         switch (payload)
         {
             case Genesis g:
@@ -213,8 +256,8 @@ public sealed class JournalChainVerifier : IDisposable
         // Commit: the entry becomes the head.
         _headSeq = seq;
         _headHash = entry.Hash.ToByteArray();
-        _head = new JournalHead(seq, _headHash);
-        return new VerifiedEntry(entry, payload, issued);
+        _head = new JournalHead(seq, (byte[])_headHash.Clone()); // callers get their own copy of the hash
+        return new VerifiedEntry(entry, payload, null) { LazyCertificateDer = issued };
     }
 
     private void AcceptGenesis(JournalEntry entry, Genesis g)
@@ -356,16 +399,11 @@ public sealed class JournalChainVerifier : IDisposable
         return ok;
     }
 
-    private X509Certificate2? CheckIssued(ulong seq, CertificateIssued c)
+    private ReadOnlyMemory<byte> CheckIssued(ulong seq, CertificateIssued c)
     {
         if (_caKey is null)
         {
             throw Fail(seq, JournalFault.Malformed, "certificate entry before genesis");
-        }
-
-        if (!_verifyIssuedCertificates && !MaterializeIssuedCertificates)
-        {
-            return null;
         }
 
         if (_verifyIssuedCertificates)
@@ -391,19 +429,7 @@ public sealed class JournalChainVerifier : IDisposable
             }
         }
 
-        if (!MaterializeIssuedCertificates)
-        {
-            return null;
-        }
-
-        try
-        {
-            return X509CertificateLoader.LoadCertificate(c.Certificate.Span);
-        }
-        catch (CryptographicException ex)
-        {
-            throw Fail(seq, JournalFault.Malformed, $"issued certificate does not decode: {ex.Message}");
-        }
+        return MaterializeIssuedCertificates ? c.Certificate.Memory : ReadOnlyMemory<byte>.Empty;
     }
 
     private void CheckCheckpoint(ulong seq, Checkpoint cp)

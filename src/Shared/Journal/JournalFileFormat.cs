@@ -65,6 +65,8 @@ public static class JournalFileFormat
         ShortBody,
         /// <summary>The body is complete but is not a JournalEntry.</summary>
         Undecodable,
+        /// <summary>(Recovery only) a self-consistent entry that does not chain to the one before it.</summary>
+        Unchained,
     }
 
     /// <summary>Reads one record at the stream's position. On anything but Ok the stream position is unspecified.</summary>

@@ -360,9 +360,9 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
                 }
             }
         }
-        catch (Exception ex)
+        catch (CheckpointSigningException ex)
         {
-            FailClosed($"journal failed: signing a checkpoint with journal signer {_signerKey.KeyId} failed: {ex.Message}", ex, batch);
+            FailClosed($"journal failed: signing a checkpoint with journal signer {_signerKey.KeyId} failed: {ex.InnerException!.Message}", ex.InnerException, batch);
             return;
         }
 
@@ -432,7 +432,16 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
 
     private static Checkpoint MakeCheckpoint(ISigningKey key, ByteString journalId, ByteString signerSha256, JournalEntry head, long time)
     {
-        var signature = key.Sign(JournalCodec.CheckpointSigningBytes(journalId.Span, head.Seq, head.Hash.Span, time));
+        byte[] signature;
+        try
+        {
+            signature = key.Sign(JournalCodec.CheckpointSigningBytes(journalId.Span, head.Seq, head.Hash.Span, time));
+        }
+        catch (Exception ex)
+        {
+            throw new CheckpointSigningException(ex);
+        }
+
         return new Checkpoint
         {
             JournalId = journalId,
@@ -455,7 +464,7 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
         }
     }
 
-    private static IEnumerable<JournalEntry> ReadRange(IJournalStorage storage, ulong seq, long offset, ulong firstSeq, ulong lastSeq, long endOffset)
+    internal static IEnumerable<JournalEntry> ReadRange(IJournalStorage storage, ulong seq, long offset, ulong firstSeq, ulong lastSeq, long endOffset)
     {
         Stream stream;
         try
@@ -577,9 +586,9 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
             var cp = MakeCheckpoint(signerKey, g.JournalId, ByteString.CopyFrom(SHA256.HashData(signerCertificate.RawData)), first, now);
             second = JournalCodec.CreateEntry(2, now, EntryType.Checkpoint, cp.ToByteString(), first.Hash);
         }
-        catch (Exception ex) when (ex is SigningKeyUnavailableException or CryptographicException)
+        catch (CheckpointSigningException ex)
         {
-            throw new JournalUnavailableException($"journal {storage.Path} cannot be created: the journal signer {signerKey.KeyId} failed to sign: {ex.Message}", ex);
+            throw new JournalUnavailableException($"journal {storage.Path} cannot be created: the journal signer {signerKey.KeyId} failed to sign: {ex.InnerException!.Message}", ex.InnerException);
         }
 
         var buffer = new ArrayBufferWriter<byte>();
@@ -638,9 +647,17 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
 
                 if (status == JournalFileFormat.ReadStatus.Ok && IsSelfConsistent(entry!))
                 {
+                    bool chained = true;
                     try
                     {
-                        verifier.Accept(entry!);
+                        verifier.Accept(entry!, hashAlreadyChecked: true);
+                    }
+                    catch (JournalVerificationException ex) when (
+                        (ex.Fault is JournalFault.Gap or JournalFault.Fork or JournalFault.Malformed) && offset + length == fileLength)
+                    {
+                        // The writer never produces an unchained record; as the very last record it cannot have been
+                        // acknowledged, so it is handled like a torn tail below.
+                        chained = false;
                     }
                     catch (JournalVerificationException ex)
                     {
@@ -648,14 +665,21 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
                             $"journal {storage.Path} is corrupt at byte offset {offset}: {ex.Message}; refusing to open (acknowledged entries are never dropped). Verify it with the CLI and restore it from a backup or the mirror", ex);
                     }
 
-                    if (entry!.Seq % IndexStride == 1)
+                    if (!chained)
+                    {
+                        status = JournalFileFormat.ReadStatus.Unchained;
+                    }
+                    else if (entry!.Seq % IndexStride == 1)
                     {
                         index.Add((entry.Seq, offset));
                     }
 
-                    offset += length;
-                    last = entry;
-                    continue;
+                    if (chained)
+                    {
+                        offset += length;
+                        last = entry;
+                        continue;
+                    }
                 }
 
                 // A damaged record at `offset`: a torn tail only if nothing valid follows it.
@@ -760,6 +784,9 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
     }
 
     private sealed record Durable(JournalHead Head, long Length);
+
+    /// <summary>Carries a signer failure out of batch assembly, so that it is reported as one.</summary>
+    private sealed class CheckpointSigningException(Exception inner) : Exception("checkpoint signing failed", inner);
 
     private sealed class BatchState(long offset, long time)
     {

@@ -275,6 +275,32 @@ public class JournalChainVerifierTests
     }
 
     [Test]
+    public void Signer_certified_by_the_issuing_ca_is_accepted()
+    {
+        var (cert, key) = M.RootSignedLeaf(withJournalEku: true, issuer: M.IssuingCa);
+        using (cert)
+        using (key)
+        {
+            var b = new Builder(signerCertificate: cert.RawData);
+            b.AddCertificate("dev-1");
+            b.AddCheckpoint(key);
+            using var v = NewVerifier();
+            Assert.DoesNotThrow(() => b.Entries.ForEach(e => v.Accept(e)));
+        }
+    }
+
+    [Test]
+    public void Head_is_a_copy()
+    {
+        var b = Sample();
+        using var v = NewVerifier();
+        b.Entries.ForEach(e => v.Accept(e));
+        v.Head.Hash[0] ^= 1;
+        b.AddBatchEvent();
+        Assert.DoesNotThrow(() => v.Accept(b.Entries[^1]));
+    }
+
+    [Test]
     public void Self_signed_signer_with_the_eku_does_not_chain_to_the_root()
     {
         var (cert, key) = M.RootSignedLeaf(withJournalEku: true, issuer: M.Root /* no key: self-signed */);

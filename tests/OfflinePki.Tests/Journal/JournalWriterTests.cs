@@ -86,6 +86,15 @@ public class JournalWriterTests
 
         var report = JournalFileVerifier.Verify(_dir, M.Root);
         Assert.That(report.HeadSeq, Is.EqualTo(11UL));
+        var fileReader = JournalFileReader.Open(_dir);
+        Assert.That(fileReader.Head.Seq, Is.EqualTo(11UL));
+        Assert.That(fileReader.Head.Hash, Is.EqualTo(report.HeadHash));
+        Assert.That(fileReader.ReadFrom(3).Take(6).Select(e => e.Hash), Is.EqualTo(written.Select(e => e.Hash)));
+        using (var v = new JournalChainVerifier(M.Root))
+        {
+            Assert.That(fileReader.ReadFrom(1).Select(v.Accept).Count(), Is.EqualTo(11));
+        }
+
         Assert.That(report.CertificatesIssued, Is.EqualTo(3UL));
         Assert.That(report.Checkpoints, Is.EqualTo(3UL));
         Assert.That(report.LastCheckpointSeq, Is.EqualTo(11UL));
@@ -112,6 +121,16 @@ public class JournalWriterTests
             File.WriteAllBytes(copy, bytes);
             var ex = Assert.Throws<JournalVerificationException>(() => JournalFileVerifier.Verify(copy, M.Root));
             Assert.That(ex!.Seq, Is.EqualTo(4UL));
+
+            // A torn last record is reported, not hidden and not fatal.
+            File.WriteAllBytes(copy, File.ReadAllBytes(JournalFile).AsSpan(0, (int)new FileInfo(JournalFile).Length - 7).ToArray());
+            report = JournalFileVerifier.Verify(copy, M.Root);
+            Assert.That(report.HeadSeq, Is.EqualTo(3UL));
+            Assert.That(report.TornTailBytes, Is.GreaterThan(0));
+
+            // Against another root nothing verifies.
+            using var otherRoot = M.ImpostorCa(sameName: false);
+            Assert.That(Assert.Throws<JournalVerificationException>(() => JournalFileVerifier.Verify(JournalFile, otherRoot))!.Fault, Is.EqualTo(JournalFault.UnknownSigner));
         }
     }
 
@@ -134,6 +153,31 @@ public class JournalWriterTests
         var snapshot = w.ReadFrom(3000);
         await w.AppendAsync(EntryType.BatchEvent, Event(-1));
         Assert.That(snapshot.Last().Seq, Is.EqualTo(3002UL), "a reader sees the durable head at the time of the call");
+    }
+
+    [Test]
+    public async Task Readers_run_while_appends_continue()
+    {
+        await using var w = await Open(Options(every: 50));
+        using var stop = new CancellationTokenSource();
+        var writer = Task.Run(async () =>
+        {
+            for (int i = 0; i < 400; i++)
+            {
+                await w.AppendAsync(EntryType.BatchEvent, Event(i));
+            }
+        });
+        while (!writer.IsCompleted)
+        {
+            var head = w.Head;
+            var read = w.ReadFrom(1).ToList();
+            Assert.That(read[^1].Seq, Is.GreaterThanOrEqualTo(head.Seq));
+            Assert.That(read.Select(e => e.Seq), Is.EqualTo(Enumerable.Range(1, read.Count).Select(i => (ulong)i)));
+            using var v = new JournalChainVerifier(M.Root);
+            read.ForEach(e => v.Accept(e));
+        }
+
+        await writer;
     }
 
     [Test]
@@ -264,12 +308,59 @@ public class JournalWriterTests
     }
 
     [Test]
+    public async Task Unchained_last_record_is_truncated_but_an_unchained_middle_record_refuses()
+    {
+        JournalHead head;
+        await using (var w = await Open())
+        {
+            await w.AppendAsync(EntryType.BatchEvent, Event(1));
+            head = w.Head;
+        }
+
+        head = new JournalHead(head.Seq + 1, (await ReadLast()).Hash.ToByteArray()); // the dispose checkpoint
+        var original = File.ReadAllBytes(JournalFile);
+        var forked = JournalCodec.CreateEntry(head.Seq + 1, 1, EntryType.BatchEvent, new BatchEvent { BatchId = "x" }, new byte[32]);
+        var gapped = JournalCodec.CreateEntry(head.Seq + 2, 1, EntryType.BatchEvent, new BatchEvent { BatchId = "y" }, head.Hash);
+        foreach (var bad in new[] { forked, gapped })
+        {
+            File.WriteAllBytes(JournalFile, original.Concat(Record(bad)).ToArray());
+            var logger = new ListLogger();
+            await using (var w = await Open(logger: logger))
+            {
+                Assert.That(w.Head.Seq, Is.EqualTo(head.Seq));
+            }
+
+            Assert.That(logger.Lines.Any(l => l.Message.Contains("Unchained")), Is.True);
+            original = File.ReadAllBytes(JournalFile);
+        }
+
+        // The same unchained record followed by more data refuses to open.
+        File.WriteAllBytes(JournalFile, original.Concat(Record(forked)).Concat(Record(forked)).ToArray());
+        await Assert.ThrowsAsync<JournalUnavailableException>(async () => await Open());
+
+        async Task<JournalEntry> ReadLast()
+        {
+            await Task.Yield();
+            return JournalFileReader.Open(JournalFile).ReadFrom(1).Last();
+        }
+    }
+
+    private static byte[] Record(JournalEntry e)
+    {
+        var w = new System.Buffers.ArrayBufferWriter<byte>();
+        JournalFileFormat.WriteRecord(w, e);
+        return w.WrittenSpan.ToArray();
+    }
+
+    [Test]
     public async Task Interrupted_creation_starts_a_new_journal()
     {
         File.WriteAllBytes(JournalFile, "OPKI"u8.ToArray());
+        byte[] firstId;
         await using (var w = await Open())
         {
             Assert.That(w.Head.Seq, Is.EqualTo(2UL));
+            firstId = w.Anchor.JournalId;
         }
 
         var full = File.ReadAllBytes(JournalFile);
@@ -277,7 +368,7 @@ public class JournalWriterTests
         await using (var w = await Open())
         {
             Assert.That(w.Head.Seq, Is.EqualTo(2UL));
-            Assert.That(w.Anchor.JournalId, Is.Not.EqualTo(full.AsSpan(0, 0).ToArray()));
+            Assert.That(w.Anchor.JournalId, Is.Not.EqualTo(firstId), "a new journal, since no entry was complete");
         }
     }
 

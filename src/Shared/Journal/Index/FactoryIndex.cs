@@ -167,6 +167,17 @@ public sealed class FactoryIndex : IDisposable
             long count = 0;
             SqliteTransaction? tx = null;
             int inTx = 0;
+            using var insert = _db.CreateCommand();
+            insert.CommandText = """
+                INSERT INTO issued (serial, device_id, profile, station_id, batch_id, seq, not_after, sha256)
+                VALUES ($serial, $device, $profile, $station, $batch, $seq, $notAfter, $sha)
+                ON CONFLICT (serial) DO NOTHING
+                """;
+            foreach (var name in new[] { "$serial", "$device", "$profile", "$station", "$batch", "$seq", "$notAfter", "$sha" })
+            {
+                insert.Parameters.Add(new SqliteParameter { ParameterName = name });
+            }
+
             try
             {
                 foreach (var e in journal.ReadFrom(applied + 1))
@@ -182,7 +193,8 @@ public sealed class FactoryIndex : IDisposable
                     }
 
                     tx ??= _db.BeginTransaction();
-                    Apply(tx, e);
+                    insert.Transaction = tx;
+                    Apply(tx, insert, e);
                     applied = e.Seq;
                     count++;
                     if (++inTx >= batchSize)
@@ -277,36 +289,28 @@ public sealed class FactoryIndex : IDisposable
         return list;
     }
 
-    private void Apply(SqliteTransaction tx, JournalEntry e)
+    private void Apply(SqliteTransaction tx, SqliteCommand insert, JournalEntry e)
     {
         switch (e.Type)
         {
             case EntryType.Genesis:
-                SetMeta(tx, "journal_id", Convert.ToHexStringLower(Genesis.Parser.ParseFrom(e.Payload).JournalId.Span));
-                SetMeta(tx, "factory_id", Genesis.Parser.ParseFrom(e.Payload).FactoryId);
+                var g = Genesis.Parser.ParseFrom(e.Payload);
+                SetMeta(tx, "journal_id", Convert.ToHexStringLower(g.JournalId.Span));
+                SetMeta(tx, "factory_id", g.FactoryId);
                 break;
             case EntryType.CertificateIssued:
                 var c = CertificateIssued.Parser.ParseFrom(e.Payload);
                 var parts = DerCertificateParts.Parse(c.Certificate.Memory);
-                using (var cmd = _db.CreateCommand())
-                {
-                    cmd.Transaction = tx;
-                    cmd.CommandText = """
-                        INSERT INTO issued (serial, device_id, profile, station_id, batch_id, seq, not_after, sha256)
-                        VALUES ($serial, $device, $profile, $station, $batch, $seq, $notAfter, $sha)
-                        ON CONFLICT (serial) DO NOTHING
-                        """;
-                    cmd.Parameters.AddWithValue("$serial", SerialNumber.ToHex(parts.SerialNumber.Span));
-                    cmd.Parameters.AddWithValue("$device", c.DeviceId);
-                    cmd.Parameters.AddWithValue("$profile", c.Profile);
-                    cmd.Parameters.AddWithValue("$station", c.StationId);
-                    cmd.Parameters.AddWithValue("$batch", c.BatchId);
-                    cmd.Parameters.AddWithValue("$seq", (long)e.Seq);
-                    cmd.Parameters.AddWithValue("$notAfter", parts.NotAfter.ToUnixTimeSeconds());
-                    cmd.Parameters.AddWithValue("$sha", Convert.ToHexStringLower(SHA256.HashData(c.Certificate.Span)));
-                    cmd.ExecuteNonQuery();
-                }
-
+                var p = insert.Parameters;
+                p["$serial"].Value = SerialNumber.ToHex(parts.SerialNumber.Span);
+                p["$device"].Value = c.DeviceId;
+                p["$profile"].Value = c.Profile;
+                p["$station"].Value = c.StationId;
+                p["$batch"].Value = c.BatchId;
+                p["$seq"].Value = (long)e.Seq;
+                p["$notAfter"].Value = parts.NotAfter.ToUnixTimeSeconds();
+                p["$sha"].Value = Convert.ToHexStringLower(SHA256.HashData(c.Certificate.Span));
+                insert.ExecuteNonQuery();
                 break;
         }
     }
