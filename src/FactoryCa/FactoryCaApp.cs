@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.Options;
 using OfflinePki.Issuance;
+using OfflinePki.Journal;
 using OfflinePki.Policy;
 
 namespace OfflinePki.FactoryCa;
@@ -41,7 +42,8 @@ public static class FactoryCaApp
         builder.Services.AddFactoryCaOptions(builder.Configuration, Path.GetDirectoryName(fullPath)!, configure);
         builder.Services.AddFactoryIssuance();
         builder.Services.AddFactoryStationPolicy();
-        builder.Services.AddFactoryJournal();
+        builder.Services.AddFactoryJournal(builder.Configuration);
+        builder.Services.AddFactorySync(builder.Configuration, Path.GetDirectoryName(fullPath)!);
         builder.Services.AddFactoryEstListener();
         overrideServices?.Invoke(builder.Services);
 
@@ -52,7 +54,10 @@ public static class FactoryCaApp
         _ = app.Services.GetRequiredService<ICertificateIssuer>();
         _ = app.Services.GetRequiredService<IStationAuthorizer>();
 
+        _ = app.Services.GetRequiredService<JournalWriter>();
+
         app.MapEst();
+        app.MapControl();
         return app;
     }
 
@@ -73,6 +78,12 @@ public static class FactoryCaApp
 
             kestrel.AddServerHeader = false;
             kestrel.Limits.MaxRequestBodySize = est.MaxRequestBytes;
+
+            // The local control socket (sync-now, status): filesystem permissions guard it, not TLS.
+            Directory.CreateDirectory(factory.Value.DataDirectory);
+            string control = ControlEndpoints.SocketPath(factory.Value.DataDirectory);
+            File.Delete(control);
+            kestrel.ListenUnixSocket(control);
             kestrel.Listen(endpoint!, listen =>
             {
                 listen.Protocols = HttpProtocols.Http1AndHttp2;

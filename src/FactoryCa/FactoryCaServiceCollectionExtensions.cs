@@ -5,6 +5,9 @@ using OfflinePki.Asn1;
 using OfflinePki.Enrollment;
 using OfflinePki.Issuance;
 using OfflinePki.Journal;
+using OfflinePki.Journal.Index;
+using OfflinePki.Hosting.Sync;
+using OfflinePki.Sync;
 using OfflinePki.Keys;
 using OfflinePki.Policy;
 
@@ -73,31 +76,59 @@ public static class FactoryCaServiceCollectionExtensions
         return services;
     }
 
-    // ======================================================================================
-    // JOURNAL SEAM. The real journal (JournalWriter, by the journal part) is registered here
-    // by the lead: replace UnwiredJournalAppender with the writer over FactoryCa:DataDirectory
-    // and FactoryCa:JournalSigner. Until then every enrollment fails closed with 503.
-    // ======================================================================================
-
     /// <summary>
-    /// Registers the <see cref="IJournalAppender"/> every certificate is journaled through before it is returned.
-    /// NOT WIRED YET: registers <see cref="UnwiredJournalAppender"/>, which refuses every append (HTTP 503).
+    /// The journal every certificate is written to (fsync) before it is returned, over FactoryCa:DataDirectory/journal,
+    /// signed by FactoryCa:JournalSigner; the SQLite index derived from it; and the serial-reuse check backed by both.
+    /// The writer opens (and recovers a torn tail) when the host is built, and writes a checkpoint when disposed.
     /// </summary>
-    public static IServiceCollection AddFactoryJournal(this IServiceCollection services)
+    public static IServiceCollection AddFactoryJournal(this IServiceCollection services, IConfiguration configuration)
     {
-        services.TryAddSingleton<IJournalAppender, UnwiredJournalAppender>();
+        services.AddOptions<JournalWriterOptions>()
+            .Bind(configuration.GetSection(JournalWriterOptions.SectionName))
+            .Configure<IOptions<FactoryCaOptions>>((j, f) => j.Directory = Path.Combine(f.Value.DataDirectory, "journal"))
+            .ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<JournalWriterOptions>, JournalWriterOptionsValidator>());
+        services.TryAddSingleton(sp =>
+        {
+            var o = sp.GetRequiredService<IOptions<FactoryCaOptions>>().Value;
+            var authority = sp.GetRequiredService<IssuingAuthority>();
+            string? passphrase = o.JournalSigner.Key.PassphraseEnvironmentVariable is { Length: > 0 } v ? Environment.GetEnvironmentVariable(v) : null;
+            var signerKey = SoftwareKeyLoader.Load(o.JournalSigner.Key.File, passphrase);
+            var signerCert = X509CertificateLoader.LoadCertificateFromFile(o.JournalSigner.Certificate);
+            var genesis = new GenesisParameters(o.FactoryId, [authority.Certificate.RawData], PolicyDigest.Of(o));
+            return JournalWriter.OpenOrCreateAsync(sp.GetRequiredService<IOptions<JournalWriterOptions>>().Value, signerKey, signerCert, genesis,
+                sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<JournalWriter>>()).GetAwaiter().GetResult();
+        });
+        services.AddSingleton<IJournalAppender>(sp => sp.GetRequiredService<JournalWriter>());
+        services.AddSingleton<IJournalReader>(sp => sp.GetRequiredService<JournalWriter>());
+        services.TryAddSingleton(sp =>
+        {
+            var o = sp.GetRequiredService<IOptions<FactoryCaOptions>>().Value;
+            var index = FactoryIndex.Open(Path.Combine(o.DataDirectory, "index.db"));
+            index.CatchUp(sp.GetRequiredService<IJournalReader>());
+            return index;
+        });
+        services.AddSingleton<IndexedIssuedSerials>();
+        services.AddSingleton<IIssuedSerials>(sp => sp.GetRequiredService<IndexedIssuedSerials>());
+        services.AddSingleton<IIssuedSerialsRecorder>(sp => sp.GetRequiredService<IndexedIssuedSerials>());
+        services.AddHostedService<FactoryIndexCatchUpService>();
         return services;
     }
-}
 
-/// <summary>Placeholder journal: refuses every append, so the factory fails closed until the real journal is wired.</summary>
-public sealed class UnwiredJournalAppender : IJournalAppender
-{
-    /// <inheritdoc />
-    public Task<OfflinePki.Journal.V1.JournalEntry> AppendAsync(OfflinePki.Journal.V1.EntryType type, Google.Protobuf.IMessage payload, CancellationToken cancellationToken = default) =>
-        throw new JournalUnavailableException("journal not wired (FactoryCaServiceCollectionExtensions.AddFactoryJournal)");
-
-    /// <inheritdoc />
-    public Task<OfflinePki.Journal.V1.JournalEntry> CheckpointAsync(CancellationToken cancellationToken = default) =>
-        throw new JournalUnavailableException("journal not wired (FactoryCaServiceCollectionExtensions.AddFactoryJournal)");
+    /// <summary>
+    /// The sync client to the mirror (FactoryCa:Sync, see <see cref="SyncOptions"/>): scheduled every Interval and on
+    /// demand through the control socket. Relative certificate paths resolve against <paramref name="baseDirectory"/>.
+    /// </summary>
+    public static IServiceCollection AddFactorySync(this IServiceCollection services, IConfiguration configuration, string baseDirectory)
+    {
+        services.AddJournalSyncClient(configuration.GetSection(FactoryCaOptions.SectionName + ":" + SyncOptions.Section));
+        services.PostConfigure<SyncOptions>(o =>
+        {
+            string R(string p) => string.IsNullOrEmpty(p) ? p : Path.GetFullPath(p, baseDirectory);
+            o.ClientCertificatePath = R(o.ClientCertificatePath);
+            o.ClientKeyPath = R(o.ClientKeyPath);
+            o.ServerTrustAnchorPath = R(o.ServerTrustAnchorPath);
+        });
+        return services;
+    }
 }

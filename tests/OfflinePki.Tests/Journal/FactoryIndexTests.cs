@@ -85,7 +85,7 @@ public class FactoryIndexTests
         await Task.WhenAll(appends);
 
         var path = Path.Combine(_dir, "index", "factory-index.db");
-        IReadOnlyList<IssuedCertificateRecord> before;
+        IReadOnlyList<IndexedCertificate> before;
         ulong appliedBefore;
         using (var index = FactoryIndex.Open(path))
         {

@@ -15,7 +15,7 @@ namespace OfflinePki.Journal.Index;
 /// <param name="Seq">The journal seq of its entry.</param>
 /// <param name="NotAfter">The certificate's notAfter (UTC, whole seconds).</param>
 /// <param name="Sha256Hex">Lower-case hex SHA-256 of the certificate DER (its fingerprint).</param>
-public sealed record IssuedCertificateRecord(string SerialHex, string DeviceId, string Profile, string StationId, string BatchId, ulong Seq,
+public sealed record IndexedCertificate(string SerialHex, string DeviceId, string Profile, string StationId, string BatchId, ulong Seq,
     DateTimeOffset NotAfter, string Sha256Hex);
 
 /// <summary>
@@ -250,7 +250,7 @@ public sealed class FactoryIndex : IDisposable
 
     /// <summary>The certificates issued to <paramref name="deviceId"/>, in journal order.</summary>
     /// <exception cref="ArgumentNullException"><paramref name="deviceId"/> is null.</exception>
-    public IReadOnlyList<IssuedCertificateRecord> FindByDevice(string deviceId)
+    public IReadOnlyList<IndexedCertificate> FindByDevice(string deviceId)
     {
         ArgumentNullException.ThrowIfNull(deviceId);
         lock (_lock)
@@ -263,7 +263,7 @@ public sealed class FactoryIndex : IDisposable
     }
 
     /// <summary>Every indexed certificate ordered by serial (for exports and tests; loads all rows).</summary>
-    public IReadOnlyList<IssuedCertificateRecord> All()
+    public IReadOnlyList<IndexedCertificate> All()
     {
         lock (_lock)
         {
@@ -276,13 +276,13 @@ public sealed class FactoryIndex : IDisposable
     /// <inheritdoc />
     public void Dispose() => _db.Dispose();
 
-    private static List<IssuedCertificateRecord> ReadRecords(SqliteCommand cmd)
+    private static List<IndexedCertificate> ReadRecords(SqliteCommand cmd)
     {
-        var list = new List<IssuedCertificateRecord>();
+        var list = new List<IndexedCertificate>();
         using var r = cmd.ExecuteReader();
         while (r.Read())
         {
-            list.Add(new IssuedCertificateRecord(r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4),
+            list.Add(new IndexedCertificate(r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4),
                 (ulong)r.GetInt64(5), DateTimeOffset.FromUnixTimeSeconds(r.GetInt64(6)), r.GetString(7)));
         }
 

@@ -1,0 +1,108 @@
+using System.Net.Sockets;
+using System.Text.Json;
+using Microsoft.Extensions.Options;
+using OfflinePki.Hosting.Sync;
+using OfflinePki.Journal;
+using OfflinePki.Journal.Index;
+using OfflinePki.Sync;
+using OfflinePki.Sync.Grpc;
+
+namespace OfflinePki.FactoryCa;
+
+/// <summary>
+/// The local control channel: a Unix domain socket at FactoryCa:DataDirectory/control.sock (mode 0600 through the
+/// directory's permissions), never a TCP port. The CLI verbs <c>sync-now</c> and <c>status</c> talk to a running
+/// daemon through it. Requests arriving over TCP get 404.
+/// </summary>
+public static class ControlEndpoints
+{
+    /// <summary>File name of the control socket inside the data directory.</summary>
+    public const string SocketName = "control.sock";
+
+    /// <summary>The socket path for a data directory.</summary>
+    public static string SocketPath(string dataDirectory) => Path.Combine(dataDirectory, SocketName);
+
+    /// <summary>Maps POST /control/sync and GET /control/status, reachable on the Unix socket only.</summary>
+    public static IEndpointRouteBuilder MapControl(this IEndpointRouteBuilder endpoints)
+    {
+        ArgumentNullException.ThrowIfNull(endpoints);
+        var group = endpoints.MapGroup("/control").AddEndpointFilter(async (ctx, next) =>
+            ctx.HttpContext.Connection.RemoteIpAddress is null ? await next(ctx).ConfigureAwait(false) : Results.NotFound());
+        group.MapPost("/sync", SyncNow);
+        group.MapGet("/status", Status);
+        return endpoints;
+    }
+
+    private static async Task<IResult> SyncNow(JournalSyncClient client, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var r = await client.SyncOnceAsync(cancellationToken).ConfigureAwait(false);
+            return Results.Json(new
+            {
+                appliedSeq = r.AppliedSeq,
+                headHash = Convert.ToHexStringLower(r.HeadHash),
+                entriesPushed = r.EntriesPushed,
+                entriesApplied = r.EntriesApplied,
+                durationMs = (long)r.Duration.TotalMilliseconds,
+            });
+        }
+        catch (Exception ex) when (ex is GrpcException or JournalSyncException or JournalUnavailableException)
+        {
+            return Results.Text("sync failed: " + ex.Message + "\n", statusCode: StatusCodes.Status502BadGateway);
+        }
+    }
+
+    private static IResult Status(JournalWriter journal, FactoryIndex index, JournalSyncWorker sync, IOptions<FactoryCaOptions> options)
+    {
+        var health = journal.Health;
+        var last = sync.LastSuccess;
+        return Results.Json(new
+        {
+            factoryId = options.Value.FactoryId,
+            journal = new
+            {
+                id = Convert.ToHexStringLower(journal.Anchor.JournalId),
+                headSeq = journal.Head.Seq,
+                headHash = Convert.ToHexStringLower(journal.Head.Hash),
+                healthy = health.IsHealthy,
+                failure = health.Failure,
+                appends = journal.Appends,
+                fsyncs = journal.Fsyncs,
+                checkpoints = journal.Checkpoints,
+            },
+            index = new { appliedSeq = index.AppliedSeq, certificatesIssued = index.CountIssued() },
+            sync = new
+            {
+                lastSuccessAt = last?.At,
+                mirrorSeq = last?.Result.AppliedSeq,
+                lastError = sync.LastError,
+                forkDetected = sync.ForkDetected,
+            },
+        }, new JsonSerializerOptions { WriteIndented = true });
+    }
+
+    /// <summary>An HttpClient that talks to the control socket of the daemon owning <paramref name="dataDirectory"/>.</summary>
+    public static HttpClient CreateClient(string dataDirectory)
+    {
+        string path = SocketPath(dataDirectory);
+        var handler = new SocketsHttpHandler
+        {
+            ConnectCallback = async (_, ct) =>
+            {
+                var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+                try
+                {
+                    await socket.ConnectAsync(new UnixDomainSocketEndPoint(path), ct).ConfigureAwait(false);
+                    return new NetworkStream(socket, ownsSocket: true);
+                }
+                catch
+                {
+                    socket.Dispose();
+                    throw;
+                }
+            },
+        };
+        return new HttpClient(handler) { BaseAddress = new Uri("http://factoryca.control/"), Timeout = TimeSpan.FromMinutes(15) };
+    }
+}

@@ -1,0 +1,161 @@
+using System.Net.Sockets;
+using System.Security.Cryptography.X509Certificates;
+using Microsoft.Extensions.Options;
+using OfflinePki.Journal;
+using OfflinePki.Journal.Index;
+
+namespace OfflinePki.FactoryCa;
+
+/// <summary>The FactoryCa command-line verbs. Exit codes: 0 ok, 1 operation failed, 2 bad config or usage.</summary>
+public static class FactoryCli
+{
+    /// <summary>serve: runs the daemon until SIGTERM/Ctrl-C.</summary>
+    public static async Task<int> ServeAsync(string configPath, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var app = FactoryCaApp.Build(configPath);
+            await app.RunAsync(cancellationToken).ConfigureAwait(false);
+            return 0;
+        }
+        catch (OptionsValidationException ex)
+        {
+            return ConfigError(ex);
+        }
+    }
+
+    /// <summary>check-config: builds the host (validating every option) and exits.</summary>
+    public static async Task<int> CheckConfigAsync(string configPath)
+    {
+        try
+        {
+            await using var app = FactoryCaApp.Build(configPath);
+            Console.WriteLine("config ok");
+            return 0;
+        }
+        catch (OptionsValidationException ex)
+        {
+            return ConfigError(ex);
+        }
+    }
+
+    /// <summary>sync-now: POST /control/sync on the daemon's control socket.</summary>
+    public static async Task<int> SyncNowAsync(string configPath, CancellationToken cancellationToken)
+    {
+        using var client = ControlEndpoints.CreateClient(DataDirectoryOf(configPath));
+        return await CallAsync(() => client.PostAsync(new Uri("control/sync", UriKind.Relative), null, cancellationToken), "sync").ConfigureAwait(false);
+    }
+
+    /// <summary>status: GET /control/status on the daemon's control socket.</summary>
+    public static async Task<int> StatusAsync(string configPath, CancellationToken cancellationToken)
+    {
+        using var client = ControlEndpoints.CreateClient(DataDirectoryOf(configPath));
+        return await CallAsync(() => client.GetAsync(new Uri("control/status", UriKind.Relative), cancellationToken), "status").ConfigureAwait(false);
+    }
+
+    /// <summary>verify: checks every hash, the chain, genesis against the root, every certificate and checkpoint signature.</summary>
+    public static int Verify(string journalPath, string rootPath)
+    {
+        X509Certificate2 root;
+        try
+        {
+            root = X509CertificateLoader.LoadCertificateFromFile(rootPath);
+        }
+        catch (Exception ex) when (ex is IOException or System.Security.Cryptography.CryptographicException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"cannot load root certificate '{rootPath}': {ex.Message}");
+            return 2;
+        }
+
+        try
+        {
+            var r = JournalFileVerifier.Verify(journalPath, root);
+            Console.WriteLine($"journal {Convert.ToHexStringLower(r.JournalId)} of factory {r.FactoryId}: OK");
+            Console.WriteLine($"  entries {r.Entries}, certificates issued {r.CertificatesIssued}, checkpoints {r.Checkpoints}");
+            Console.WriteLine($"  head seq {r.HeadSeq} hash {Convert.ToHexStringLower(r.HeadHash)}");
+            Console.WriteLine($"  last signed checkpoint covers seq {r.LastCheckpointSeq}; entries after it (hash-chained, not yet signed): {r.UnverifiedTailEntries}");
+            if (r.TornTailBytes > 0)
+            {
+                Console.WriteLine($"  torn tail: {r.TornTailBytes} bytes after the last complete record (never acknowledged; recovery drops them)");
+            }
+
+            return 0;
+        }
+        catch (JournalVerificationException ex)
+        {
+            Console.Error.WriteLine("journal verification FAILED: " + ex.Message);
+            return 1;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or JournalUnavailableException)
+        {
+            Console.Error.WriteLine($"cannot read journal '{journalPath}': {ex.Message}");
+            return 2;
+        }
+    }
+
+    /// <summary>rebuild-index: deletes the index and replays the journal into a new one. The daemon must be stopped.</summary>
+    public static async Task<int> RebuildIndexAsync(string configPath, CancellationToken cancellationToken)
+    {
+        string data = DataDirectoryOf(configPath);
+        using (var probe = ControlEndpoints.CreateClient(data))
+        {
+            try
+            {
+                using var r = await probe.GetAsync(new Uri("control/status", UriKind.Relative), cancellationToken).ConfigureAwait(false);
+                Console.Error.WriteLine("the FactoryCa daemon is running on this data directory; stop it before rebuilding the index");
+                return 1;
+            }
+            catch (HttpRequestException)
+            {
+                // Not running: go on.
+            }
+        }
+
+        var reader = JournalFileReader.Open(Path.Combine(data, "journal", "journal.log"));
+        using var index = FactoryIndex.Rebuild(Path.Combine(data, "index.db"), reader);
+        Console.WriteLine($"index rebuilt from the journal: applied seq {index.AppliedSeq}, certificates {index.CountIssued()}");
+        return 0;
+    }
+
+    private static async Task<int> CallAsync(Func<Task<HttpResponseMessage>> call, string what)
+    {
+        try
+        {
+            using var response = await call().ConfigureAwait(false);
+            string body = await response.Content.ReadAsStringAsync().ConfigureAwait(false);
+            if (!response.IsSuccessStatusCode)
+            {
+                Console.Error.Write(body);
+                return 1;
+            }
+
+            Console.WriteLine(body);
+            return 0;
+        }
+        catch (HttpRequestException ex) when (ex.InnerException is SocketException || ex.HttpRequestError == HttpRequestError.ConnectionError)
+        {
+            Console.Error.WriteLine($"{what}: the FactoryCa daemon is not running (no control socket): {ex.Message}");
+            return 1;
+        }
+    }
+
+    /// <summary>FactoryCa:DataDirectory of a config file, resolved like the daemon resolves it.</summary>
+    internal static string DataDirectoryOf(string configPath)
+    {
+        string full = Path.GetFullPath(configPath);
+        var configuration = new ConfigurationBuilder().AddJsonFile(full, optional: false).AddEnvironmentVariables("OFFLINEPKI_").Build();
+        string data = configuration[FactoryCaOptions.SectionName + ":DataDirectory"]
+            ?? throw new OptionsValidationException(FactoryCaOptions.SectionName, typeof(FactoryCaOptions), ["FactoryCa:DataDirectory is required"]);
+        return Path.GetFullPath(data, Path.GetDirectoryName(full)!);
+    }
+
+    private static int ConfigError(OptionsValidationException ex)
+    {
+        foreach (var failure in ex.Failures)
+        {
+            Console.Error.WriteLine("config error: " + failure);
+        }
+
+        return 2;
+    }
+}
