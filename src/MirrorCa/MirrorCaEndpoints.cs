@@ -68,7 +68,7 @@ public static class MirrorCaEndpoints
         return Results.Bytes(factory.IssuingCa.RawData, "application/pkix-cert");
     }
 
-    private static async Task<IResult> PostOcsp(HttpContext http, IOcspResponseSource responder, IOptions<MirrorCaOptions> options, TimeProvider time)
+    private static async Task<IResult> PostOcsp(HttpContext http, IOcspResponseSource responder, IOptions<MirrorCaOptions> options)
     {
         if (!string.Equals(http.Request.ContentType?.Split(';')[0].Trim(), "application/ocsp-request", StringComparison.OrdinalIgnoreCase))
         {
@@ -96,7 +96,6 @@ public static class MirrorCaEndpoints
 
         var answer = responder.Respond(buffer.GetBuffer().AsMemory(0, (int)buffer.Length));
         http.Response.Headers.CacheControl = "no-store";
-        _ = time;
         return Results.Bytes(answer.Der, OcspResponseType);
     }
 
