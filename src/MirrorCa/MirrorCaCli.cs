@@ -73,13 +73,16 @@ public static class MirrorCaCli
     private static Command Revoke()
     {
         var config = ConfigOption();
-        var serial = new Option<string>("--serial") { Required = true, Description = "Certificate serial, hex (':' separators and 0x allowed)" };
+        var serial = new Option<string?>("--serial") { Description = "Certificate serial, hex (':' separators and 0x allowed)" };
+        var device = new Option<string?>("--device") { Description = "Revoke every certificate of this device id (instead of --serial)" };
+        var station = new Option<string?>("--station") { Description = "Revoke every certificate requested by this station (instead of --serial)" };
+        var batch = new Option<string?>("--batch") { Description = "Revoke every certificate of this batch/order (instead of --serial)" };
         var reason = new Option<string>("--reason") { Required = true, Description = "RFC 5280 reason, e.g. keyCompromise, superseded, cessationOfOperation" };
         var invalidity = new Option<string?>("--invalidity-date") { Description = "ISO 8601 time the key is known or suspected compromised (RFC 5280 §5.3.2)" };
         var factory = new Option<string?>("--factory") { Description = "Factory id; needed only if the serial exists under several issuers" };
         var actor = new Option<string?>("--actor") { Description = "Who revokes (recorded); default cli:$USER" };
-        var cmd = new Command("revoke", "Revoke one certificate by serial; durable before OK is printed");
-        foreach (var o in new Option[] { config, serial, reason, invalidity, factory, actor })
+        var cmd = new Command("revoke", "Revoke by serial, or every certificate of a device, station or batch; durable before OK is printed");
+        foreach (var o in new Option[] { config, serial, device, station, batch, reason, invalidity, factory, actor })
         {
             cmd.Options.Add(o);
         }
@@ -96,15 +99,25 @@ public static class MirrorCaCli
                     return 2;
                 }
 
-                byte[] serialBytes;
-                try
+                var selector = new RevocationSelector(parseResult.GetValue(device), parseResult.GetValue(station), parseResult.GetValue(batch));
+                if ((parseResult.GetValue(serial) is null) == selector.IsEmpty)
                 {
-                    serialBytes = SerialNumber.FromHex(parseResult.GetRequiredValue(serial));
-                }
-                catch (Exception ex) when (ex is FormatException or ArgumentException)
-                {
-                    err.WriteLine($"error: --serial '{parseResult.GetValue(serial)}' is not a positive hex serial of at most 20 octets: {ex.Message}");
+                    err.WriteLine("error: give either --serial, or one or more of --device, --station, --batch");
                     return 2;
+                }
+
+                byte[]? serialBytes = null;
+                if (parseResult.GetValue(serial) is { } serialText)
+                {
+                    try
+                    {
+                        serialBytes = SerialNumber.FromHex(serialText);
+                    }
+                    catch (Exception ex) when (ex is FormatException or ArgumentException)
+                    {
+                        err.WriteLine($"error: --serial '{serialText}' is not a positive hex serial of at most 20 octets: {ex.Message}");
+                        return 2;
+                    }
                 }
 
                 DateTimeOffset? invalidityDate = null;
@@ -129,6 +142,14 @@ public static class MirrorCaCli
 
                 using var registry = new MirrorRegistry(options.RegistryPath, TimeProvider.System);
                 var who = parseResult.GetValue(actor) ?? "cli:" + Environment.UserName;
+                if (serialBytes is null)
+                {
+                    var bulk = registry.RevokeMatching(issuer, selector, crlReason, invalidityDate, who);
+                    output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"OK revoked {bulk.NewlyRevoked} certificate(s) of {selector} ({bulk.Matched} matched, {bulk.AlreadyRevoked} already revoked) reason {CrlReasons.Name(crlReason)}"));
+                    return 0;
+                }
+
                 var result = registry.Revoke(issuer, serialBytes, crlReason, invalidityDate, who);
                 var e = result.Entry;
                 var what = result.Outcome == RevokeOutcome.Revoked ? "OK revoked" : "OK already revoked";

@@ -164,23 +164,7 @@ public sealed class MirrorRegistry : IJournalSink, IRevocationSource, IRevocatio
     public RevokeResult Revoke(string? issuer, byte[] serial, CrlReason reason, DateTimeOffset? invalidityDate, string actor)
     {
         ArgumentNullException.ThrowIfNull(serial);
-        ArgumentException.ThrowIfNullOrWhiteSpace(actor);
-        if (actor.Length > 200)
-        {
-            throw new ArgumentException("actor is at most 200 characters", nameof(actor));
-        }
-
-        if (!CrlReasons.IsDefined(reason) || reason == CrlReason.RemoveFromCrl)
-        {
-            throw new ArgumentException($"reason {reason} cannot be used to revoke (RFC 5280 §5.3.1)", nameof(reason));
-        }
-
-        var now = DerTime.Truncate(_time.GetUtcNow());
-        if (invalidityDate is { } inv && inv > now)
-        {
-            throw new ArgumentException($"invalidity date {inv:O} is in the future (now {now:O}); RFC 5280 §5.3.2 records when the key was compromised", nameof(invalidityDate));
-        }
-
+        var now = CheckRevocationArguments(reason, invalidityDate, actor);
         var normalized = SerialNumber.Normalize(serial);
         var hex = SerialNumber.ToHex(normalized);
         using var c = Open();
@@ -241,6 +225,63 @@ public sealed class MirrorRegistry : IJournalSink, IRevocationSource, IRevocatio
         return new RevokeResult(RevokeOutcome.Revoked, factoryId, issuerKeyHash, deviceId!, entry);
     }
 
+    /// <inheritdoc />
+    public BulkRevokeResult RevokeMatching(string? issuer, RevocationSelector selector, CrlReason reason, DateTimeOffset? invalidityDate, string actor)
+    {
+        ArgumentNullException.ThrowIfNull(selector);
+        if (selector.IsEmpty)
+        {
+            throw new ArgumentException("a bulk revocation needs a device, station or batch", nameof(selector));
+        }
+
+        var now = CheckRevocationArguments(reason, invalidityDate, actor);
+        const string Filter = """
+            ($d IS NULL OR c.device_id = $d) AND ($st IS NULL OR c.station_id = $st) AND ($b IS NULL OR c.batch_id = $b)
+              AND ($i IS NULL OR c.issuer_key_hash = $i)
+            """;
+        using var c = Open();
+        using var tx = c.BeginTransaction();
+        long matched = 0, inserted = 0;
+        foreach (var candidate in ResolveIssuerCandidates(c, tx, issuer))
+        {
+            (string, object)[] args =
+            [
+                ("$d", (object?)selector.DeviceId ?? DBNull.Value), ("$st", (object?)selector.StationId ?? DBNull.Value),
+                ("$b", (object?)selector.BatchId ?? DBNull.Value), ("$i", (object?)candidate ?? DBNull.Value),
+            ];
+            using (var count = Cmd(c, "SELECT COUNT(*) FROM certificates c WHERE " + Filter, args))
+            {
+                count.Transaction = tx;
+                matched += (long)count.ExecuteScalar()!;
+            }
+
+            using var insert = Cmd(c, $"""
+                INSERT INTO revocations(issuer_key_hash, serial, reason, revoked_at, invalidity_date, actor)
+                SELECT c.issuer_key_hash, c.serial, $r, $t, $inv, $a FROM certificates c WHERE {Filter}
+                ON CONFLICT(issuer_key_hash, serial) DO NOTHING
+                """,
+                [.. args, ("$r", (long)reason), ("$t", now.ToUnixTimeSeconds()),
+                 ("$inv", invalidityDate is { } d ? DerTime.Truncate(d).ToUnixTimeSeconds() : DBNull.Value), ("$a", actor)]);
+            insert.Transaction = tx;
+            inserted += insert.ExecuteNonQuery();
+        }
+
+        if (matched == 0)
+        {
+            throw new RevocationException($"no issued certificate matches {selector}{(issuer is null ? string.Empty : $" of {issuer}")}; nothing was revoked");
+        }
+
+        if (inserted > 0)
+        {
+            using var bump = Cmd(c, "UPDATE counters SET value = value + 1 WHERE name IN ('revocation', 'registry')");
+            bump.Transaction = tx;
+            bump.ExecuteNonQuery();
+        }
+
+        tx.Commit();
+        return new BulkRevokeResult(matched, inserted, matched - inserted);
+    }
+
     // ---------------------------------------------------------------- summary
 
     /// <summary>Per-journal counts for the <c>status</c> verb. Counting scans the certificate index of each journal.</summary>
@@ -275,6 +316,28 @@ public sealed class MirrorRegistry : IJournalSink, IRevocationSource, IRevocatio
     }
 
     // ---------------------------------------------------------------- helpers
+
+    private DateTimeOffset CheckRevocationArguments(CrlReason reason, DateTimeOffset? invalidityDate, string actor)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(actor);
+        if (actor.Length > 200)
+        {
+            throw new ArgumentException("actor is at most 200 characters", nameof(actor));
+        }
+
+        if (!CrlReasons.IsDefined(reason) || reason == CrlReason.RemoveFromCrl)
+        {
+            throw new ArgumentException($"reason {reason} cannot be used to revoke (RFC 5280 §5.3.1)", nameof(reason));
+        }
+
+        var now = DerTime.Truncate(_time.GetUtcNow());
+        if (invalidityDate is { } inv && inv > now)
+        {
+            throw new ArgumentException($"invalidity date {inv:O} is in the future (now {now:O}); RFC 5280 §5.3.2 records when the key was compromised", nameof(invalidityDate));
+        }
+
+        return now;
+    }
 
     private List<byte[]?> ResolveIssuerCandidates(SqliteConnection c, SqliteTransaction tx, string? issuer)
     {

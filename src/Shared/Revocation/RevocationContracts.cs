@@ -101,7 +101,43 @@ public interface IRevocationStore
     /// <exception cref="ArgumentException"><paramref name="reason"/> is removeFromCRL or undefined, <paramref name="actor"/> is empty or too long, or <paramref name="invalidityDate"/> is in the future.</exception>
     /// <exception cref="RevocationException">The issuer or the serial is unknown to the registry, or the serial is ambiguous across issuers.</exception>
     RevokeResult Revoke(string? issuer, byte[] serial, CrlReason reason, DateTimeOffset? invalidityDate, string actor);
+
+    /// <summary>
+    /// Revokes every issued certificate that matches <paramref name="selector"/> in one durable transaction
+    /// (brief: "revoke by device ID, or by batch/station"). Already revoked certificates keep their revocation.
+    /// </summary>
+    /// <param name="issuer">Factory id or hex issuerKeyHash to restrict to, or null for every issuer.</param>
+    /// <param name="selector">Device, station and/or batch; at least one.</param>
+    /// <param name="reason">As for <see cref="Revoke"/>.</param>
+    /// <param name="invalidityDate">As for <see cref="Revoke"/>.</param>
+    /// <param name="actor">As for <see cref="Revoke"/>.</param>
+    /// <exception cref="ArgumentException">The selector is empty, or as for <see cref="Revoke"/>.</exception>
+    /// <exception cref="RevocationException">The issuer is unknown, or no certificate matches.</exception>
+    BulkRevokeResult RevokeMatching(string? issuer, RevocationSelector selector, CrlReason reason, DateTimeOffset? invalidityDate, string actor);
 }
+
+/// <summary>
+/// Selects certificates for a bulk revocation (a device re-keyed, a compromised station, a recalled batch). Every
+/// non-null field must match; at least one is required.
+/// </summary>
+/// <param name="DeviceId">IEEE 802.1AR device serial, or null.</param>
+/// <param name="StationId">Requesting station, or null.</param>
+/// <param name="BatchId">Order or batch, or null.</param>
+public sealed record RevocationSelector(string? DeviceId = null, string? StationId = null, string? BatchId = null)
+{
+    /// <summary>True when no field is set.</summary>
+    public bool IsEmpty => DeviceId is null && StationId is null && BatchId is null;
+
+    /// <inheritdoc />
+    public override string ToString() => string.Join(" ", new[] { ("device", DeviceId), ("station", StationId), ("batch", BatchId) }
+        .Where(p => p.Item2 is not null).Select(p => $"{p.Item1} '{p.Item2}'"));
+}
+
+/// <summary>The result of a bulk revocation.</summary>
+/// <param name="Matched">Certificates that match the selector.</param>
+/// <param name="NewlyRevoked">Of those, how many this call revoked.</param>
+/// <param name="AlreadyRevoked">Of those, how many were revoked before (left unchanged).</param>
+public sealed record BulkRevokeResult(long Matched, long NewlyRevoked, long AlreadyRevoked);
 
 /// <summary>A revocation was refused; the message says what is wrong and what to do (e.g. "serial ... was never issued by F1").</summary>
 public sealed class RevocationException : Exception

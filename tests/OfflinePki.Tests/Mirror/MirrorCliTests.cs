@@ -100,3 +100,34 @@ public class MirrorCliTests
         Assert.That(serve.Err, Does.Contain("MirrorCa:Crl:RefreshAfter"));
     }
 }
+
+public class MirrorBulkRevocationTests
+{
+    private static (int Exit, string Out, string Err) Run(params string[] args)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        int exit = MirrorCaCli.Create().Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
+        return (exit, output.ToString(), error.ToString());
+    }
+
+    [Test]
+    public void Revoke_by_station_revokes_every_matching_certificate_once()
+    {
+        using var bed = new MirrorTestBed();
+        var devices = Enumerable.Range(0, 3).Select(_ => bed.Issue()).ToList();
+        bed.Registry.Revoke("F1", devices[0].Serial, Revocation.CrlReason.Superseded, null, "t");
+        var r = Run("revoke", "--config", bed.ConfigPath, "--station", "station-01", "--reason", "keyCompromise", "--factory", "F1");
+        Assert.That(r.Exit, Is.Zero, r.Err);
+        Assert.That(r.Out, Does.Contain("OK revoked 2 certificate(s) of station 'station-01' (3 matched, 1 already revoked)"));
+        var reasons = bed.Registry.EnumerateRevoked(bed.IssuerKeyHash).ToDictionary(e => Convert.ToHexString(e.Serial), e => e.Reason);
+        Assert.That(reasons[devices[0].SerialHex], Is.EqualTo(Revocation.CrlReason.Superseded));
+        Assert.That(reasons[devices[2].SerialHex], Is.EqualTo(Revocation.CrlReason.KeyCompromise));
+
+        var none = Run("revoke", "--config", bed.ConfigPath, "--device", "NO-SUCH-DEVICE", "--reason", "keyCompromise");
+        Assert.That(none.Exit, Is.EqualTo(1));
+        Assert.That(none.Err, Does.Contain("no issued certificate matches device 'NO-SUCH-DEVICE'"));
+        var both = Run("revoke", "--config", bed.ConfigPath, "--device", "x", "--serial", "01", "--reason", "keyCompromise");
+        Assert.That(both.Exit, Is.EqualTo(2));
+    }
+}
