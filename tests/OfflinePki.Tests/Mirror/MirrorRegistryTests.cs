@@ -114,4 +114,34 @@ public class MirrorRegistryTests
         Assert.That(serials, Has.Count.EqualTo(4));
         Assert.That(serials, Is.Ordered.Using((IComparer<string>)StringComparer.Ordinal));
     }
+
+    [Test]
+    public void Several_factories_share_one_registry_and_stay_apart()
+    {
+        using var bed = new MirrorTestBed();
+        var f1 = bed.Issue();
+        using var key2 = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256);
+        var caReq = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=Factory F2 Issuing CA", key2, System.Security.Cryptography.HashAlgorithmName.SHA256);
+        caReq.CertificateExtensions.Add(new System.Security.Cryptography.X509Certificates.X509BasicConstraintsExtension(true, true, 0, true));
+        using var ca2 = caReq.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddYears(1));
+        var keyHash2 = IssuerHashes.KeyHash(ca2);
+        var journal2 = System.Security.Cryptography.RandomNumberGenerator.GetBytes(16);
+        using (var tx = bed.Registry.BeginApply())
+        {
+            tx.SetJournal(new JournalState(journal2, "F2", ca2.RawData, ca2.RawData, 1, new byte[32]));
+            tx.AddCertificate(new IssuedCertificateRecord(f1.Serial, keyHash2, [0x30, 0x00], "DEV-F2", "st", "b", DateTimeOffset.UtcNow, DateTimeOffset.UtcNow.AddYears(1), journal2, 1));
+            tx.Commit();
+        }
+
+        var ex = Assert.Throws<RevocationException>(() => bed.Registry.Revoke(null, f1.Serial, CrlReason.KeyCompromise, null, "t"));
+        Assert.That(ex!.Message, Does.Contain("more than one issuing CA"));
+        var r = bed.Registry.Revoke("F2", f1.Serial, CrlReason.KeyCompromise, null, "t");
+        Assert.That((r.FactoryId, r.DeviceId), Is.EqualTo(("F2", "DEV-F2")));
+        Assert.That(bed.Registry.GetStatus(bed.IssuerKeyHash, f1.Serial).State, Is.EqualTo(RegistryCertificateState.Good));
+        Assert.That(bed.Registry.GetStatus(keyHash2, f1.Serial).State, Is.EqualTo(RegistryCertificateState.Revoked));
+        Assert.That(bed.Registry.EnumerateRevoked(bed.IssuerKeyHash), Is.Empty);
+        var factories = bed.Registry.GetSummary().Factories;
+        Assert.That(factories.Single(f => f.FactoryId == "F2").Revoked, Is.EqualTo(1));
+        Assert.That(factories.Single(f => f.JournalIdHex == Convert.ToHexString(bed.JournalId)).Revoked, Is.Zero);
+    }
 }
