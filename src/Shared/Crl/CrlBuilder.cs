@@ -93,7 +93,8 @@ public sealed class CrlBuilder
     /// <param name="nextUpdate">nextUpdate.</param>
     /// <param name="entries">Revoked entries, streamed once.</param>
     /// <param name="count">Number of entries written.</param>
-    /// <exception cref="ArgumentException">A serial is not a valid DER INTEGER encoding, or a time is before 1950.</exception>
+    /// <exception cref="ArgumentException">A serial is not minimal DER INTEGER content octets.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A time is before 1950.</exception>
     public static byte[] PrepareTbs(CrlIssuer issuer, ReadOnlySpan<byte> signatureAlgorithm, BigInteger crlNumber,
         DateTimeOffset thisUpdate, DateTimeOffset nextUpdate, IEnumerable<RevokedEntry> entries, out long count)
     {
@@ -170,7 +171,7 @@ public sealed class CrlBuilder
     {
         using (w.PushSequence())
         {
-            w.WriteIntegerUnsigned(TrimSign(entry.Serial));
+            w.WriteInteger(entry.Serial); // the stored serial is INTEGER content octets already (SerialNumber.Normalize)
             DerTime.WriteTime(w, entry.RevocationTime);
             bool hasReason = entry.Reason != CrlReason.Unspecified;
             if (hasReason || entry.InvalidityDate is not null)
@@ -196,10 +197,6 @@ public sealed class CrlBuilder
             }
         }
     }
-
-    // The registry stores normalised serials (a 0x00 pad when the top bit is set); WriteIntegerUnsigned re-adds it.
-    private static ReadOnlySpan<byte> TrimSign(byte[] serial) =>
-        serial.Length > 1 && serial[0] == 0 ? serial.AsSpan(1) : serial;
 
     // Extension  ::=  SEQUENCE  {
     //      extnID      OBJECT IDENTIFIER,

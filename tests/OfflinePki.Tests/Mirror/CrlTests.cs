@@ -111,10 +111,39 @@ public class CrlTests
         Assert.That(ex!.Message, Does.Contain("§5.2.3"));
         ex = Assert.Throws<CrlLintException>(() => builder.Build(issuer, signer, -1, now, now.AddDays(1), []));
         Assert.That(ex!.Message, Does.Contain("negative"));
+        ex = Assert.Throws<CrlLintException>(() => builder.Build(issuer, signer, 1, now, now.AddDays(1), [a with { Serial = [0x80] }]));
+        Assert.That(ex!.Message, Does.Contain("not positive"));
+        ex = Assert.Throws<CrlLintException>(() => builder.Build(issuer, signer, 1, now, now.AddDays(1), [a with { Serial = [0x02] }, a with { Serial = [0x01] }]));
+        Assert.That(ex!.Message, Does.Contain("out of order"));
         Assert.That(signer.Calls, Is.Zero);
 
         builder.Build(issuer, signer, 7, now, now.AddDays(1), [a]);
         Assert.That(signer.Calls, Is.EqualTo(1));
+    }
+
+    [Test]
+    public void A_crl_with_many_entries_is_streamed_and_verifies()
+    {
+        using var bed = new MirrorTestBed();
+        var key = SoftwareKeyLoader.Load(bed.Pki.PathOf("issuing-ca-F1.key"));
+        var now = DateTimeOffset.UtcNow;
+        const int n = 20_000;
+        IEnumerable<RevokedEntry> Entries()
+        {
+            for (int i = 1; i <= n; i++)
+            {
+                // Big-endian, fixed width, top bit clear: ascending octet order.
+                yield return new RevokedEntry([0x40, (byte)(i >> 16), (byte)(i >> 8), (byte)i], now, (CrlReason)(i % 6), i % 3 == 0 ? now.AddDays(-1) : null);
+            }
+        }
+
+        var crl = new CrlBuilder().Build(CrlIssuer.FromCertificate(bed.IssuingCa), key, 42, now, now.AddDays(7), Entries());
+        Assert.That(crl.EntryCount, Is.EqualTo(n));
+        var der = Path.Combine(bed.DataDirectory, "big.crl");
+        File.WriteAllBytes(der, crl.Der);
+        var text = Tool.OpenSsl("crl", "-inform", "DER", "-in", der, "-noout", "-text", "-CAfile", bed.Pki.PathOf("issuing-ca-F1.crt")).EnsureSuccess("openssl crl");
+        Assert.That(text.StdErr + text.StdOut, Does.Contain("verify OK"));
+        Assert.That(System.Text.RegularExpressions.Regex.Count(text.StdOut, "Serial Number:"), Is.EqualTo(n));
     }
 
     [Test]

@@ -146,4 +146,15 @@ public class MirrorHttpTests
         var missing = Tool.Run("curl", ["-sS", "-o", "/dev/null", "-w", "%{http_code}", _url + "/crl/F9.crl"]);
         Assert.That(missing.StdOut, Is.EqualTo("404"));
     }
+
+    [Test]
+    public void Crl_etag_revalidates_and_ocsp_post_needs_its_content_type()
+    {
+        var head = Tool.Run("curl", ["-sS", "-D", "-", "-o", "/dev/null", _url + "/crl/F1.crl"]).EnsureSuccess("curl crl");
+        var etag = head.StdOut.Split('\n').Single(l => l.StartsWith("ETag:", StringComparison.OrdinalIgnoreCase))[5..].Trim();
+        var again = Tool.Run("curl", ["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-H", "If-None-Match: " + etag, _url + "/crl/F1.crl"]);
+        Assert.That(again.StdOut, Is.EqualTo("304"));
+        var wrongType = Tool.Run("curl", ["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Content-Type: text/plain", "--data-binary", "x", _url + "/ocsp"]);
+        Assert.That(wrongType.StdOut, Is.EqualTo("415"));
+    }
 }
