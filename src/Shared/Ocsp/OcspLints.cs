@@ -31,8 +31,10 @@ public sealed record SingleResponseDraft(byte[] CertId, OcspCertStatus Status, D
 /// <param name="NonceExtensionValue">The nonce extnValue to echo, or null.</param>
 /// <param name="RequestHadNonce">True when the request asked for a nonce.</param>
 /// <param name="ExtendedRevoke">True to include id-pkix-ocsp-extended-revoke (RFC 6960 §4.4.8).</param>
+/// <param name="ResponderNotBefore">notBefore of the responder certificate that will be sent.</param>
+/// <param name="ResponderNotAfter">notAfter of the responder certificate that will be sent.</param>
 public sealed record OcspResponseDraft(byte[] ResponderKeyHash, DateTimeOffset ProducedAt, IReadOnlyList<SingleResponseDraft> Responses,
-    byte[]? NonceExtensionValue, bool RequestHadNonce, bool ExtendedRevoke);
+    byte[]? NonceExtensionValue, bool RequestHadNonce, bool ExtendedRevoke, DateTimeOffset ResponderNotBefore, DateTimeOffset ResponderNotAfter);
 
 /// <summary>One rule an OCSP response must satisfy before it is signed; each cites its RFC section.</summary>
 public interface IOcspLint
@@ -73,6 +75,7 @@ public static class OcspLints
         new OcspRevocationTimeNotAfterThisUpdate(),
         new OcspNonceEchoedWhenRequested(),
         new OcspExtendedRevokeWhenNeverIssuedIsRevoked(),
+        new OcspResponderCertificateValidAtProducedAt(),
     ];
 
     /// <summary>Runs the lints.</summary>
@@ -230,5 +233,25 @@ public sealed class OcspExtendedRevokeWhenNeverIssuedIsRevoked : IOcspLint
         }
 
         return null;
+    }
+}
+
+/// <summary>
+/// RFC 6960 §4.2.2.2 (a client accepts a delegated responder's signature only through a certificate valid now, RFC 5280
+/// §6.1.3): the responder certificate is valid at producedAt. A responder whose certificate has lapsed must stop signing.
+/// </summary>
+public sealed class OcspResponderCertificateValidAtProducedAt : IOcspLint
+{
+    /// <inheritdoc />
+    public string Name => "ocsp_responder_certificate_valid_at_produced_at";
+    /// <inheritdoc />
+    public string Citation => "RFC 6960 §4.2.2.2";
+    /// <inheritdoc />
+    public string? Check(OcspResponseDraft draft)
+    {
+        ArgumentNullException.ThrowIfNull(draft);
+        return draft.ProducedAt < draft.ResponderNotBefore || draft.ProducedAt > draft.ResponderNotAfter
+            ? $"the responder certificate is valid {draft.ResponderNotBefore:O}..{draft.ResponderNotAfter:O}, not at producedAt {draft.ProducedAt:O}; renew it"
+            : null;
     }
 }

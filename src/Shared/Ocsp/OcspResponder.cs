@@ -38,7 +38,7 @@ public sealed class OcspIssuer
     /// <param name="responderCertificate">The delegated responder certificate (issued by <paramref name="issuingCa"/>, id-kp-OCSPSigning).</param>
     /// <param name="responderKey">The responder's key; its public key must be the certificate's.</param>
     /// <exception cref="ArgumentNullException">An argument is null.</exception>
-    /// <exception cref="ArgumentException">The responder certificate is not issued by <paramref name="issuingCa"/>, lacks id-kp-OCSPSigning, or does not match <paramref name="responderKey"/>.</exception>
+    /// <exception cref="ArgumentException">The responder certificate is not issued by <paramref name="issuingCa"/> (name or signature), lacks id-kp-OCSPSigning, or does not match <paramref name="responderKey"/>.</exception>
     public OcspIssuer(string factoryId, X509Certificate2 issuingCa, X509Certificate2 responderCertificate, ISigningKey responderKey)
     {
         ArgumentException.ThrowIfNullOrEmpty(factoryId);
@@ -61,8 +61,15 @@ public sealed class OcspIssuer
             throw new ArgumentException($"the OCSP responder key {responderKey.KeyId} does not match the responder certificate '{responderCertificate.Subject}'", nameof(responderKey));
         }
 
+        if (!CertificateSignature.IsSignedBy(responderCertificate, issuingCa))
+        {
+            throw new ArgumentException($"OCSP responder certificate '{responderCertificate.Subject}' is not signed by the issuing CA '{issuingCa.Subject}' key (RFC 6960 §4.2.2.2)", nameof(responderCertificate));
+        }
+
         FactoryId = factoryId;
         IssuingCa = issuingCa;
+        ResponderNotBefore = new DateTimeOffset(responderCertificate.NotBefore.ToUniversalTime(), TimeSpan.Zero);
+        ResponderNotAfter = new DateTimeOffset(responderCertificate.NotAfter.ToUniversalTime(), TimeSpan.Zero);
         ResponderCertificate = responderCertificate.RawData;
         ResponderKey = responderKey;
         RegistryKeyHash = IssuerHashes.KeyHash(issuingCa);
@@ -75,6 +82,12 @@ public sealed class OcspIssuer
 
     /// <summary>The factory id.</summary>
     public string FactoryId { get; }
+
+    /// <summary>notBefore of the responder certificate (UTC).</summary>
+    public DateTimeOffset ResponderNotBefore { get; }
+
+    /// <summary>notAfter of the responder certificate (UTC).</summary>
+    public DateTimeOffset ResponderNotAfter { get; }
 
     /// <summary>The issuing CA certificate.</summary>
     public X509Certificate2 IssuingCa { get; }
@@ -243,7 +256,8 @@ public sealed class OcspResponder : IOcspResponseSource
             responses.Add(single);
         }
 
-        var draft = new OcspResponseDraft(issuer.ResponderKeyHash, now, responses, request.NonceExtensionValue, request.NonceExtensionValue is not null, extendedRevoke);
+        var draft = new OcspResponseDraft(issuer.ResponderKeyHash, now, responses, request.NonceExtensionValue, request.NonceExtensionValue is not null,
+            extendedRevoke, issuer.ResponderNotBefore, issuer.ResponderNotAfter);
         OcspLints.Enforce(_lints, draft);
         var der = Sign(issuer, draft);
         var answer = new OcspAnswer(der, OcspResponseStatus.Successful, now, responses.Min(r => r.NextUpdate), draft.NonceExtensionValue is not null);

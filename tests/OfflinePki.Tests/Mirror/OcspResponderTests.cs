@@ -134,10 +134,35 @@ public class OcspResponderTests
         var now = DateTimeOffset.UtcNow;
         var single = new SingleResponseDraft([0x30, 0x00], OcspCertStatus.Revoked, OcspExtendedRevokeWhenNeverIssuedIsRevoked.NeverIssuedRevocationTime,
             CrlReason.CertificateHold, now, now.AddHours(1), NeverIssued: true);
-        var draft = new OcspResponseDraft(new byte[20], now, [single], null, RequestHadNonce: true, ExtendedRevoke: false);
+        var draft = new OcspResponseDraft(new byte[20], now, [single], null, RequestHadNonce: true, ExtendedRevoke: false, now.AddDays(-1), now.AddDays(1));
         var ex = Assert.Throws<OcspLintException>(() => OcspLints.Enforce(OcspLints.All, draft));
         Assert.That(ex!.Message, Does.Contain("RFC 6960 §4.4.1").And.Contain("RFC 6960 §2.2, §4.4.8"));
-        Assert.DoesNotThrow(() => OcspLints.Enforce(OcspLints.All, draft with { NonceExtensionValue = [0x04, 0x01, 0x00], ExtendedRevoke = true }));
+        var fixedDraft = draft with { NonceExtensionValue = [0x04, 0x01, 0x00], ExtendedRevoke = true };
+        Assert.DoesNotThrow(() => OcspLints.Enforce(OcspLints.All, fixedDraft));
+        var expired = Assert.Throws<OcspLintException>(() => OcspLints.Enforce(OcspLints.All, fixedDraft with { ResponderNotAfter = now.AddSeconds(-1) }));
+        Assert.That(expired!.Message, Does.Contain("renew it"));
+    }
+
+    [Test]
+    public void A_responder_certificate_from_another_ca_is_refused()
+    {
+        using var bed = new MirrorTestBed();
+        // mirror-sync-server is a TLS certificate from the TLS CA: wrong issuer and no id-kp-OCSPSigning.
+        var ex = Assert.Throws<ArgumentException>(() => new OcspIssuer("F1", bed.IssuingCa, bed.Pki.Cert("mirror-sync-server"), SoftwareKeyLoader.Load(bed.Pki.PathOf("mirror-sync-server.key"))));
+        Assert.That(ex!.Message, Does.Contain("not by the issuing CA"));
+        // The journal signer is issued by the root, not the issuing CA.
+        ex = Assert.Throws<ArgumentException>(() => new OcspIssuer("F1", bed.IssuingCa, bed.Pki.Cert("journal-signer-F1"), SoftwareKeyLoader.Load(bed.Pki.PathOf("journal-signer-F1.key"))));
+        Assert.That(ex!.Message, Does.Contain("not by the issuing CA"));
+
+        // Right issuer name and EKU, but signed by an impostor key.
+        using var impostor = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var responderKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var req = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=Fake Responder", responderKey, HashAlgorithmName.SHA256);
+        req.CertificateExtensions.Add(new System.Security.Cryptography.X509Certificates.X509EnhancedKeyUsageExtension([new Oid(Oids.OcspSigningEku)], true));
+        using var fake = req.Create(bed.IssuingCa.SubjectName, System.Security.Cryptography.X509Certificates.X509SignatureGenerator.CreateForECDsa(impostor),
+            DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1), [0x01, 0x02]);
+        ex = Assert.Throws<ArgumentException>(() => new OcspIssuer("F1", bed.IssuingCa, fake, new AsymmetricSigningKey(responderKey)));
+        Assert.That(ex!.Message, Does.Contain("is not signed by the issuing CA"));
     }
 
     private sealed class AlwaysFails : IOcspLint
