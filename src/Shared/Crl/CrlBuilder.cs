@@ -261,7 +261,7 @@ public sealed class CrlPublisher
     /// <exception cref="SigningKeyUnavailableException">The key cannot sign.</exception>
     public SignedCrl GetCurrent()
     {
-        long version = _source.RevocationVersion;
+        long version = _source.GetRevocationVersion(_issuer.IssuerKeyHash);
         var now = _time.GetUtcNow();
         var current = _current;
         if (current is not null && current.Version == version && now < current.Crl.ThisUpdate + _refreshAfter)
@@ -272,7 +272,7 @@ public sealed class CrlPublisher
         lock (_gate)
         {
             current = _current;
-            version = _source.RevocationVersion;
+            version = _source.GetRevocationVersion(_issuer.IssuerKeyHash);
             now = _time.GetUtcNow();
             if (current is not null && current.Version == version && now < current.Crl.ThisUpdate + _refreshAfter)
             {

@@ -111,6 +111,33 @@ public sealed class MirrorRegistry : IJournalSink, IRevocationSource, IRevocatio
     public long RegistryVersion => ReadCounter("registry");
 
     /// <inheritdoc />
+    public long GetRevocationVersion(byte[] issuerKeyHash)
+    {
+        ArgumentNullException.ThrowIfNull(issuerKeyHash);
+        using var c = Open();
+        using var cmd = Cmd(c, "SELECT value FROM counters WHERE name = $n", ("$n", IssuerCounter(issuerKeyHash)));
+        return cmd.ExecuteScalar() is long v ? v : 0;
+    }
+
+    private static string IssuerCounter(byte[] issuerKeyHash) => "revocation:" + Convert.ToHexString(issuerKeyHash);
+
+    private static void BumpRevocationCounters(SqliteConnection c, SqliteTransaction tx, IEnumerable<byte[]> issuerKeyHashes)
+    {
+        using (var bump = Cmd(c, "UPDATE counters SET value = value + 1 WHERE name IN ('revocation', 'registry')"))
+        {
+            bump.Transaction = tx;
+            bump.ExecuteNonQuery();
+        }
+
+        foreach (var issuer in issuerKeyHashes)
+        {
+            using var one = Cmd(c, "INSERT INTO counters(name, value) VALUES ($n, 1) ON CONFLICT(name) DO UPDATE SET value = value + 1", ("$n", IssuerCounter(issuer)));
+            one.Transaction = tx;
+            one.ExecuteNonQuery();
+        }
+    }
+
+    /// <inheritdoc />
     public IEnumerable<RevokedEntry> EnumerateRevoked(byte[] issuerKeyHash)
     {
         ArgumentNullException.ThrowIfNull(issuerKeyHash);
@@ -215,12 +242,7 @@ public sealed class MirrorRegistry : IJournalSink, IRevocationSource, IRevocatio
             insert.ExecuteNonQuery();
         }
 
-        using (var bump = Cmd(c, "UPDATE counters SET value = value + 1 WHERE name IN ('revocation', 'registry')"))
-        {
-            bump.Transaction = tx;
-            bump.ExecuteNonQuery();
-        }
-
+        BumpRevocationCounters(c, tx, [issuerKeyHash]);
         tx.Commit();
         return new RevokeResult(RevokeOutcome.Revoked, factoryId, issuerKeyHash, deviceId!, entry);
     }
@@ -242,6 +264,7 @@ public sealed class MirrorRegistry : IJournalSink, IRevocationSource, IRevocatio
         using var c = Open();
         using var tx = c.BeginTransaction();
         long matched = 0, inserted = 0;
+        var touched = new List<byte[]>();
         foreach (var candidate in ResolveIssuerCandidates(c, tx, issuer))
         {
             (string, object)[] args =
@@ -263,7 +286,25 @@ public sealed class MirrorRegistry : IJournalSink, IRevocationSource, IRevocatio
                 [.. args, ("$r", (long)reason), ("$t", now.ToUnixTimeSeconds()),
                  ("$inv", invalidityDate is { } d ? DerTime.Truncate(d).ToUnixTimeSeconds() : DBNull.Value), ("$a", actor)]);
             insert.Transaction = tx;
+            long before = inserted;
             inserted += insert.ExecuteNonQuery();
+            if (inserted > before)
+            {
+                if (candidate is not null)
+                {
+                    touched.Add(candidate);
+                }
+                else
+                {
+                    using var issuers = Cmd(c, "SELECT DISTINCT c.issuer_key_hash FROM certificates c WHERE " + Filter, args);
+                    issuers.Transaction = tx;
+                    using var r = issuers.ExecuteReader();
+                    while (r.Read())
+                    {
+                        touched.Add((byte[])r[0]);
+                    }
+                }
+            }
         }
 
         if (matched == 0)
@@ -273,9 +314,7 @@ public sealed class MirrorRegistry : IJournalSink, IRevocationSource, IRevocatio
 
         if (inserted > 0)
         {
-            using var bump = Cmd(c, "UPDATE counters SET value = value + 1 WHERE name IN ('revocation', 'registry')");
-            bump.Transaction = tx;
-            bump.ExecuteNonQuery();
+            BumpRevocationCounters(c, tx, touched);
         }
 
         tx.Commit();

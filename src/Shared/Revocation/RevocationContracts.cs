@@ -43,6 +43,13 @@ public interface IRevocationSource
     long RevocationVersion { get; }
 
     /// <summary>
+    /// Like <see cref="RevocationVersion"/> but for one issuer only (0 until its first revocation), so a revocation
+    /// under one factory does not rebuild the CRLs of the others.
+    /// </summary>
+    /// <param name="issuerKeyHash">20-octet SHA-1 issuerKeyHash.</param>
+    long GetRevocationVersion(byte[] issuerKeyHash);
+
+    /// <summary>
     /// A counter that changes whenever anything that can change an OCSP answer changes: a revocation or a newly
     /// applied certificate. Cheap to read.
     /// </summary>

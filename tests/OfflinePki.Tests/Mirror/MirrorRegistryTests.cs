@@ -135,7 +135,10 @@ public class MirrorRegistryTests
 
         var ex = Assert.Throws<RevocationException>(() => bed.Registry.Revoke(null, f1.Serial, CrlReason.KeyCompromise, null, "t"));
         Assert.That(ex!.Message, Does.Contain("more than one issuing CA"));
+        long f1Version = bed.Registry.GetRevocationVersion(bed.IssuerKeyHash);
         var r = bed.Registry.Revoke("F2", f1.Serial, CrlReason.KeyCompromise, null, "t");
+        Assert.That(bed.Registry.GetRevocationVersion(bed.IssuerKeyHash), Is.EqualTo(f1Version), "F2's revocation leaves F1's CRL alone");
+        Assert.That(bed.Registry.GetRevocationVersion(keyHash2), Is.EqualTo(1));
         Assert.That((r.FactoryId, r.DeviceId), Is.EqualTo(("F2", "DEV-F2")));
         Assert.That(bed.Registry.GetStatus(bed.IssuerKeyHash, f1.Serial).State, Is.EqualTo(RegistryCertificateState.Good));
         Assert.That(bed.Registry.GetStatus(keyHash2, f1.Serial).State, Is.EqualTo(RegistryCertificateState.Revoked));
