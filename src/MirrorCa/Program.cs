@@ -1,2 +1,1 @@
-// Placeholder: replaced by the MirrorCa host.
-return 0;
+return OfflinePki.MirrorCa.MirrorCaCli.Create().Parse(args).Invoke();

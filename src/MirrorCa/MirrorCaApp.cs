@@ -1,0 +1,45 @@
+namespace OfflinePki.MirrorCa;
+
+/// <summary>Builds the MirrorCa web application; used by <c>serve</c> and by tests.</summary>
+public static class MirrorCaApp
+{
+    /// <summary>
+    /// Builds (does not start) the mirror: configuration from <paramref name="configPath"/> (JSON), then environment
+    /// variables prefixed <c>OFFLINEPKI_</c> (e.g. <c>OFFLINEPKI_MirrorCa__Http__Listen</c>), then <paramref name="overrides"/>.
+    /// </summary>
+    /// <param name="configPath">The config file; relative paths inside it resolve against its directory.</param>
+    /// <param name="overrides">Extra configuration keys (e.g. "MirrorCa:Http:Listen" = "http://127.0.0.1:0" in tests).</param>
+    /// <param name="configure">Last-chance service changes (e.g. a fake <see cref="TimeProvider"/>), or null.</param>
+    /// <exception cref="FileNotFoundException"><paramref name="configPath"/> does not exist.</exception>
+    public static WebApplication Build(string configPath, IDictionary<string, string?>? overrides = null, Action<WebApplicationBuilder>? configure = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(configPath);
+        var fullPath = Path.GetFullPath(configPath);
+        if (!File.Exists(fullPath))
+        {
+            throw new FileNotFoundException($"config file '{fullPath}' not found", fullPath);
+        }
+
+        var configDirectory = Path.GetDirectoryName(fullPath)!;
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = configDirectory, Args = [] });
+        builder.Configuration.AddJsonFile(fullPath, optional: false, reloadOnChange: false);
+        builder.Configuration.AddEnvironmentVariables("OFFLINEPKI_");
+        if (overrides is not null)
+        {
+            builder.Configuration.AddInMemoryCollection(overrides);
+        }
+
+        var http = builder.Configuration.GetSection(MirrorCaOptions.SectionName).GetSection("Http");
+        builder.WebHost.UseUrls(http["Listen"] ?? new HttpOptions().Listen);
+        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = (http.GetValue<int?>("MaxRequestBytes") ?? new HttpOptions().MaxRequestBytes) + 1);
+        builder.Services.AddMirrorCa(builder.Configuration, configDirectory);
+
+        // Sync seam (lead): the gRPC journal sync endpoint registers here, on its own mTLS listener (MirrorCa:Sync),
+        // applying through the IJournalSink singleton registered by AddMirrorCa, e.g.
+        //   builder.Services.AddJournalSync(builder.Configuration);   ...   app.MapJournalSync();
+        configure?.Invoke(builder);
+        var app = builder.Build();
+        app.MapMirrorCaHttp();
+        return app;
+    }
+}

@@ -1,0 +1,92 @@
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+using OfflinePki.Ocsp;
+using OfflinePki.Registry;
+using OfflinePki.Revocation;
+
+namespace OfflinePki.MirrorCa;
+
+/// <summary>Service registration for the mirror.</summary>
+public static class MirrorCaServices
+{
+    /// <summary>
+    /// Registers the options (bound from "MirrorCa", paths resolved against <paramref name="configDirectory"/>,
+    /// validated on start), the registry (as <see cref="IJournalSink"/>, <see cref="IRevocationSource"/> and
+    /// <see cref="IRevocationStore"/>), the loaded factories, the OCSP responder and the CRL refresher.
+    /// </summary>
+    public static IServiceCollection AddMirrorCa(this IServiceCollection services, IConfiguration configuration, string configDirectory)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(configuration);
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddOptions<MirrorCaOptions>()
+            .Bind(configuration.GetSection(MirrorCaOptions.SectionName))
+            .PostConfigure(o => o.ResolvePaths(configDirectory))
+            .ValidateOnStart();
+        services.AddSingleton<IValidateOptions<MirrorCaOptions>, MirrorCaOptionsValidator>();
+        services.AddSingleton(sp => new MirrorRegistry(sp.GetRequiredService<IOptions<MirrorCaOptions>>().Value.RegistryPath, sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton<IJournalSink>(sp => sp.GetRequiredService<MirrorRegistry>());
+        services.AddSingleton<IRevocationSource>(sp => sp.GetRequiredService<MirrorRegistry>());
+        services.AddSingleton<IRevocationStore>(sp => sp.GetRequiredService<MirrorRegistry>());
+        services.AddSingleton<MirrorFactories>();
+        services.AddSingleton<IOcspResponseSource>(sp =>
+        {
+            var o = sp.GetRequiredService<IOptions<MirrorCaOptions>>().Value;
+            return new OcspResponder(sp.GetRequiredService<MirrorFactories>().All.Select(f => f.Ocsp), sp.GetRequiredService<IRevocationSource>(),
+                sp.GetRequiredService<TimeProvider>(), new OcspResponderSettings(o.Ocsp.Validity, o.Ocsp.NeverIssued, o.Ocsp.CacheDuration, o.Ocsp.MaxCacheEntries),
+                sp.GetRequiredService<ILogger<OcspResponder>>());
+        });
+        services.AddHostedService<CrlRefresher>();
+        return services;
+    }
+}
+
+/// <summary>
+/// Builds every factory's CRL at start, then polls the registry's revocation counter (cheap) so that revocations
+/// made by another process (the <c>revoke</c> CLI) are published without waiting for a request.
+/// </summary>
+public sealed partial class CrlRefresher : BackgroundService
+{
+    private readonly MirrorFactories _factories;
+    private readonly TimeProvider _time;
+    private readonly TimeSpan _interval;
+    private readonly ILogger<CrlRefresher> _logger;
+
+    /// <summary>Creates the refresher.</summary>
+    public CrlRefresher(MirrorFactories factories, IOptions<MirrorCaOptions> options, TimeProvider timeProvider, ILogger<CrlRefresher> logger)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _factories = factories;
+        _time = timeProvider;
+        _interval = options.Value.Crl.PollInterval;
+        _logger = logger;
+    }
+
+    /// <inheritdoc />
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(_interval, _time);
+        do
+        {
+            foreach (var f in _factories.All)
+            {
+                try
+                {
+                    var crl = f.Crl.GetCurrent();
+                    LogCurrent(f.FactoryId, crl.CrlNumber.ToString(System.Globalization.CultureInfo.InvariantCulture), crl.EntryCount);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    LogFailed(ex, f.FactoryId);
+                }
+            }
+        }
+        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
+    }
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "CRL for factory {FactoryId}: number {CrlNumber}, {Entries} entries")]
+    private partial void LogCurrent(string factoryId, string crlNumber, long entries);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "CRL for factory {FactoryId} could not be built")]
+    private partial void LogFailed(Exception ex, string factoryId);
+}

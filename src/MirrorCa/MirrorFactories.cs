@@ -1,0 +1,103 @@
+using System.Security.Cryptography.X509Certificates;
+using Microsoft.Extensions.Options;
+using OfflinePki.Crl;
+using OfflinePki.Keys;
+using OfflinePki.Ocsp;
+using OfflinePki.Registry;
+
+namespace OfflinePki.MirrorCa;
+
+/// <summary>One configured factory, loaded: its issuing CA (certificate and CRL-signing key clone), CRL publisher and OCSP issuer.</summary>
+/// <param name="FactoryId">Factory id.</param>
+/// <param name="IssuingCa">The issuing CA certificate.</param>
+/// <param name="Crl">Its CRL publisher.</param>
+/// <param name="Ocsp">Its OCSP issuer entry (responder certificate and key).</param>
+public sealed record LoadedFactory(string FactoryId, X509Certificate2 IssuingCa, CrlPublisher Crl, OcspIssuer Ocsp);
+
+/// <summary>Loads every configured factory's certificates and keys at startup and fails with the configuration key when one is unusable.</summary>
+public sealed class MirrorFactories : IDisposable
+{
+    private readonly Dictionary<string, LoadedFactory> _byId = new(StringComparer.Ordinal);
+    private readonly List<IDisposable> _keys = [];
+
+    /// <summary>Loads the factories.</summary>
+    /// <exception cref="OptionsValidationException">A certificate or key cannot be loaded, or a key does not match its certificate; the message names the key.</exception>
+    public MirrorFactories(IOptions<MirrorCaOptions> options, MirrorRegistry registry, TimeProvider timeProvider)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var o = options.Value;
+        for (int i = 0; i < o.Factories.Count; i++)
+        {
+            var f = o.Factories[i];
+            var p = $"{MirrorCaOptions.SectionName}:Factories[{i}]";
+            var ca = LoadCert($"{p}:IssuingCa:Certificate", f.IssuingCa.Certificate);
+            var caKey = LoadKey($"{p}:IssuingCa:Key", f.IssuingCa.Key, ca);
+            var responder = LoadCert($"{p}:OcspResponder:Certificate", f.OcspResponder.Certificate);
+            var responderKey = LoadKey($"{p}:OcspResponder:Key", f.OcspResponder.Key, responder);
+            OcspIssuer ocsp;
+            try
+            {
+                ocsp = new OcspIssuer(f.FactoryId, ca, responder, responderKey);
+            }
+            catch (ArgumentException ex)
+            {
+                throw Fail($"{p}:OcspResponder:Certificate: {ex.Message}");
+            }
+
+            var crl = new CrlPublisher(CrlIssuer.FromCertificate(ca), caKey, registry, timeProvider, o.Crl.Validity, o.Crl.RefreshAfter);
+            _byId[f.FactoryId] = new LoadedFactory(f.FactoryId, ca, crl, ocsp);
+        }
+    }
+
+    /// <summary>All factories, in configuration order.</summary>
+    public IEnumerable<LoadedFactory> All => _byId.Values;
+
+    /// <summary>The factory with <paramref name="factoryId"/>, or null.</summary>
+    public LoadedFactory? Find(string factoryId) => _byId.GetValueOrDefault(factoryId);
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        foreach (var k in _keys)
+        {
+            k.Dispose();
+        }
+    }
+
+    private static X509Certificate2 LoadCert(string key, string path)
+    {
+        try
+        {
+            return X509CertificateLoader.LoadCertificateFromFile(path);
+        }
+        catch (Exception ex) when (ex is System.Security.Cryptography.CryptographicException or IOException or UnauthorizedAccessException)
+        {
+            throw Fail($"{key}: cannot load certificate '{path}': {ex.Message}");
+        }
+    }
+
+    private AsymmetricSigningKey LoadKey(string key, KeyOptions options, X509Certificate2 certificate)
+    {
+        string? passphrase = string.IsNullOrEmpty(options.PassphraseEnvironmentVariable) ? null : Environment.GetEnvironmentVariable(options.PassphraseEnvironmentVariable);
+        AsymmetricSigningKey loaded;
+        try
+        {
+            loaded = SoftwareKeyLoader.Load(options.File, passphrase);
+        }
+        catch (SigningKeyUnavailableException ex)
+        {
+            throw Fail($"{key}:File: {ex.Message}");
+        }
+
+        _keys.Add(loaded);
+        if (!loaded.PublicKey.ExportSubjectPublicKeyInfo().AsSpan().SequenceEqual(certificate.PublicKey.ExportSubjectPublicKeyInfo()))
+        {
+            throw Fail($"{key}:File: key {loaded.KeyId} does not match certificate '{certificate.Subject}'");
+        }
+
+        return loaded;
+    }
+
+    private static OptionsValidationException Fail(string message) =>
+        new(MirrorCaOptions.SectionName, typeof(MirrorCaOptions), [message]);
+}

@@ -1,0 +1,576 @@
+using System.Globalization;
+using System.Numerics;
+using System.Security.Cryptography.X509Certificates;
+using Microsoft.Data.Sqlite;
+using OfflinePki.Asn1;
+using OfflinePki.Revocation;
+
+namespace OfflinePki.Registry;
+
+/// <summary>
+/// The mirror's registry in one SQLite file (WAL, synchronous=FULL: a commit is on disk before it returns).
+/// It holds the replayed journals and their raw entries, the issued certificates of every factory, the
+/// revocations, and one persisted CRL number counter per issuer. Several processes may use the same file
+/// (the daemon and a <c>revoke</c> CLI); each notices the other's writes through the version counters.
+/// Thread-safe: every call opens its own pooled connection.
+/// </summary>
+public sealed class MirrorRegistry : IJournalSink, IRevocationSource, IRevocationStore, IDisposable
+{
+    private const string Schema = """
+        CREATE TABLE IF NOT EXISTS journals (
+            journal_id BLOB PRIMARY KEY, factory_id TEXT NOT NULL, issuing_ca BLOB NOT NULL,
+            issuer_key_hash BLOB NOT NULL, signer_cert BLOB NOT NULL, head_seq INTEGER NOT NULL, head_hash BLOB NOT NULL);
+        CREATE INDEX IF NOT EXISTS journals_factory ON journals(factory_id);
+        CREATE TABLE IF NOT EXISTS entries (
+            journal_id BLOB NOT NULL, seq INTEGER NOT NULL, hash BLOB NOT NULL, type INTEGER NOT NULL, raw BLOB NOT NULL,
+            PRIMARY KEY (journal_id, seq));
+        CREATE TABLE IF NOT EXISTS certificates (
+            issuer_key_hash BLOB NOT NULL, serial BLOB NOT NULL, device_id TEXT NOT NULL, station_id TEXT NOT NULL,
+            batch_id TEXT NOT NULL, not_before INTEGER NOT NULL, not_after INTEGER NOT NULL, journal_id BLOB NOT NULL,
+            seq INTEGER NOT NULL, der BLOB NOT NULL, PRIMARY KEY (issuer_key_hash, serial));
+        CREATE INDEX IF NOT EXISTS certificates_device ON certificates(device_id);
+        CREATE INDEX IF NOT EXISTS certificates_journal ON certificates(journal_id);
+        CREATE INDEX IF NOT EXISTS certificates_serial ON certificates(serial);
+        CREATE TABLE IF NOT EXISTS revocations (
+            issuer_key_hash BLOB NOT NULL, serial BLOB NOT NULL, reason INTEGER NOT NULL, revoked_at INTEGER NOT NULL,
+            invalidity_date INTEGER NULL, actor TEXT NOT NULL, PRIMARY KEY (issuer_key_hash, serial)) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS crl_numbers (issuer_key_hash BLOB PRIMARY KEY, last_number INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+        INSERT OR IGNORE INTO counters(name, value) VALUES ('revocation', 0), ('registry', 0);
+        """;
+
+    private readonly string _connectionString;
+    private readonly TimeProvider _time;
+
+    /// <summary>Opens (creating if needed) the registry file and its schema.</summary>
+    /// <param name="databasePath">Path of the SQLite file; its directory is created if missing.</param>
+    /// <param name="timeProvider">Clock for revocation times.</param>
+    /// <exception cref="ArgumentException"><paramref name="databasePath"/> is empty.</exception>
+    /// <exception cref="SqliteException">The file cannot be opened or is not a registry.</exception>
+    public MirrorRegistry(string databasePath, TimeProvider timeProvider)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(databasePath);
+        ArgumentNullException.ThrowIfNull(timeProvider);
+        _time = timeProvider;
+        var dir = Path.GetDirectoryName(Path.GetFullPath(databasePath));
+        if (!string.IsNullOrEmpty(dir))
+        {
+            Directory.CreateDirectory(dir);
+        }
+
+        DatabasePath = Path.GetFullPath(databasePath);
+        _connectionString = new SqliteConnectionStringBuilder
+        {
+            DataSource = DatabasePath,
+            Mode = SqliteOpenMode.ReadWriteCreate,
+            Pooling = true,
+            DefaultTimeout = 30,
+        }.ToString();
+
+        using var c = Open();
+        Exec(c, "PRAGMA journal_mode=WAL;");
+        Exec(c, Schema);
+    }
+
+    /// <summary>Absolute path of the SQLite file.</summary>
+    public string DatabasePath { get; }
+
+    // ---------------------------------------------------------------- IJournalSink
+
+    /// <inheritdoc />
+    public JournalState? GetJournal(ReadOnlySpan<byte> journalId)
+    {
+        using var c = Open();
+        using var cmd = Cmd(c, "SELECT factory_id, issuing_ca, signer_cert, head_seq, head_hash FROM journals WHERE journal_id = $j", ("$j", journalId.ToArray()));
+        using var r = cmd.ExecuteReader();
+        if (!r.Read())
+        {
+            return null;
+        }
+
+        return new JournalState(journalId.ToArray(), r.GetString(0), (byte[])r[1], (byte[])r[2], (ulong)r.GetInt64(3), (byte[])r[4]);
+    }
+
+    /// <inheritdoc />
+    public byte[]? GetEntryHash(ReadOnlySpan<byte> journalId, ulong seq)
+    {
+        using var c = Open();
+        using var cmd = Cmd(c, "SELECT hash FROM entries WHERE journal_id = $j AND seq = $s", ("$j", journalId.ToArray()), ("$s", checked((long)seq)));
+        return cmd.ExecuteScalar() as byte[];
+    }
+
+    /// <inheritdoc />
+    public IJournalApplyTransaction BeginApply() => new ApplyTransaction(Open());
+
+    // ---------------------------------------------------------------- IRevocationSource
+
+    /// <inheritdoc />
+    public long RevocationVersion => ReadCounter("revocation");
+
+    /// <inheritdoc />
+    public long RegistryVersion => ReadCounter("registry");
+
+    /// <inheritdoc />
+    public long GetRevocationVersion(byte[] issuerKeyHash)
+    {
+        ArgumentNullException.ThrowIfNull(issuerKeyHash);
+        using var c = Open();
+        using var cmd = Cmd(c, "SELECT value FROM counters WHERE name = $n", ("$n", IssuerCounter(issuerKeyHash)));
+        return cmd.ExecuteScalar() is long v ? v : 0;
+    }
+
+    private static string IssuerCounter(byte[] issuerKeyHash) => "revocation:" + Convert.ToHexString(issuerKeyHash);
+
+    private static void BumpRevocationCounters(SqliteConnection c, SqliteTransaction tx, IEnumerable<byte[]> issuerKeyHashes)
+    {
+        using (var bump = Cmd(c, "UPDATE counters SET value = value + 1 WHERE name IN ('revocation', 'registry')"))
+        {
+            bump.Transaction = tx;
+            bump.ExecuteNonQuery();
+        }
+
+        foreach (var issuer in issuerKeyHashes)
+        {
+            using var one = Cmd(c, "INSERT INTO counters(name, value) VALUES ($n, 1) ON CONFLICT(name) DO UPDATE SET value = value + 1", ("$n", IssuerCounter(issuer)));
+            one.Transaction = tx;
+            one.ExecuteNonQuery();
+        }
+    }
+
+    /// <inheritdoc />
+    public IEnumerable<RevokedEntry> EnumerateRevoked(byte[] issuerKeyHash)
+    {
+        ArgumentNullException.ThrowIfNull(issuerKeyHash);
+        using var c = Open();
+        using var cmd = Cmd(c, "SELECT serial, revoked_at, reason, invalidity_date FROM revocations WHERE issuer_key_hash = $i ORDER BY serial", ("$i", issuerKeyHash));
+        using var r = cmd.ExecuteReader();
+        while (r.Read())
+        {
+            yield return ReadRevoked(r, 0);
+        }
+    }
+
+    /// <inheritdoc />
+    public CertificateStatus GetStatus(ReadOnlySpan<byte> issuerKeyHash, ReadOnlySpan<byte> serial)
+    {
+        using var c = Open();
+        using var cmd = Cmd(c, """
+            SELECT r.serial, r.revoked_at, r.reason, r.invalidity_date FROM certificates c
+            LEFT JOIN revocations r ON r.issuer_key_hash = c.issuer_key_hash AND r.serial = c.serial
+            WHERE c.issuer_key_hash = $i AND c.serial = $s
+            """, ("$i", issuerKeyHash.ToArray()), ("$s", serial.ToArray()));
+        using var r = cmd.ExecuteReader();
+        if (!r.Read())
+        {
+            return CertificateStatus.NeverIssued;
+        }
+
+        return r.IsDBNull(0) ? CertificateStatus.Good : new CertificateStatus(RegistryCertificateState.Revoked, ReadRevoked(r, 0));
+    }
+
+    /// <inheritdoc />
+    public BigInteger NextCrlNumber(byte[] issuerKeyHash)
+    {
+        ArgumentNullException.ThrowIfNull(issuerKeyHash);
+        using var c = Open();
+        using var tx = c.BeginTransaction();
+        using var cmd = Cmd(c, """
+            INSERT INTO crl_numbers(issuer_key_hash, last_number) VALUES ($i, 1)
+            ON CONFLICT(issuer_key_hash) DO UPDATE SET last_number = last_number + 1
+            RETURNING last_number
+            """, ("$i", issuerKeyHash));
+        cmd.Transaction = tx;
+        long n = (long)cmd.ExecuteScalar()!;
+        tx.Commit();
+        return n;
+    }
+
+    // ---------------------------------------------------------------- IRevocationStore
+
+    /// <inheritdoc />
+    public RevokeResult Revoke(string? issuer, byte[] serial, CrlReason reason, DateTimeOffset? invalidityDate, string actor)
+    {
+        ArgumentNullException.ThrowIfNull(serial);
+        var now = CheckRevocationArguments(reason, invalidityDate, actor);
+        var normalized = SerialNumber.Normalize(serial);
+        var hex = SerialNumber.ToHex(normalized);
+        using var c = Open();
+        using var tx = c.BeginTransaction();
+        var candidates = ResolveIssuerCandidates(c, tx, issuer);
+        byte[]? issuerKeyHash = null;
+        string? deviceId = null;
+        foreach (var candidate in candidates)
+        {
+            using var find = Cmd(c, "SELECT issuer_key_hash, device_id FROM certificates WHERE serial = $s" + (candidate is null ? string.Empty : " AND issuer_key_hash = $i"),
+                ("$s", normalized), ("$i", (object?)candidate ?? DBNull.Value));
+            find.Transaction = tx;
+            using var r = find.ExecuteReader();
+            while (r.Read())
+            {
+                if (issuerKeyHash is not null)
+                {
+                    throw new RevocationException($"serial {hex} was issued by more than one issuing CA; name the factory (--factory) or the issuer key hash");
+                }
+
+                issuerKeyHash = (byte[])r[0];
+                deviceId = r.GetString(1);
+            }
+        }
+
+        if (issuerKeyHash is null)
+        {
+            throw new RevocationException($"serial {hex} was never issued{(issuer is null ? string.Empty : $" by {issuer}")} according to the registry; check the serial (hex) and that the factory's journal has been synced");
+        }
+
+        var factoryId = FactoryOf(c, tx, issuerKeyHash);
+        using (var existing = Cmd(c, "SELECT serial, revoked_at, reason, invalidity_date FROM revocations WHERE issuer_key_hash = $i AND serial = $s", ("$i", issuerKeyHash), ("$s", normalized)))
+        {
+            existing.Transaction = tx;
+            using var r = existing.ExecuteReader();
+            if (r.Read())
+            {
+                return new RevokeResult(RevokeOutcome.AlreadyRevoked, factoryId, issuerKeyHash, deviceId!, ReadRevoked(r, 0));
+            }
+        }
+
+        var entry = new RevokedEntry(normalized, now, reason, invalidityDate is { } d ? DerTime.Truncate(d) : null);
+        using (var insert = Cmd(c, "INSERT INTO revocations(issuer_key_hash, serial, reason, revoked_at, invalidity_date, actor) VALUES ($i, $s, $r, $t, $d, $a)",
+            ("$i", issuerKeyHash), ("$s", normalized), ("$r", (long)reason), ("$t", entry.RevocationTime.ToUnixTimeSeconds()),
+            ("$d", entry.InvalidityDate is { } id ? id.ToUnixTimeSeconds() : DBNull.Value), ("$a", actor)))
+        {
+            insert.Transaction = tx;
+            insert.ExecuteNonQuery();
+        }
+
+        BumpRevocationCounters(c, tx, [issuerKeyHash]);
+        tx.Commit();
+        return new RevokeResult(RevokeOutcome.Revoked, factoryId, issuerKeyHash, deviceId!, entry);
+    }
+
+    /// <inheritdoc />
+    public BulkRevokeResult RevokeMatching(string? issuer, RevocationSelector selector, CrlReason reason, DateTimeOffset? invalidityDate, string actor)
+    {
+        ArgumentNullException.ThrowIfNull(selector);
+        if (selector.IsEmpty)
+        {
+            throw new ArgumentException("a bulk revocation needs a device, station or batch", nameof(selector));
+        }
+
+        var now = CheckRevocationArguments(reason, invalidityDate, actor);
+        const string Filter = """
+            ($d IS NULL OR c.device_id = $d) AND ($st IS NULL OR c.station_id = $st) AND ($b IS NULL OR c.batch_id = $b)
+              AND ($i IS NULL OR c.issuer_key_hash = $i)
+            """;
+        using var c = Open();
+        using var tx = c.BeginTransaction();
+        long matched = 0, inserted = 0;
+        var touched = new List<byte[]>();
+        foreach (var candidate in ResolveIssuerCandidates(c, tx, issuer))
+        {
+            (string, object)[] args =
+            [
+                ("$d", (object?)selector.DeviceId ?? DBNull.Value), ("$st", (object?)selector.StationId ?? DBNull.Value),
+                ("$b", (object?)selector.BatchId ?? DBNull.Value), ("$i", (object?)candidate ?? DBNull.Value),
+            ];
+            using (var count = Cmd(c, "SELECT COUNT(*) FROM certificates c WHERE " + Filter, args))
+            {
+                count.Transaction = tx;
+                matched += (long)count.ExecuteScalar()!;
+            }
+
+            using var insert = Cmd(c, $"""
+                INSERT INTO revocations(issuer_key_hash, serial, reason, revoked_at, invalidity_date, actor)
+                SELECT c.issuer_key_hash, c.serial, $r, $t, $inv, $a FROM certificates c WHERE {Filter}
+                ON CONFLICT(issuer_key_hash, serial) DO NOTHING
+                """,
+                [.. args, ("$r", (long)reason), ("$t", now.ToUnixTimeSeconds()),
+                 ("$inv", invalidityDate is { } d ? DerTime.Truncate(d).ToUnixTimeSeconds() : DBNull.Value), ("$a", actor)]);
+            insert.Transaction = tx;
+            long before = inserted;
+            inserted += insert.ExecuteNonQuery();
+            if (inserted > before)
+            {
+                if (candidate is not null)
+                {
+                    touched.Add(candidate);
+                }
+                else
+                {
+                    using var issuers = Cmd(c, "SELECT DISTINCT c.issuer_key_hash FROM certificates c WHERE " + Filter, args);
+                    issuers.Transaction = tx;
+                    using var r = issuers.ExecuteReader();
+                    while (r.Read())
+                    {
+                        touched.Add((byte[])r[0]);
+                    }
+                }
+            }
+        }
+
+        if (matched == 0)
+        {
+            throw new RevocationException($"no issued certificate matches {selector}{(issuer is null ? string.Empty : $" of {issuer}")}; nothing was revoked");
+        }
+
+        if (inserted > 0)
+        {
+            BumpRevocationCounters(c, tx, touched);
+        }
+
+        tx.Commit();
+        return new BulkRevokeResult(matched, inserted, matched - inserted);
+    }
+
+    // ---------------------------------------------------------------- summary
+
+    /// <summary>Per-journal counts for the <c>status</c> verb. Counting scans the certificate index of each journal.</summary>
+    public RegistrySummary GetSummary()
+    {
+        using var c = Open();
+        using var cmd = Cmd(c, """
+            SELECT j.factory_id, j.journal_id, j.issuer_key_hash, j.head_seq,
+              (SELECT COUNT(*) FROM entries e WHERE e.journal_id = j.journal_id),
+              (SELECT COUNT(*) FROM certificates c WHERE c.journal_id = j.journal_id),
+              (SELECT COUNT(*) FROM certificates c JOIN revocations r ON r.issuer_key_hash = c.issuer_key_hash AND r.serial = c.serial WHERE c.journal_id = j.journal_id)
+            FROM journals j ORDER BY j.factory_id, j.journal_id
+            """);
+        var list = new List<FactorySummary>();
+        using (var r = cmd.ExecuteReader())
+        {
+            while (r.Read())
+            {
+                list.Add(new FactorySummary(r.GetString(0), Convert.ToHexString((byte[])r[1]), Convert.ToHexString((byte[])r[2]),
+                    (ulong)r.GetInt64(3), r.GetInt64(4), r.GetInt64(5), r.GetInt64(6)));
+            }
+        }
+
+        return new RegistrySummary(list, RevocationVersion, RegistryVersion);
+    }
+
+    /// <summary>Releases pooled connections to the file (so it can be moved or deleted).</summary>
+    public void Dispose()
+    {
+        using var c = new SqliteConnection(_connectionString);
+        SqliteConnection.ClearPool(c);
+    }
+
+    // ---------------------------------------------------------------- helpers
+
+    private DateTimeOffset CheckRevocationArguments(CrlReason reason, DateTimeOffset? invalidityDate, string actor)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(actor);
+        if (actor.Length > 200)
+        {
+            throw new ArgumentException("actor is at most 200 characters", nameof(actor));
+        }
+
+        if (!CrlReasons.IsDefined(reason) || reason == CrlReason.RemoveFromCrl)
+        {
+            throw new ArgumentException($"reason {reason} cannot be used to revoke (RFC 5280 §5.3.1)", nameof(reason));
+        }
+
+        var now = DerTime.Truncate(_time.GetUtcNow());
+        if (invalidityDate is { } inv && inv > now)
+        {
+            throw new ArgumentException($"invalidity date {inv:O} is in the future (now {now:O}); RFC 5280 §5.3.2 records when the key was compromised", nameof(invalidityDate));
+        }
+
+        return now;
+    }
+
+    private List<byte[]?> ResolveIssuerCandidates(SqliteConnection c, SqliteTransaction tx, string? issuer)
+    {
+        if (string.IsNullOrWhiteSpace(issuer))
+        {
+            return [null];
+        }
+
+        var list = new List<byte[]?>();
+        using (var cmd = Cmd(c, "SELECT DISTINCT issuer_key_hash FROM journals WHERE factory_id = $f", ("$f", issuer.Trim())))
+        {
+            cmd.Transaction = tx;
+            using var r = cmd.ExecuteReader();
+            while (r.Read())
+            {
+                list.Add((byte[])r[0]);
+            }
+        }
+
+        if (list.Count == 0 && issuer.Trim().Length == 40 && issuer.Trim().All(char.IsAsciiHexDigit))
+        {
+            list.Add(Convert.FromHexString(issuer.Trim()));
+        }
+
+        if (list.Count == 0)
+        {
+            var known = new List<string>();
+            using var cmd = Cmd(c, "SELECT DISTINCT factory_id FROM journals ORDER BY factory_id");
+            cmd.Transaction = tx;
+            using var r = cmd.ExecuteReader();
+            while (r.Read())
+            {
+                known.Add(r.GetString(0));
+            }
+
+            throw new RevocationException($"factory '{issuer}' is unknown to the registry (known: {(known.Count == 0 ? "none yet; sync a journal first" : string.Join(", ", known))})");
+        }
+
+        return list;
+    }
+
+    private static string? FactoryOf(SqliteConnection c, SqliteTransaction tx, byte[] issuerKeyHash)
+    {
+        using var cmd = Cmd(c, "SELECT factory_id FROM journals WHERE issuer_key_hash = $i LIMIT 1", ("$i", issuerKeyHash));
+        cmd.Transaction = tx;
+        return cmd.ExecuteScalar() as string;
+    }
+
+    private long ReadCounter(string name)
+    {
+        using var c = Open();
+        using var cmd = Cmd(c, "SELECT value FROM counters WHERE name = $n", ("$n", name));
+        return (long)cmd.ExecuteScalar()!;
+    }
+
+    private static RevokedEntry ReadRevoked(SqliteDataReader r, int first) => new(
+        (byte[])r[first],
+        DateTimeOffset.FromUnixTimeSeconds(r.GetInt64(first + 1)),
+        (CrlReason)r.GetInt64(first + 2),
+        r.IsDBNull(first + 3) ? null : DateTimeOffset.FromUnixTimeSeconds(r.GetInt64(first + 3)));
+
+    private SqliteConnection Open()
+    {
+        var c = new SqliteConnection(_connectionString);
+        try
+        {
+            c.Open();
+            Exec(c, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
+            return c;
+        }
+        catch
+        {
+            c.Dispose();
+            throw;
+        }
+    }
+
+    private static void Exec(SqliteConnection c, string sql)
+    {
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = sql;
+        cmd.ExecuteNonQuery();
+    }
+
+    private static SqliteCommand Cmd(SqliteConnection c, string sql, params (string Name, object Value)[] args)
+    {
+        var cmd = c.CreateCommand();
+        cmd.CommandText = sql;
+        foreach (var (name, value) in args)
+        {
+            cmd.Parameters.AddWithValue(name, value);
+        }
+
+        return cmd;
+    }
+
+    private sealed class ApplyTransaction : IJournalApplyTransaction
+    {
+        private readonly SqliteConnection _c;
+        private readonly SqliteTransaction _tx;
+        private bool _done;
+
+        public ApplyTransaction(SqliteConnection c)
+        {
+            _c = c;
+            try
+            {
+                _tx = c.BeginTransaction();
+            }
+            catch
+            {
+                c.Dispose();
+                throw;
+            }
+        }
+
+        public void AddEntry(ReadOnlySpan<byte> journalId, ulong seq, ReadOnlySpan<byte> hash, int entryType, ReadOnlySpan<byte> rawEntry)
+        {
+            EnsureOpen();
+            Run("INSERT INTO entries(journal_id, seq, hash, type, raw) VALUES ($j, $s, $h, $t, $r)",
+                ("$j", journalId.ToArray()), ("$s", checked((long)seq)), ("$h", hash.ToArray()), ("$t", (long)entryType), ("$r", rawEntry.ToArray()));
+        }
+
+        public void AddCertificate(IssuedCertificateRecord record)
+        {
+            ArgumentNullException.ThrowIfNull(record);
+            EnsureOpen();
+            var serial = SerialNumber.Normalize(record.Serial);
+            try
+            {
+                Run("""
+                    INSERT INTO certificates(issuer_key_hash, serial, device_id, station_id, batch_id, not_before, not_after, journal_id, seq, der)
+                    VALUES ($i, $s, $d, $st, $b, $nb, $na, $j, $q, $c)
+                    """,
+                    ("$i", record.IssuerKeyHash), ("$s", serial), ("$d", record.DeviceId), ("$st", record.StationId), ("$b", record.BatchId ?? string.Empty),
+                    ("$nb", record.NotBefore.ToUnixTimeSeconds()), ("$na", record.NotAfter.ToUnixTimeSeconds()), ("$j", record.JournalId),
+                    ("$q", checked((long)record.Seq)), ("$c", record.Certificate));
+            }
+            catch (SqliteException ex) when (ex.SqliteErrorCode == 19)
+            {
+                throw new InvalidOperationException(
+                    $"certificate serial {SerialNumber.ToHex(serial)} of issuer {Convert.ToHexString(record.IssuerKeyHash)} is already recorded; a duplicate serial (journal seq {record.Seq.ToString(CultureInfo.InvariantCulture)}) is refused", ex);
+            }
+        }
+
+        public void SetJournal(JournalState state)
+        {
+            ArgumentNullException.ThrowIfNull(state);
+            EnsureOpen();
+            using var ca = X509CertificateLoader.LoadCertificate(state.IssuingCaCertificate);
+            Run("""
+                INSERT INTO journals(journal_id, factory_id, issuing_ca, issuer_key_hash, signer_cert, head_seq, head_hash)
+                VALUES ($j, $f, $ca, $i, $sc, $s, $h)
+                ON CONFLICT(journal_id) DO UPDATE SET factory_id = excluded.factory_id, issuing_ca = excluded.issuing_ca,
+                  issuer_key_hash = excluded.issuer_key_hash, signer_cert = excluded.signer_cert, head_seq = excluded.head_seq, head_hash = excluded.head_hash
+                """,
+                ("$j", state.JournalId), ("$f", state.FactoryId), ("$ca", state.IssuingCaCertificate), ("$i", IssuerHashes.KeyHash(ca)),
+                ("$sc", state.JournalSignerCertificate), ("$s", checked((long)state.HeadSeq)), ("$h", state.HeadHash));
+        }
+
+        public void Commit()
+        {
+            EnsureOpen();
+            Run("UPDATE counters SET value = value + 1 WHERE name = 'registry'");
+            _tx.Commit();
+            _done = true;
+        }
+
+        public void Dispose()
+        {
+            if (!_done)
+            {
+                _done = true;
+                try
+                {
+                    _tx.Rollback();
+                }
+                catch (SqliteException)
+                {
+                    // The connection is going away; SQLite rolls back an open transaction on close.
+                }
+            }
+
+            _tx.Dispose();
+            _c.Dispose();
+        }
+
+        private void EnsureOpen() => ObjectDisposedException.ThrowIf(_done, this);
+
+        private void Run(string sql, params (string Name, object Value)[] args)
+        {
+            using var cmd = Cmd(_c, sql, args);
+            cmd.Transaction = _tx;
+            cmd.ExecuteNonQuery();
+        }
+    }
+}
