@@ -2,6 +2,7 @@ using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.Options;
+using OfflinePki.Hosting;
 using OfflinePki.Issuance;
 using OfflinePki.Journal;
 using OfflinePki.Policy;
@@ -71,7 +72,7 @@ public static class FactoryCaApp
         services.AddOptions<KestrelServerOptions>().Configure<IOptions<FactoryCaOptions>>((kestrel, factory) =>
         {
             var est = factory.Value.Est;
-            if (!FactoryCaOptionsValidator.TryParseListen(est.Listen, out var endpoint, out var error))
+            if (!ListenAddress.TryParse(est.Listen, Uri.UriSchemeHttps, out var endpoint, out var error))
             {
                 throw new OptionsValidationException(FactoryCaOptions.SectionName, typeof(FactoryCaOptions), [$"FactoryCa:Est:Listen: {error}"]);
             }

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.Extensions.Options;
+using OfflinePki.Hosting;
 using OfflinePki.Issuance;
 using OfflinePki.Policy;
 
@@ -202,7 +203,7 @@ public sealed class FactoryCaOptionsValidator : IValidateOptions<FactoryCaOption
             errors.Add($"{S}:Est:RaCaCertificate: must be a separate TLS/RA CA, not the device root");
         }
 
-        if (!TryParseListen(options.Est.Listen, out _, out string? listenError))
+        if (!ListenAddress.TryParse(options.Est.Listen, Uri.UriSchemeHttps, out _, out string? listenError))
         {
             errors.Add($"{S}:Est:Listen: {listenError}");
         }
@@ -261,34 +262,6 @@ public sealed class FactoryCaOptionsValidator : IValidateOptions<FactoryCaOption
         }
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
-    }
-
-    /// <summary>Parses Est:Listen into an endpoint.</summary>
-    internal static bool TryParseListen(string value, out IPEndPoint? endpoint, out string? error)
-    {
-        endpoint = null;
-        error = null;
-        if (!Uri.TryCreate(value, UriKind.Absolute, out var uri) || uri.Scheme != Uri.UriSchemeHttps)
-        {
-            error = $"'{value}' must be an https URL such as https://127.0.0.1:8443";
-            return false;
-        }
-
-        string host = uri.Host.Trim('[', ']');
-        IPAddress? address = host switch
-        {
-            "*" or "0.0.0.0" => IPAddress.Any,
-            "localhost" => IPAddress.Loopback,
-            _ => IPAddress.TryParse(host, out var a) ? a : null,
-        };
-        if (address is null)
-        {
-            error = $"'{value}': host must be an IP address, localhost or *";
-            return false;
-        }
-
-        endpoint = new IPEndPoint(address, uri.Port);
-        return true;
     }
 
     private static string FirstLine(string message)

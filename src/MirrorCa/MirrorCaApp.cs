@@ -29,17 +29,13 @@ public static class MirrorCaApp
             builder.Configuration.AddInMemoryCollection(overrides);
         }
 
-        var http = builder.Configuration.GetSection(MirrorCaOptions.SectionName).GetSection("Http");
-        builder.WebHost.UseUrls(http["Listen"] ?? new HttpOptions().Listen);
-        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = (http.GetValue<int?>("MaxRequestBytes") ?? new HttpOptions().MaxRequestBytes) + 1);
         builder.Services.AddMirrorCa(builder.Configuration, configDirectory);
 
-        // Sync seam (lead): the gRPC journal sync endpoint registers here, on its own mTLS listener (MirrorCa:Sync),
-        // applying through the IJournalSink singleton registered by AddMirrorCa, e.g.
-        //   builder.Services.AddJournalSync(builder.Configuration);   ...   app.MapJournalSync();
+        builder.Services.AddMirrorListenersAndSync();
         configure?.Invoke(builder);
         var app = builder.Build();
         app.MapMirrorCaHttp();
+        app.MapMirrorSync();
         return app;
     }
 }

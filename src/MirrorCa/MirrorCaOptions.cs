@@ -23,7 +23,7 @@ public sealed class MirrorCaOptions
     public HttpOptions Http { get; set; } = new();
 
     /// <summary>The gRPC sync listener (mTLS); wired by the sync endpoint.</summary>
-    public SyncOptions Sync { get; set; } = new();
+    public MirrorSyncOptions Sync { get; set; } = new();
 
     /// <summary>One entry per factory (issuing CA).</summary>
     public List<FactoryOptions> Factories { get; set; } = [];
@@ -71,7 +71,7 @@ public sealed class HttpOptions
 }
 
 /// <summary>"MirrorCa:Sync": the mTLS gRPC endpoint factories dial.</summary>
-public sealed class SyncOptions
+public sealed class MirrorSyncOptions
 {
     /// <summary>Listen URL (https).</summary>
     public string Listen { get; set; } = string.Empty;
@@ -179,6 +179,22 @@ public sealed partial class MirrorCaOptionsValidator : IValidateOptions<MirrorCa
         if (!Uri.TryCreate(options.Http.Listen, UriKind.Absolute, out var listen) || listen.Scheme != Uri.UriSchemeHttp)
         {
             errors.Add($"{S}:Http:Listen: '{options.Http.Listen}' is not an http:// URL");
+        }
+
+        if (MirrorSyncServices.SyncEnabled(options))
+        {
+            if (!OfflinePki.Hosting.ListenAddress.TryParse(options.Sync.Listen, Uri.UriSchemeHttps, out _, out var syncError))
+            {
+                errors.Add($"{S}:Sync:Listen: {syncError}");
+            }
+
+            RequireFile(errors, $"{S}:Sync:ServerCertificate", options.Sync.ServerCertificate);
+            RequireFile(errors, $"{S}:Sync:ServerKey", options.Sync.ServerKey);
+            RequireFile(errors, $"{S}:Sync:ClientCaCertificate", options.Sync.ClientCaCertificate);
+            if (options.Sync.MaxMessageBytes is < 64 * 1024 or > 64 * 1024 * 1024)
+            {
+                errors.Add($"{S}:Sync:MaxMessageBytes: {options.Sync.MaxMessageBytes} is outside 65536..67108864");
+            }
         }
 
         if (options.Http.MaxRequestBytes is < 1024 or > 16 * 1024 * 1024)

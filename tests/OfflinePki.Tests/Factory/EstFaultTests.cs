@@ -54,7 +54,7 @@ public class EstFaultTests
             },
         };
         handler.ClientCertificates.Add(pki.CertWithKey("station-02"));
-        _http = new HttpClient(handler) { BaseAddress = new Uri(_app.Urls.Single()) };
+        _http = new HttpClient(handler) { BaseAddress = new Uri(_app.Urls.Single(u => u.StartsWith("https://", StringComparison.Ordinal))) };
     }
 
     [OneTimeTearDown]

@@ -91,9 +91,9 @@ public class MirrorCliTests
         Assert.That(ex!.Message, Does.Contain("MirrorCa:Factories[0]:OcspResponder:Certificate: file '").And.Contain("missing-ocsp.crt' not found"));
         Assert.That(ex.Message, Does.Contain("MirrorCa:Crl:RefreshAfter"));
 
-        // The host refuses to start with the same message (ValidateOnStart).
-        await using var app = MirrorCaApp.Build(path, new Dictionary<string, string?> { ["MirrorCa:Http:Listen"] = "http://127.0.0.1:0" });
-        var start = await Assert.ThrowsAsync<OptionsValidationException>(() => app.StartAsync());
+        // The host refuses to come up with the same message (validated when the host is built, before it listens).
+        var start = Assert.Throws<OptionsValidationException>(() => MirrorCaApp.Build(path,
+            new Dictionary<string, string?> { ["MirrorCa:Http:Listen"] = "http://127.0.0.1:0", ["MirrorCa:Sync:Listen"] = "" }));
         Assert.That(start!.Message, Does.Contain("MirrorCa:Factories[0]:OcspResponder:Certificate"));
         var serve = Run("serve", "--config", path);
         Assert.That(serve.Exit, Is.EqualTo(1));

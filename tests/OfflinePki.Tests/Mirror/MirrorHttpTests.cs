@@ -25,7 +25,7 @@ public class MirrorHttpTests
         _revoked = _bed.Issue();
         _neverIssued = _bed.Issue(record: false);
         _bed.Registry.Revoke("F1", _revoked.Serial, CrlReason.KeyCompromise, null, "test");
-        _app = MirrorCaApp.Build(_bed.ConfigPath, new Dictionary<string, string?> { ["MirrorCa:Http:Listen"] = "http://127.0.0.1:0" });
+        _app = MirrorCaApp.Build(_bed.ConfigPath, new Dictionary<string, string?> { ["MirrorCa:Http:Listen"] = "http://127.0.0.1:0", ["MirrorCa:Sync:Listen"] = "" });
         await _app.StartAsync();
         _url = _app.Urls.Single().TrimEnd('/');
     }
