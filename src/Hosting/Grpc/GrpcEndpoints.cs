@@ -121,6 +121,13 @@ public static class GrpcEndpoints
             return;
         }
 
+        // A gRPC stream is bounded per message (MaxReceiveMessageBytes), not as a whole body: lift the listener-wide
+        // request body cap, which exists for small HTTP requests (OCSP, EST) and would cut a long journal push.
+        if (http.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } bodyLimit)
+        {
+            bodyLimit.MaxRequestBodySize = null;
+        }
+
         var time = options.TimeProvider;
         var timeout = options.MaxCallDuration;
         DateTimeOffset? deadline = null;
