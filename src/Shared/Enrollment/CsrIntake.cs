@@ -160,22 +160,23 @@ public sealed class CsrIntake
         CertificateRequest request;
         try
         {
-            // First without the signature check, so a structure the runtime refuses is not mistaken for a bad signature.
-            CertificateRequest.LoadSigningRequest(der, HashAlgorithmName.SHA256, CertificateRequestLoadOptions.SkipSignatureValidation);
-        }
-        catch (CryptographicException ex)
-        {
-            throw new EnrollmentRejectedException(EnrollmentError.MalformedCsr, $"CSR cannot be loaded: {ex.Message}");
-        }
-
-        try
-        {
             // Default options verify the request signature with the request's own key: proof of possession (RFC 2986 §3).
             // Requested extensions (extensionRequest) are not loaded: the profile alone decides the extensions.
             request = CertificateRequest.LoadSigningRequest(der, HashAlgorithmName.SHA256, CertificateRequestLoadOptions.Default);
         }
         catch (CryptographicException)
         {
+            // Only on failure, load again without the signature check, so that a structure the runtime refuses is not
+            // mistaken for a bad signature. The happy path parses once.
+            try
+            {
+                CertificateRequest.LoadSigningRequest(der, HashAlgorithmName.SHA256, CertificateRequestLoadOptions.SkipSignatureValidation);
+            }
+            catch (CryptographicException ex)
+            {
+                throw new EnrollmentRejectedException(EnrollmentError.MalformedCsr, $"CSR cannot be loaded: {ex.Message}");
+            }
+
             throw new EnrollmentRejectedException(EnrollmentError.ProofOfPossessionFailed, "CSR signature does not verify (proof of possession failed)");
         }
 

@@ -87,6 +87,8 @@ public sealed class CertificateIssuer : ICertificateIssuer
     private readonly TbsCertificateBuilder _builder;
     private readonly CertificateLinter _linter;
     private readonly IIssuedSerials _issued;
+    private readonly ECDsa? _verifyEcdsa;
+    private readonly RSA? _verifyRsa;
     private readonly ConcurrentDictionary<string, byte> _inFlight = new(StringComparer.Ordinal);
     private readonly Lock _signLock = new();
 
@@ -109,6 +111,12 @@ public sealed class CertificateIssuer : ICertificateIssuer
         _builder = new TbsCertificateBuilder(profile, authority, serials, time);
         _linter = linter ?? CertificateLinter.Default;
         _issued = issued;
+
+        // The CA public key, imported once (OpenSSL verification with a shared key is safe across threads).
+        _verifyEcdsa = authority.Certificate.PublicKey.GetECDsaPublicKey();
+        _verifyRsa = _verifyEcdsa is null
+            ? authority.Certificate.PublicKey.GetRSAPublicKey() ?? throw new ArgumentException("issuing CA key is neither EC nor RSA", nameof(authority))
+            : null;
     }
 
     /// <inheritdoc />
@@ -182,20 +190,9 @@ public sealed class CertificateIssuer : ICertificateIssuer
             _ => throw new InvalidOperationException($"cannot verify signature algorithm {alg}"),
         };
 
-        var publicKey = Authority.Certificate.PublicKey;
-        bool ok;
-        using (var ec = publicKey.GetECDsaPublicKey())
-        {
-            if (ec is not null)
-            {
-                ok = ec.VerifyData(tbs, signature, hash, DSASignatureFormat.Rfc3279DerSequence);
-            }
-            else
-            {
-                using var rsa = publicKey.GetRSAPublicKey() ?? throw new InvalidOperationException("issuing CA key is neither EC nor RSA");
-                ok = rsa.VerifyData(tbs, signature, hash, RSASignaturePadding.Pkcs1);
-            }
-        }
+        bool ok = _verifyEcdsa is not null
+            ? _verifyEcdsa.VerifyData(tbs, signature, hash, DSASignatureFormat.Rfc3279DerSequence)
+            : _verifyRsa!.VerifyData(tbs, signature, hash, RSASignaturePadding.Pkcs1);
 
         if (!ok)
         {

@@ -69,6 +69,10 @@ public sealed class StationAuthorizer : IStationAuthorizer
     private readonly X509Certificate2 _raCa;
     private readonly Dictionary<string, StationEntry> _byCn;
     private readonly TimeProvider _time;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (StationIdentity Identity, DateTimeOffset Until)> _recent = new(StringComparer.Ordinal);
+
+    /// <summary>How long a successful station decision is reused for the same certificate (never past its notAfter).</summary>
+    public static TimeSpan DecisionLifetime { get; } = TimeSpan.FromSeconds(60);
 
     /// <summary>Creates the authorizer.</summary>
     /// <param name="raCaCertificate">The RA/TLS CA that certifies stations (trust anchor; no other root is trusted).</param>
@@ -106,6 +110,15 @@ public sealed class StationAuthorizer : IStationAuthorizer
             throw new StationRejectedException(StationError.NoCertificate, "client certificate required: present the station's TLS client certificate issued by the RA CA");
         }
 
+        // A station reuses one certificate for many requests: remember a successful decision for a short while
+        // (never past the certificate's notAfter), so the chain is not rebuilt on every enrollment.
+        var now = _time.GetUtcNow();
+        string thumbprint = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(clientCertificate.RawDataMemory.Span));
+        if (_recent.TryGetValue(thumbprint, out var cached) && now < cached.Until)
+        {
+            return cached.Identity;
+        }
+
         string cn = clientCertificate.GetNameInfo(X509NameType.SimpleName, forIssuer: false);
         string who = $"station CN={cn}";
 
@@ -138,6 +151,15 @@ public sealed class StationAuthorizer : IStationAuthorizer
             throw new StationRejectedException(StationError.NotListed, $"{who} is not in the station list (FactoryCa:Stations)");
         }
 
-        return new StationIdentity(entry.Id, cn, Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(clientCertificate.RawData)), entry.Profiles);
+        var identity = new StationIdentity(entry.Id, cn, thumbprint, entry.Profiles);
+        var until = now + DecisionLifetime;
+        var notAfter = new DateTimeOffset(clientCertificate.NotAfter.ToUniversalTime(), TimeSpan.Zero);
+        if (_recent.Count > 4096)
+        {
+            _recent.Clear();
+        }
+
+        _recent[thumbprint] = (identity, until < notAfter ? until : notAfter);
+        return identity;
     }
 }

@@ -73,4 +73,18 @@ public class StationPolicyTests
         var ex = Assert.Throws<StationRejectedException>(() => later.Authorize(TestPki.Default.Cert("station-01")))!;
         Assert.That(ex.Code, Is.EqualTo(StationError.Untrusted));
     }
+
+    [Test]
+    public void A_remembered_decision_never_outlives_the_station_certificate()
+    {
+        var station = TestPki.Default.Cert("station-01");
+        var clock = new OfflinePki.Tests.Journal.ManualTimeProvider(new DateTimeOffset(station.NotAfter.ToUniversalTime(), TimeSpan.Zero).AddSeconds(-10));
+        var authorizer = new StationAuthorizer(TestPki.Default.Cert("tls-ca"), [new StationEntry("station-01", "station-01")], clock);
+        Assert.That(authorizer.Authorize(station).Id, Is.EqualTo("station-01"));
+
+        // Within the reuse window but past notAfter: the chain is built again and the expired certificate refused.
+        clock.Advance(TimeSpan.FromSeconds(20));
+        var ex = Assert.Throws<StationRejectedException>(() => authorizer.Authorize(station))!;
+        Assert.That(ex.Code, Is.EqualTo(StationError.Untrusted));
+    }
 }

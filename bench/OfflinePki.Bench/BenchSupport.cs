@@ -1,0 +1,94 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.RegularExpressions;
+
+namespace OfflinePki.Bench;
+
+/// <summary>Shared helpers: the repo root, a dev PKI, option parsing, percentiles, and running openssl as a peer.</summary>
+public static partial class BenchSupport
+{
+    /// <summary>The repository root (holds OfflinePki.sln).</summary>
+    public static string RepoRoot { get; } = FindRepoRoot();
+
+    /// <summary>Runs ops/dev-pki.sh into a fresh temp directory and returns it.</summary>
+    public static string CreatePki(string factoryId = "F1")
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "offlinepki-bench", Guid.NewGuid().ToString("N")[..10]);
+        Directory.CreateDirectory(dir);
+        Run("bash", [Path.Combine(RepoRoot, "ops", "dev-pki.sh"), dir, "--factory", factoryId]);
+        return dir;
+    }
+
+    /// <summary>Value of --name in args, or the default.</summary>
+    public static string Option(string[] args, string name, string fallback)
+    {
+        int i = Array.IndexOf(args, "--" + name);
+        return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
+    }
+
+    /// <summary>Integer option.</summary>
+    public static int IntOption(string[] args, string name, int fallback) => int.Parse(Option(args, name, fallback.ToString(CultureInfo.InvariantCulture)), CultureInfo.InvariantCulture);
+
+    /// <summary>The q-quantile (0..1) of sorted values.</summary>
+    public static double Percentile(double[] sorted, double q) => sorted.Length == 0 ? 0 : sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(q * sorted.Length) - 1)];
+
+    /// <summary>Runs a process to completion and returns stdout; throws on a non-zero exit.</summary>
+    public static string Run(string file, IEnumerable<string> args)
+    {
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        using var p = Process.Start(psi)!;
+        var stderr = p.StandardError.ReadToEndAsync();
+        string stdout = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"{file} exited {p.ExitCode}: {stderr.Result}");
+        }
+
+        return stdout + stderr.Result;
+    }
+
+    /// <summary>
+    /// `openssl speed -multi 2 -seconds S ecdsap256`: (sign/s, verify/s) on both cores. This is the crypto limit for
+    /// work that needs one P-256 sign and one P-256 verify per item.
+    /// </summary>
+    public static (double Sign, double Verify) OpenSslEcdsaP256(int seconds = 3)
+    {
+        string output = Run("openssl", ["speed", "-multi", "2", "-seconds", seconds.ToString(CultureInfo.InvariantCulture), "ecdsap256"]);
+        // "256 bits ecdsa (nistp256)   0.0000s   0.0001s  23456.0   8765.0"
+        var m = EcdsaLine().Match(output);
+        if (!m.Success)
+        {
+            throw new InvalidOperationException("cannot parse openssl speed output:\n" + output);
+        }
+
+        return (double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture), double.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture));
+    }
+
+    [GeneratedRegex(@"256 bits ecdsa \(nistp256\)\s+[\d.]+s\s+[\d.]+s\s+([\d.]+)\s+([\d.]+)")]
+    private static partial Regex EcdsaLine();
+
+    private static string FindRepoRoot()
+    {
+        foreach (var start in new[] { Environment.CurrentDirectory, AppContext.BaseDirectory })
+        {
+            var d = new DirectoryInfo(start);
+            while (d is not null && !File.Exists(Path.Combine(d.FullName, "OfflinePki.sln")))
+            {
+                d = d.Parent;
+            }
+
+            if (d is not null)
+            {
+                return d.FullName;
+            }
+        }
+
+        throw new InvalidOperationException("run the benchmarks from inside the repository (cannot find OfflinePki.sln)");
+    }
+}

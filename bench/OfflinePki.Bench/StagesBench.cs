@@ -1,0 +1,49 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using OfflinePki.FactoryCa;
+using OfflinePki.Issuance;
+using OfflinePki.Journal;
+using OfflinePki.Policy;
+using OfflinePki.Sync;
+using OfflinePki.Enrollment;
+
+namespace OfflinePki.Bench;
+
+/// <summary>
+/// Diagnostic: the cost of each issuance stage in one thread, without HTTP (station authorization, CSR intake with
+/// proof of possession, prepare + lint + sign + self-verify, one journal append with its own fsync). Use it to see
+/// where an issuance benchmark's time goes.
+///
+///   dotnet run -c Release --project bench/OfflinePki.Bench -- stages
+/// </summary>
+public static class StagesBench
+{
+    /// <summary>Runs the diagnostic; returns 0.</summary>
+    public static async Task<int> RunAsync(string[] args)
+    {
+        string pki = BenchSupport.CreatePki();
+        await using var app = FactoryCaApp.Build(Path.Combine(pki, "factoryca.json"),
+            s => { s.AddLogging(l => l.SetMinimumLevel(LogLevel.Warning)); s.PostConfigure<SyncOptions>(o => o.Enabled = false); },
+            o => o.Est.Listen = "https://127.0.0.1:0");
+        int n = 2000;
+        var csrs = new byte[n][];
+        for (int i = 0; i < n; i++) { using var k = ECDsa.Create(ECCurve.NamedCurves.nistP256); csrs[i] = new CertificateRequest($"CN=x, SERIALNUMBER=DEV-{i:D6}", k, HashAlgorithmName.SHA256).CreateSigningRequest(); }
+        var station = X509Certificate2.CreateFromPemFile(Path.Combine(pki, "station-01.crt"), Path.Combine(pki, "station-01.key"));
+        var auth = app.Services.GetRequiredService<IStationAuthorizer>();
+        var issuer = app.Services.GetRequiredService<ICertificateIssuer>();
+        var intake = new CsrIntake(new System.Text.RegularExpressions.Regex("^[A-Za-z0-9-]{4,64}$"));
+        var sw = Stopwatch.StartNew(); for (int i = 0; i < n; i++) auth.Authorize(station); Console.WriteLine($"authorize {sw.Elapsed.TotalMicroseconds / n:F0} us");
+        sw.Restart(); for (int i = 0; i < n; i++) CertificateRequest.LoadSigningRequest(csrs[i], HashAlgorithmName.SHA256, CertificateRequestLoadOptions.Default); Console.WriteLine($"LoadSigningRequest(verify) {sw.Elapsed.TotalMicroseconds / n:F0} us");
+        sw.Restart(); for (int i = 0; i < n; i++) CertificateRequest.LoadSigningRequest(csrs[i], HashAlgorithmName.SHA256, CertificateRequestLoadOptions.SkipSignatureValidation); Console.WriteLine($"LoadSigningRequest(skip) {sw.Elapsed.TotalMicroseconds / n:F0} us");
+        var v = new ValidatedCsr[n];
+        sw.Restart(); for (int i = 0; i < n; i++) v[i] = intake.Validate(csrs[i]); Console.WriteLine($"csr intake {sw.Elapsed.TotalMicroseconds / n:F0} us");
+        var issued = new IssuedCertificate[n];
+        sw.Restart(); for (int i = 0; i < n; i++) issued[i] = issuer.Issue(new IssuanceRequest(v[i].DeviceId, v[i].SubjectPublicKeyInfo)); Console.WriteLine($"issue {sw.Elapsed.TotalMicroseconds / n:F0} us");
+        var journal = app.Services.GetRequiredService<JournalWriter>();
+        sw.Restart(); for (int i = 0; i < 200; i++) await journal.AppendAsync(OfflinePki.Journal.V1.EntryType.CertificateIssued, new OfflinePki.Journal.V1.CertificateIssued { Certificate = Google.Protobuf.ByteString.CopyFrom(issued[i].Der), DeviceId = "x" }); Console.WriteLine($"append (serial, 1 fsync each) {sw.Elapsed.TotalMicroseconds / 200:F0} us");
+        return 0;
+    }
+}
