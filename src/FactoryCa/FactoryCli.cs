@@ -73,7 +73,7 @@ public static class FactoryCli
             Console.WriteLine($"journal {Convert.ToHexStringLower(r.JournalId)} of factory {r.FactoryId}: OK");
             Console.WriteLine($"  entries {r.Entries}, certificates issued {r.CertificatesIssued}, checkpoints {r.Checkpoints}");
             Console.WriteLine($"  head seq {r.HeadSeq} hash {Convert.ToHexStringLower(r.HeadHash)}");
-            Console.WriteLine($"  last signed checkpoint covers seq {r.LastCheckpointSeq}; entries after it (hash-chained, not yet signed): {r.UnverifiedTailEntries}");
+            Console.WriteLine($"  last signed checkpoint: entry {r.LastCheckpointSeq}; entries after it (hash-chained, not yet signed): {r.UnverifiedTailEntries}");
             if (r.TornTailBytes > 0)
             {
                 Console.WriteLine($"  torn tail: {r.TornTailBytes} bytes after the last complete record (never acknowledged; recovery drops them)");
