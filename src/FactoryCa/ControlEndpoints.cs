@@ -53,10 +53,13 @@ public static class ControlEndpoints
         }
     }
 
-    private static IResult Status(JournalWriter journal, FactoryIndex index, JournalSyncWorker sync, IOptions<FactoryCaOptions> options)
+    private static IResult Status(JournalWriter journal, FactoryIndex index, JournalSyncWorker sync, IOptions<FactoryCaOptions> options, DivergenceGate divergence,
+        MirrorReceiptStore receipts)
     {
         var health = journal.Health;
         var last = sync.LastSuccess;
+        var d = divergence.Status();
+        var receipt = receipts.Latest;
         return Results.Json(new
         {
             factoryId = options.Value.FactoryId,
@@ -78,6 +81,19 @@ public static class ControlEndpoints
                 mirrorSeq = last?.Result.AppliedSeq,
                 lastError = sync.LastError,
                 forkDetected = sync.ForkDetected,
+            },
+            divergence = new
+            {
+                mode = divergence.Options.Mode.ToString(),
+                confirmedSeq = d.ConfirmedSeq,
+                receiptTime = receipt is null ? (DateTimeOffset?)null : JournalCodec.FromUnixMicros(receipt.TimeUnixMicros),
+                unconfirmedEntries = d.UnconfirmedEntries,
+                oldestUnconfirmedAt = d.OldestUnconfirmedAt,
+                unconfirmedAgeSeconds = (long)d.UnconfirmedAge.TotalSeconds,
+                maxUnconfirmedEntries = divergence.Options.MaxUnconfirmedEntries,
+                maxUnconfirmedAgeSeconds = (long)divergence.Options.MaxUnconfirmedAge.TotalSeconds,
+                exceeded = d.Exceeded,
+                lineStopped = d.Exceeded is not null && divergence.Options.Mode == DivergenceMode.StopTheLine,
             },
         }, new JsonSerializerOptions { WriteIndented = true });
     }

@@ -40,7 +40,10 @@ public static class MirrorSyncServices
         {
             var o = sp.GetRequiredService<IOptions<MirrorCaOptions>>().Value;
             var root = X509CertificateLoader.LoadCertificateFromFile(o.RootCertificate);
-            return new SyncApplier(sp.GetRequiredService<IJournalSink>(), root, new SyncApplierOptions(), sp.GetRequiredService<ILogger<SyncApplier>>());
+            return new SyncApplier(sp.GetRequiredService<IJournalSink>(), root, new SyncApplierOptions(), sp.GetRequiredService<ILogger<SyncApplier>>())
+            {
+                ReceiptSigner = CreateReceiptSigner(o, sp.GetRequiredService<TimeProvider>()),
+            };
         });
         services.AddSingleton(sp =>
         {
@@ -68,6 +71,23 @@ public static class MirrorSyncServices
         }
 
         return app;
+    }
+
+    /// <summary>The receipt signer from MirrorCa:ReceiptSigner, or null when it is not configured.</summary>
+    /// <exception cref="ArgumentException">The certificate lacks the mirror-receipt EKU or does not match the key.</exception>
+    public static MirrorReceiptSigner? CreateReceiptSigner(MirrorCaOptions options, TimeProvider time)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var r = options.ReceiptSigner;
+        if (string.IsNullOrWhiteSpace(r.Certificate))
+        {
+            return null;
+        }
+
+        string? passphrase = r.Key.PassphraseEnvironmentVariable is { Length: > 0 } v ? System.Environment.GetEnvironmentVariable(v) : null;
+        var key = OfflinePki.Keys.SoftwareKeyLoader.Load(r.Key.File, passphrase);
+        var cert = X509CertificateLoader.LoadCertificateFromFile(r.Certificate);
+        return new MirrorReceiptSigner(cert, key, time);
     }
 
     /// <summary>True when MirrorCa:Sync:Listen is configured.</summary>
