@@ -30,6 +30,8 @@ public static class ControlEndpoints
             ctx.HttpContext.Connection.RemoteIpAddress is null ? await next(ctx).ConfigureAwait(false) : Results.NotFound());
         group.MapPost("/sync", SyncNow);
         group.MapGet("/status", Status);
+        group.MapPost("/checkpoint", Checkpoint);
+        group.MapPost("/receipt", Receipt);
         return endpoints;
     }
 
@@ -50,6 +52,35 @@ public static class ControlEndpoints
         catch (Exception ex) when (ex is GrpcException or JournalSyncException or JournalUnavailableException)
         {
             return Results.Text("sync failed: " + ex.Message + "\n", statusCode: StatusCodes.Status502BadGateway);
+        }
+    }
+
+    private static async Task<IResult> Checkpoint(IJournalAppender journal, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var e = await journal.CheckpointAsync(cancellationToken).ConfigureAwait(false);
+            return Results.Json(new { checkpointSeq = e.Seq });
+        }
+        catch (JournalUnavailableException ex)
+        {
+            return Results.Text("checkpoint failed: " + ex.Message + "\n", statusCode: StatusCodes.Status503ServiceUnavailable);
+        }
+    }
+
+    private static async Task<IResult> Receipt(HttpRequest request, MirrorReceiptBook book, CancellationToken cancellationToken)
+    {
+        using var buffer = new MemoryStream();
+        await request.Body.CopyToAsync(buffer, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var receipt = OfflinePki.Sync.V1.MirrorReceipt.Parser.ParseFrom(buffer.ToArray());
+            bool advanced = book.Accept(receipt);
+            return Results.Json(new { confirmedSeq = book.Store.ConfirmedSeq, advanced });
+        }
+        catch (Exception ex) when (ex is MirrorReceiptException or Google.Protobuf.InvalidProtocolBufferException)
+        {
+            return Results.Text("receipt refused: " + ex.Message + "\n", statusCode: StatusCodes.Status400BadRequest);
         }
     }
 
