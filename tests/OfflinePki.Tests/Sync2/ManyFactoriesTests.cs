@@ -181,15 +181,5 @@ public class ManyFactoriesTests
         return JsonDocument.Parse(json).RootElement.Clone();
     }
 
-    private async Task<HttpResponseMessage> Enroll(WebApplication factory, string deviceId)
-    {
-        string est = factory.Urls.Single(u => u.StartsWith("https://", StringComparison.Ordinal)).TrimEnd('/') + "/.well-known/est/simpleenroll";
-        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var csr = new CertificateRequest($"CN={deviceId}, SERIALNUMBER={deviceId}", key, HashAlgorithmName.SHA256).CreateSigningRequest();
-        using var content = new StringContent(Convert.ToBase64String(csr));
-        content.Headers.ContentType = new MediaTypeHeaderValue("application/pkcs10");
-        var response = await _station.PostAsync(est, content);
-        await response.Content.LoadIntoBufferAsync();
-        return response;
-    }
+    private Task<HttpResponseMessage> Enroll(WebApplication factory, string deviceId) => Sync2Support.EnrollAsync(_station, factory, deviceId);
 }
