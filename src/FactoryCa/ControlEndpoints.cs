@@ -35,7 +35,7 @@ public static class ControlEndpoints
         return endpoints;
     }
 
-    private static async Task<IResult> SyncNow(JournalSyncClient client, CancellationToken cancellationToken)
+    private static async Task<IResult> SyncNow(JournalSyncClient client, MirrorReceiptStore receipts, CancellationToken cancellationToken)
     {
         try
         {
@@ -47,6 +47,7 @@ public static class ControlEndpoints
                 entriesPushed = r.EntriesPushed,
                 entriesApplied = r.EntriesApplied,
                 durationMs = (long)r.Duration.TotalMilliseconds,
+                confirmedSeq = receipts.ConfirmedSeq,
             });
         }
         catch (Exception ex) when (ex is GrpcException or JournalSyncException or JournalUnavailableException)
