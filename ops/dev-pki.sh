@@ -12,7 +12,8 @@
 #   tls-ca             a separate TLS/RA CA: a station certificate can never pass as a device certificate
 #   est-server, station-01, station-02, mirror-sync-server, factory-F1-sync-client   TLS end entities
 # and factoryca.json / mirrorca.json configs (from ops/config/*.sample.json) pointing at them.
-# Running it again for another --factory adds that factory's CA, signer, responder and sync client.
+# Running it again for another --factory adds that factory's CA, signer, responder and sync client, writes
+# factoryca-ID.json for it and appends it to mirrorca.json's Factories.
 set -euo pipefail
 
 usage() { echo "usage: $0 DIR [--factory ID] [--mirror-url URL] [--env dev|test|staging|production]" >&2; exit 2; }
@@ -120,11 +121,31 @@ done
 key "factory-$factory-sync-client" prime256v1; issue "factory-$factory-sync-client" "/O=OfflinePki $envname/CN=factory-$factory-sync" 825 tls_client tls-ca
 
 # Daemon configs, from the committed samples, with this factory and mirror URL filled in.
-for f in factoryca mirrorca; do
-  if [ ! -f "$dir/$f.json" ]; then
-    sed -e "s|@FACTORY@|$factory|g" -e "s|@MIRROR_URL@|$mirror_url|g" "$here/config/$f.sample.json" > "$dir/$f.json"
-  fi
-done
+# A second factory in the same DIR gets its own factoryca-ID.json, and is appended to the existing mirrorca.json's
+# Factories (one mirror serves several factories, each pushing only its own journal).
+fill() { sed -e "s|@FACTORY@|$factory|g" -e "s|@MIRROR_URL@|$mirror_url|g" "$here/config/$1.sample.json"; }
+if [ ! -f "$dir/factoryca.json" ]; then
+  fill factoryca > "$dir/factoryca.json"
+elif ! grep -q "\"FactoryId\": \"$factory\"" "$dir/factoryca.json"; then
+  [ -f "$dir/factoryca-$factory.json" ] || fill factoryca > "$dir/factoryca-$factory.json"
+fi
+if [ ! -f "$dir/mirrorca.json" ]; then
+  fill mirrorca > "$dir/mirrorca.json"
+else
+  fill mirrorca | /usr/bin/env python3 -c '
+import json, sys
+path = sys.argv[1]
+mine = json.load(sys.stdin)["MirrorCa"]["Factories"][0]
+with open(path) as f:
+    cfg = json.load(f)
+factories = cfg["MirrorCa"].setdefault("Factories", [])
+if all(x.get("FactoryId") != mine["FactoryId"] for x in factories):
+    factories.append(mine)
+    with open(path, "w") as f:
+        json.dump(cfg, f, indent=2)
+        f.write("\n")
+' "$dir/mirrorca.json"
+fi
 rm -f "$dir"/*.srl
 chmod 0644 "$dir"/*.crt "$dir"/*.json
 echo "dev PKI for factory $factory ($envname) in $dir"

@@ -30,10 +30,12 @@ public static class ControlEndpoints
             ctx.HttpContext.Connection.RemoteIpAddress is null ? await next(ctx).ConfigureAwait(false) : Results.NotFound());
         group.MapPost("/sync", SyncNow);
         group.MapGet("/status", Status);
+        group.MapPost("/checkpoint", Checkpoint);
+        group.MapPost("/receipt", Receipt);
         return endpoints;
     }
 
-    private static async Task<IResult> SyncNow(JournalSyncClient client, CancellationToken cancellationToken)
+    private static async Task<IResult> SyncNow(JournalSyncClient client, MirrorReceiptStore receipts, CancellationToken cancellationToken)
     {
         try
         {
@@ -45,6 +47,7 @@ public static class ControlEndpoints
                 entriesPushed = r.EntriesPushed,
                 entriesApplied = r.EntriesApplied,
                 durationMs = (long)r.Duration.TotalMilliseconds,
+                confirmedSeq = receipts.ConfirmedSeq,
             });
         }
         catch (Exception ex) when (ex is GrpcException or JournalSyncException or JournalUnavailableException)
@@ -53,10 +56,42 @@ public static class ControlEndpoints
         }
     }
 
-    private static IResult Status(JournalWriter journal, FactoryIndex index, JournalSyncWorker sync, IOptions<FactoryCaOptions> options)
+    private static async Task<IResult> Checkpoint(IJournalAppender journal, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var e = await journal.CheckpointAsync(cancellationToken).ConfigureAwait(false);
+            return Results.Json(new { checkpointSeq = e.Seq });
+        }
+        catch (JournalUnavailableException ex)
+        {
+            return Results.Text("checkpoint failed: " + ex.Message + "\n", statusCode: StatusCodes.Status503ServiceUnavailable);
+        }
+    }
+
+    private static async Task<IResult> Receipt(HttpRequest request, MirrorReceiptBook book, CancellationToken cancellationToken)
+    {
+        using var buffer = new MemoryStream();
+        await request.Body.CopyToAsync(buffer, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var receipt = OfflinePki.Sync.V1.MirrorReceipt.Parser.ParseFrom(buffer.ToArray());
+            bool advanced = book.Accept(receipt);
+            return Results.Json(new { confirmedSeq = book.Store.ConfirmedSeq, advanced });
+        }
+        catch (Exception ex) when (ex is MirrorReceiptException or Google.Protobuf.InvalidProtocolBufferException)
+        {
+            return Results.Text("receipt refused: " + ex.Message + "\n", statusCode: StatusCodes.Status400BadRequest);
+        }
+    }
+
+    private static IResult Status(JournalWriter journal, FactoryIndex index, JournalSyncWorker sync, IOptions<FactoryCaOptions> options, DivergenceGate divergence,
+        MirrorReceiptStore receipts)
     {
         var health = journal.Health;
         var last = sync.LastSuccess;
+        var d = divergence.Status();
+        var receipt = receipts.Latest;
         return Results.Json(new
         {
             factoryId = options.Value.FactoryId,
@@ -78,6 +113,19 @@ public static class ControlEndpoints
                 mirrorSeq = last?.Result.AppliedSeq,
                 lastError = sync.LastError,
                 forkDetected = sync.ForkDetected,
+            },
+            divergence = new
+            {
+                mode = divergence.Options.Mode.ToString(),
+                confirmedSeq = d.ConfirmedSeq,
+                receiptTime = receipt is null ? (DateTimeOffset?)null : JournalCodec.FromUnixMicros(receipt.TimeUnixMicros),
+                unconfirmedEntries = d.UnconfirmedEntries,
+                oldestUnconfirmedAt = d.OldestUnconfirmedAt,
+                unconfirmedAgeSeconds = (long)d.UnconfirmedAge.TotalSeconds,
+                maxUnconfirmedEntries = divergence.Options.MaxUnconfirmedEntries,
+                maxUnconfirmedAgeSeconds = (long)divergence.Options.MaxUnconfirmedAge.TotalSeconds,
+                exceeded = d.Exceeded,
+                lineStopped = d.Exceeded is not null && divergence.Options.Mode == DivergenceMode.StopTheLine,
             },
         }, new JsonSerializerOptions { WriteIndented = true });
     }

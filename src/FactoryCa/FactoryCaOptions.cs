@@ -41,6 +41,9 @@ public sealed class FactoryCaOptions
     /// <summary>The IDevID profile.</summary>
     public ProfileOptions Profile { get; set; } = new();
 
+    /// <summary>Bounded divergence from the mirror: how much of the journal may lack a mirror receipt (FactoryCa:Divergence).</summary>
+    public OfflinePki.Sync.DivergenceOptions Divergence { get; set; } = new();
+
     /// <summary>Makes every relative path absolute against <paramref name="baseDirectory"/>.</summary>
     public void ResolvePaths(string baseDirectory)
     {
@@ -261,6 +264,7 @@ public sealed class FactoryCaOptionsValidator : IValidateOptions<FactoryCaOption
             errors.Add($"{S}:Profile:Validity: '{options.Profile.Validity}' is neither a TimeSpan (d.hh:mm:ss) nor '{ProfileOptions.NoWellDefinedExpiration}'");
         }
 
+        errors.AddRange(options.Divergence.Validate(FactoryCaOptions.SectionName + ":" + OfflinePki.Sync.DivergenceOptions.Section));
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 

@@ -59,7 +59,7 @@ public static class FactoryCaServiceCollectionExtensions
             sp.GetRequiredService<IIssuedSerials>(), sp.GetRequiredService<TimeProvider>()));
         services.TryAddSingleton<IEnrollmentService>(sp => new EnrollmentService(
             sp.GetRequiredService<ICertificateIssuer>(), sp.GetRequiredService<IJournalAppender>(),
-            sp.GetRequiredService<ILogger<EnrollmentService>>(), sp.GetService<IIssuedSerialsRecorder>()));
+            sp.GetRequiredService<ILogger<EnrollmentService>>(), sp.GetService<IIssuedSerialsRecorder>(), sp.GetService<IIssuanceGate>()));
         return services;
     }
 
@@ -112,6 +112,13 @@ public static class FactoryCaServiceCollectionExtensions
         services.AddSingleton<IIssuedSerials>(sp => sp.GetRequiredService<IndexedIssuedSerials>());
         services.AddSingleton<IIssuedSerialsRecorder>(sp => sp.GetRequiredService<IndexedIssuedSerials>());
         services.AddHostedService<FactoryIndexCatchUpService>();
+        services.TryAddSingleton(sp => new MirrorReceiptStore(Path.Combine(sp.GetRequiredService<IOptions<FactoryCaOptions>>().Value.DataDirectory, MirrorReceiptStore.FileName)));
+        services.TryAddSingleton(sp => new MirrorReceiptBook(
+            new MirrorReceiptVerifier(X509CertificateLoader.LoadCertificateFromFile(sp.GetRequiredService<IOptions<FactoryCaOptions>>().Value.RootCertificate)),
+            sp.GetRequiredService<MirrorReceiptStore>(), sp.GetRequiredService<IJournalReader>()));
+        services.TryAddSingleton(sp => new DivergenceGate(sp.GetRequiredService<IJournalReader>(), sp.GetRequiredService<MirrorReceiptStore>(),
+            sp.GetRequiredService<IOptions<FactoryCaOptions>>().Value.Divergence, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<DivergenceGate>>()));
+        services.TryAddSingleton<IIssuanceGate>(sp => sp.GetRequiredService<DivergenceGate>());
         return services;
     }
 

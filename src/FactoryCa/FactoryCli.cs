@@ -3,6 +3,7 @@ using System.Security.Cryptography.X509Certificates;
 using Microsoft.Extensions.Options;
 using OfflinePki.Journal;
 using OfflinePki.Journal.Index;
+using OfflinePki.Sync;
 
 namespace OfflinePki.FactoryCa;
 
@@ -137,6 +138,105 @@ public static class FactoryCli
             Console.Error.WriteLine($"{what}: the FactoryCa daemon is not running (no control socket): {ex.Message}");
             return 1;
         }
+    }
+
+    /// <summary>
+    /// export: writes a signed air-gap bundle of seqs <paramref name="from"/>..<paramref name="to"/> (0: the head),
+    /// extended to the next checkpoint. With the daemon running it is first asked (control socket) to checkpoint.
+    /// </summary>
+    public static async Task<int> ExportAsync(string configPath, ulong from, ulong to, string outPath, CancellationToken cancellationToken)
+    {
+        var o = LoadOptions(configPath);
+        using (var control = ControlEndpoints.CreateClient(o.DataDirectory))
+        {
+            try
+            {
+                using var r = await control.PostAsync(new Uri("control/checkpoint", UriKind.Relative), null, cancellationToken).ConfigureAwait(false);
+                if (!r.IsSuccessStatusCode)
+                {
+                    Console.Error.Write(await r.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false));
+                    return 1;
+                }
+            }
+            catch (HttpRequestException)
+            {
+                // The daemon is not running: read the journal as it is (its shutdown wrote a checkpoint).
+            }
+        }
+
+        var reader = JournalFileReader.Open(Path.Combine(o.DataDirectory, "journal", "journal.log"));
+        string? passphrase = o.JournalSigner.Key.PassphraseEnvironmentVariable is { Length: > 0 } v ? Environment.GetEnvironmentVariable(v) : null;
+        using var key = OfflinePki.Keys.SoftwareKeyLoader.Load(o.JournalSigner.Key.File, passphrase);
+        using var cert = X509CertificateLoader.LoadCertificateFromFile(o.JournalSigner.Certificate);
+        string temp = outPath + ".tmp";
+        try
+        {
+            ExportBundleInfo info;
+            using (var output = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
+            {
+                info = ExportBundleWriter.Write(reader, from, to, key, cert.RawData, output, TimeProvider.System);
+                output.Flush(flushToDisk: true);
+            }
+
+            File.Move(temp, outPath, overwrite: true);
+            Console.WriteLine($"exported seqs {info.FirstSeq}..{info.LastSeq} ({info.Entries} entries) to {outPath}");
+            return 0;
+        }
+        catch (ExportBundleException ex)
+        {
+            File.Delete(temp);
+            Console.Error.WriteLine("export failed: " + ex.Message);
+            return 1;
+        }
+    }
+
+    /// <summary>import-receipt: verifies a mirror receipt file and stores it (through the daemon when it runs).</summary>
+    public static async Task<int> ImportReceiptAsync(string configPath, string inPath, CancellationToken cancellationToken)
+    {
+        var o = LoadOptions(configPath);
+        var bytes = await File.ReadAllBytesAsync(inPath, cancellationToken).ConfigureAwait(false);
+        using (var control = ControlEndpoints.CreateClient(o.DataDirectory))
+        {
+            try
+            {
+                using var content = new ByteArrayContent(bytes);
+                using var r = await control.PostAsync(new Uri("control/receipt", UriKind.Relative), content, cancellationToken).ConfigureAwait(false);
+                string body = await r.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
+                (r.IsSuccessStatusCode ? Console.Out : Console.Error).WriteLine(body.TrimEnd());
+                return r.IsSuccessStatusCode ? 0 : 1;
+            }
+            catch (HttpRequestException)
+            {
+                // Not running: store it directly.
+            }
+        }
+
+        try
+        {
+            var receipt = OfflinePki.Sync.V1.MirrorReceipt.Parser.ParseFrom(bytes);
+            var reader = JournalFileReader.Open(Path.Combine(o.DataDirectory, "journal", "journal.log"));
+            var store = new MirrorReceiptStore(Path.Combine(o.DataDirectory, MirrorReceiptStore.FileName));
+            var book = new MirrorReceiptBook(new MirrorReceiptVerifier(X509CertificateLoader.LoadCertificateFromFile(o.RootCertificate)), store, reader);
+            bool advanced = book.Accept(receipt);
+            Console.WriteLine($"receipt for seq {receipt.Seq} {(advanced ? "stored" : "already covered")}; confirmed seq {store.ConfirmedSeq}");
+            return 0;
+        }
+        catch (Exception ex) when (ex is MirrorReceiptException or Google.Protobuf.InvalidProtocolBufferException)
+        {
+            Console.Error.WriteLine("receipt refused: " + ex.Message);
+            return 1;
+        }
+    }
+
+    /// <summary>The FactoryCa options of a config file, with paths resolved like the daemon resolves them (not validated).</summary>
+    internal static FactoryCaOptions LoadOptions(string configPath)
+    {
+        string full = Path.GetFullPath(configPath);
+        var configuration = new ConfigurationBuilder().AddJsonFile(full, optional: false).AddEnvironmentVariables("OFFLINEPKI_").Build();
+        var o = new FactoryCaOptions();
+        configuration.GetSection(FactoryCaOptions.SectionName).Bind(o);
+        o.ResolvePaths(Path.GetDirectoryName(full)!);
+        return o;
     }
 
     /// <summary>FactoryCa:DataDirectory of a config file, resolved like the daemon resolves it.</summary>

@@ -30,8 +30,24 @@ var rebuild = new Command("rebuild-index", "Delete and rebuild the local SQLite 
 rebuild.Options.Add(config);
 rebuild.SetAction((parse, ct) => FactoryCli.RebuildIndexAsync(parse.GetValue(config)!, ct));
 
+var fromSeq = new Option<ulong>("--from") { Description = "first seq", DefaultValueFactory = _ => 1 };
+var toSeq = new Option<ulong>("--to") { Description = "last seq (extended to the next checkpoint; 0: the head)", DefaultValueFactory = _ => 0 };
+var outFile = new Option<string>("--out") { Description = "bundle file to write", Required = true };
+var export = new Command("export", "Write a signed air-gap bundle of a seq range (asks a running daemon to checkpoint first)");
+foreach (var opt in new Option[] { config, fromSeq, toSeq, outFile })
+{
+    export.Options.Add(opt);
+}
+
+export.SetAction((parse, ct) => FactoryCli.ExportAsync(parse.GetValue(config)!, parse.GetValue(fromSeq), parse.GetValue(toSeq), parse.GetValue(outFile)!, ct));
+var inFile = new Option<string>("--in") { Description = "receipt file written by MirrorCa import", Required = true };
+var importReceipt = new Command("import-receipt", "Verify and store a mirror receipt carried back from an air-gapped mirror");
+importReceipt.Options.Add(config);
+importReceipt.Options.Add(inFile);
+importReceipt.SetAction((parse, ct) => FactoryCli.ImportReceiptAsync(parse.GetValue(config)!, parse.GetValue(inFile)!, ct));
+
 var root = new RootCommand("OfflinePki FactoryCa: offline factory CA for IEEE 802.1AR device identity");
-foreach (var c in new[] { serve, check, syncNow, status, verify, rebuild })
+foreach (var c in new[] { serve, check, syncNow, status, verify, rebuild, export, importReceipt })
 {
     root.Subcommands.Add(c);
 }

@@ -8,7 +8,7 @@ using OfflinePki.Revocation;
 
 namespace OfflinePki.MirrorCa;
 
-/// <summary>The MirrorCa command line: <c>serve</c>, <c>revoke</c>, <c>status</c>.</summary>
+/// <summary>The MirrorCa command line: <c>serve</c>, <c>revoke</c>, <c>status</c>, <c>import</c>.</summary>
 public static class MirrorCaCli
 {
     /// <summary>Builds the root command. Verbs write to the invocation's Output/Error writers.</summary>
@@ -18,6 +18,7 @@ public static class MirrorCaCli
         root.Subcommands.Add(Serve());
         root.Subcommands.Add(Revoke());
         root.Subcommands.Add(Status());
+        root.Subcommands.Add(Import());
         return root;
     }
 
@@ -166,6 +167,51 @@ public static class MirrorCaCli
         return cmd;
     }
 
+    private static Command Import()
+    {
+        var config = ConfigOption();
+        var input = new Option<string>("--in") { Required = true, Description = "Bundle file written by FactoryCa export" };
+        var receiptOut = new Option<string?>("--receipt-out") { Description = "Where to write the mirror receipt (default: the bundle path + .receipt)" };
+        var cmd = new Command("import", "Verify and apply an air-gap bundle exactly as a network sync would; write the receipt to carry back");
+        cmd.Options.Add(config);
+        cmd.Options.Add(input);
+        cmd.Options.Add(receiptOut);
+        cmd.SetAction(async (parseResult, ct) =>
+        {
+            var output = parseResult.InvocationConfiguration.Output;
+            var err = parseResult.InvocationConfiguration.Error;
+            try
+            {
+                var options = LoadOptions(parseResult.GetRequiredValue(config));
+                using var registry = new MirrorRegistry(options.RegistryPath, TimeProvider.System);
+                var importer = MirrorSyncServices.CreateImporter(options, registry, TimeProvider.System, null);
+                string path = parseResult.GetRequiredValue(input);
+                var r = await importer.ImportAsync(path, ct).ConfigureAwait(false);
+                output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{r.Outcome}: factory {r.FactoryId} journal {r.JournalIdHex} bundle seqs {r.FirstSeq}..{r.LastSeq}; mirror head seq {r.HeadSeq}; {r.EntriesApplied} entries applied"));
+                if (r.Outcome == OfflinePki.Sync.ImportOutcome.HeldPending)
+                {
+                    output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"held until seqs {r.HeadSeq + 1}..{r.FirstSeq - 1} arrive (by sync or import)"));
+                }
+
+                if (r.Receipt is not null)
+                {
+                    string receiptPath = parseResult.GetValue(receiptOut) ?? path + ".receipt";
+                    await File.WriteAllBytesAsync(receiptPath, Google.Protobuf.MessageExtensions.ToByteArray(r.Receipt), ct).ConfigureAwait(false);
+                    output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"receipt for seq {r.Receipt.Seq} written to {receiptPath}"));
+                }
+
+                return 0;
+            }
+            catch (Exception ex) when (ex is OfflinePki.Sync.ExportBundleException or OptionsValidationException or FileNotFoundException)
+            {
+                err.WriteLine("error: " + ex.Message);
+                return 1;
+            }
+        });
+        return cmd;
+    }
+
     private static Command Status()
     {
         var config = ConfigOption();
@@ -189,6 +235,12 @@ public static class MirrorCaCli
                 {
                     output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                         $"factory {f.FactoryId} journal {f.JournalIdHex} head seq {f.HeadSeq} entries {f.Entries} certificates {f.Certificates} revoked {f.Revoked} issuerKeyHash {f.IssuerKeyHashHex}"));
+                }
+
+                foreach (var p in MirrorSyncServices.CreateImporter(options, registry, TimeProvider.System, null).Pending())
+                {
+                    output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"pending bundle {Path.GetFileName(p.Path)}: factory {p.FactoryId} journal {p.JournalIdHex} seqs {p.FirstSeq}..{p.LastSeq} held; mirror head {p.MirrorHeadSeq}, missing seqs {p.MirrorHeadSeq + 1}..{p.FirstSeq - 1}"));
                 }
 
                 return 0;

@@ -34,6 +34,12 @@ public sealed class MirrorCaOptions
     /// <summary>OCSP responder.</summary>
     public OcspOptions Ocsp { get; set; } = new();
 
+    /// <summary>
+    /// The mirror receipt signer (certificate with the mirror-receipt EKU, chained to the root, and its key): countersigns
+    /// every applied journal head. Optional: without it, pushes get no receipt and factories cannot confirm their entries.
+    /// </summary>
+    public CertificateAndKeyOptions ReceiptSigner { get; set; } = new();
+
     /// <summary>The registry file path.</summary>
     public string RegistryPath => Path.Combine(DataDirectory, "registry.sqlite");
 
@@ -46,6 +52,8 @@ public sealed class MirrorCaOptions
         Sync.ServerCertificate = Resolve(baseDirectory, Sync.ServerCertificate);
         Sync.ServerKey = Resolve(baseDirectory, Sync.ServerKey);
         Sync.ClientCaCertificate = Resolve(baseDirectory, Sync.ClientCaCertificate);
+        ReceiptSigner.Certificate = Resolve(baseDirectory, ReceiptSigner.Certificate);
+        ReceiptSigner.Key.File = Resolve(baseDirectory, ReceiptSigner.Key.File);
         foreach (var f in Factories)
         {
             foreach (var pair in new[] { f.IssuingCa, f.OcspResponder })
@@ -194,6 +202,27 @@ public sealed partial class MirrorCaOptionsValidator : IValidateOptions<MirrorCa
             if (options.Sync.MaxMessageBytes is < 64 * 1024 or > 64 * 1024 * 1024)
             {
                 errors.Add($"{S}:Sync:MaxMessageBytes: {options.Sync.MaxMessageBytes} is outside 65536..67108864");
+            }
+        }
+
+        if (!string.IsNullOrWhiteSpace(options.ReceiptSigner.Certificate) || !string.IsNullOrWhiteSpace(options.ReceiptSigner.Key.File))
+        {
+            RequireFile(errors, $"{S}:ReceiptSigner:Certificate", options.ReceiptSigner.Certificate);
+            RequireFile(errors, $"{S}:ReceiptSigner:Key:File", options.ReceiptSigner.Key.File);
+            if (File.Exists(options.ReceiptSigner.Certificate) && File.Exists(options.ReceiptSigner.Key.File))
+            {
+                try
+                {
+                    using var cert = System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificateFromFile(options.ReceiptSigner.Certificate);
+                    if (!OfflinePki.Sync.MirrorReceiptVerifier.HasReceiptEku(cert))
+                    {
+                        errors.Add($"{S}:ReceiptSigner:Certificate: '{cert.Subject}' lacks the mirror-receipt EKU {OfflinePki.Asn1.Oids.MirrorReceiptEku}");
+                    }
+                }
+                catch (System.Security.Cryptography.CryptographicException ex)
+                {
+                    errors.Add($"{S}:ReceiptSigner:Certificate: does not load: {ex.Message}");
+                }
             }
         }
 

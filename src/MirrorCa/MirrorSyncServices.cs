@@ -40,8 +40,14 @@ public static class MirrorSyncServices
         {
             var o = sp.GetRequiredService<IOptions<MirrorCaOptions>>().Value;
             var root = X509CertificateLoader.LoadCertificateFromFile(o.RootCertificate);
-            return new SyncApplier(sp.GetRequiredService<IJournalSink>(), root, new SyncApplierOptions(), sp.GetRequiredService<ILogger<SyncApplier>>());
+            return new SyncApplier(sp.GetRequiredService<IJournalSink>(), root, new SyncApplierOptions(), sp.GetRequiredService<ILogger<SyncApplier>>())
+            {
+                ReceiptSigner = CreateReceiptSigner(o, sp.GetRequiredService<TimeProvider>()),
+            };
         });
+        services.AddSingleton(sp => CreateImporter(sp.GetRequiredService<IOptions<MirrorCaOptions>>().Value, sp.GetRequiredService<SyncApplier>(),
+            sp.GetRequiredService<IJournalSink>(), sp.GetRequiredService<ILoggerFactory>()));
+        services.AddHostedService<PendingBundleService>();
         services.AddSingleton(sp =>
         {
             var o = sp.GetRequiredService<IOptions<MirrorCaOptions>>().Value;
@@ -70,6 +76,78 @@ public static class MirrorSyncServices
         return app;
     }
 
+    /// <summary>
+    /// The air-gap importer over <paramref name="registry"/>, with its own <see cref="SyncApplier"/> (same root, same receipt
+    /// signer as the network path); pending bundles live in MirrorCa:DataDirectory/pending-bundles.
+    /// </summary>
+    public static BundleImporter CreateImporter(MirrorCaOptions options, OfflinePki.Registry.IJournalSink registry, TimeProvider time, ILoggerFactory? loggers)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var root = X509CertificateLoader.LoadCertificateFromFile(options.RootCertificate);
+        var applier = new SyncApplier(registry, root, new SyncApplierOptions(), loggers?.CreateLogger<SyncApplier>()) { ReceiptSigner = CreateReceiptSigner(options, time) };
+        return CreateImporter(options, applier, registry, loggers);
+    }
+
+    /// <summary>The importer over an existing applier (the daemon's).</summary>
+    public static BundleImporter CreateImporter(MirrorCaOptions options, SyncApplier applier, OfflinePki.Registry.IJournalSink registry, ILoggerFactory? loggers)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return new BundleImporter(applier, registry, PendingDirectory(options), options.Factories.Select(f => f.FactoryId).ToHashSet(StringComparer.Ordinal),
+            loggers?.CreateLogger<BundleImporter>());
+    }
+
+    /// <summary>MirrorCa:DataDirectory/pending-bundles: bundles held until their missing range arrives.</summary>
+    public static string PendingDirectory(MirrorCaOptions options) => Path.Combine(options?.DataDirectory ?? string.Empty, "pending-bundles");
+
+    /// <summary>The receipt signer from MirrorCa:ReceiptSigner, or null when it is not configured.</summary>
+    /// <exception cref="ArgumentException">The certificate lacks the mirror-receipt EKU or does not match the key.</exception>
+    public static MirrorReceiptSigner? CreateReceiptSigner(MirrorCaOptions options, TimeProvider time)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var r = options.ReceiptSigner;
+        if (string.IsNullOrWhiteSpace(r.Certificate))
+        {
+            return null;
+        }
+
+        string? passphrase = r.Key.PassphraseEnvironmentVariable is { Length: > 0 } v ? System.Environment.GetEnvironmentVariable(v) : null;
+        var key = OfflinePki.Keys.SoftwareKeyLoader.Load(r.Key.File, passphrase);
+        var cert = X509CertificateLoader.LoadCertificateFromFile(r.Certificate);
+        return new MirrorReceiptSigner(cert, key, time);
+    }
+
     /// <summary>True when MirrorCa:Sync:Listen is configured.</summary>
     public static bool SyncEnabled(MirrorCaOptions options) => !string.IsNullOrWhiteSpace(options?.Sync.Listen);
+}
+
+/// <summary>Every 5 s, applies held air-gap bundles whose missing range has arrived (by network sync or import).</summary>
+public sealed class PendingBundleService(BundleImporter importer, IOptions<MirrorCaOptions> options, TimeProvider time, ILogger<PendingBundleService> logger) : BackgroundService
+{
+    /// <inheritdoc />
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(5), time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
+            {
+                if (!Directory.Exists(MirrorSyncServices.PendingDirectory(options.Value)))
+                {
+                    continue;
+                }
+
+                try
+                {
+                    await importer.ApplyPendingAsync(null, stoppingToken).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is IOException or ExportBundleException or Microsoft.Data.Sqlite.SqliteException)
+                {
+                    logger.LogWarning("pending bundles: {Reason}", ex.Message);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+    }
 }

@@ -17,7 +17,8 @@ public static class JournalSyncServiceCollectionExtensions
     /// <see cref="SyncOptionsValidator"/>), and registers the mTLS <see cref="GrpcClient"/> to the mirror, the
     /// <see cref="JournalSyncClient"/>, and the <see cref="JournalSyncWorker"/> as a hosted service (also resolvable
     /// to call <see cref="JournalSyncWorker.RequestSync"/>). Requires <see cref="IJournalReader"/> and
-    /// <see cref="IJournalAppender"/> to be registered, and <see cref="TimeProvider"/> (System when absent).
+    /// <see cref="IJournalAppender"/> to be registered, and <see cref="TimeProvider"/> (System when absent). When a
+    /// <see cref="MirrorReceiptBook"/> is registered, mirror receipts are verified and stored.
     /// </summary>
     /// <param name="services">The service collection.</param>
     /// <param name="section">The "Sync" configuration section.</param>
@@ -37,7 +38,10 @@ public static class JournalSyncServiceCollectionExtensions
             var anchor = X509CertificateLoader.LoadCertificateFromFile(o.ServerTrustAnchorPath);
             var grpc = new GrpcClient(new Uri(o.MirrorUrl), clientCert, anchor, timeProvider: time);
             return new JournalSyncClient(grpc, sp.GetRequiredService<IJournalReader>(), sp.GetRequiredService<IJournalAppender>(), o, time,
-                sp.GetRequiredService<ILogger<JournalSyncClient>>());
+                sp.GetRequiredService<ILogger<JournalSyncClient>>())
+            {
+                Receipts = sp.GetService<MirrorReceiptBook>(),
+            };
         });
         services.AddSingleton(sp => new JournalSyncWorker(sp.GetRequiredService<JournalSyncClient>(), sp.GetRequiredService<IOptions<SyncOptions>>(),
             sp.GetService<TimeProvider>() ?? TimeProvider.System, sp.GetRequiredService<ILogger<JournalSyncWorker>>()));

@@ -45,6 +45,7 @@ public sealed partial class EnrollmentService : IEnrollmentService
     private readonly ICertificateIssuer _issuer;
     private readonly IJournalAppender _journal;
     private readonly IIssuedSerialsRecorder? _recorder;
+    private readonly IIssuanceGate? _gate;
     private readonly ILogger<EnrollmentService> _log;
     private readonly IReadOnlyList<byte[]> _chain;
 
@@ -53,8 +54,10 @@ public sealed partial class EnrollmentService : IEnrollmentService
     /// <param name="journal">Durable journal.</param>
     /// <param name="logger">Logger (station id, device id, serial and fingerprint only).</param>
     /// <param name="recorder">Told about each journaled serial; may be null.</param>
+    /// <param name="gate">Consulted before each signature (bounded divergence); may be null.</param>
     /// <exception cref="ArgumentNullException">A required argument is null.</exception>
-    public EnrollmentService(ICertificateIssuer issuer, IJournalAppender journal, ILogger<EnrollmentService> logger, IIssuedSerialsRecorder? recorder = null)
+    public EnrollmentService(ICertificateIssuer issuer, IJournalAppender journal, ILogger<EnrollmentService> logger, IIssuedSerialsRecorder? recorder = null,
+        IIssuanceGate? gate = null)
     {
         ArgumentNullException.ThrowIfNull(issuer);
         ArgumentNullException.ThrowIfNull(journal);
@@ -64,6 +67,7 @@ public sealed partial class EnrollmentService : IEnrollmentService
         _journal = journal;
         _log = logger;
         _recorder = recorder;
+        _gate = gate;
         _chain = [issuer.Authority.Certificate.RawData, .. issuer.Authority.ChainAboveIssuer.Select(c => c.RawData)];
     }
 
@@ -84,6 +88,7 @@ public sealed partial class EnrollmentService : IEnrollmentService
             IssuedCertificate issued;
             try
             {
+                _gate?.EnsureOpen();
                 issued = _issuer.Issue(new IssuanceRequest(csr.DeviceId, csr.SubjectPublicKeyInfo));
             }
             catch (SigningKeyUnavailableException ex)

@@ -74,6 +74,12 @@ public sealed class JournalSyncClient
     }
 
     /// <summary>
+    /// Where verified mirror receipts go (<see cref="MirrorReceiptBook"/>); null: receipts are ignored. A receipt that does
+    /// not verify fails the sync with a <see cref="JournalSyncException"/> (the entries stay applied on the mirror).
+    /// </summary>
+    public MirrorReceiptBook? Receipts { get; init; }
+
+    /// <summary>
     /// Runs one sync: writes a checkpoint unless the journal head already is one, asks the mirror for its head, checks
     /// that our entry at that seq has the same hash, and streams the entries after it up to the checkpoint in batches of
     /// at most <see cref="SyncOptions.BatchMaxEntries"/> entries / about <see cref="SyncOptions.BatchMaxBytes"/> bytes.
@@ -128,6 +134,7 @@ public sealed class JournalSyncClient
 
         if (mirrorSeq == target)
         {
+            AcceptReceipt(mirror.Receipt, mirrorSeq);
             return new SyncResult(mirrorSeq, mirror.Hash.ToByteArray(), 0, 0, _time.GetElapsedTime(started));
         }
 
@@ -146,6 +153,7 @@ public sealed class JournalSyncClient
             throw Fork($"after the push the mirror reports hash {Hex(response.HeadHash)} at seq {response.AppliedSeq}, ours is {(applied is null ? "(missing)" : Hex(applied.Hash))}");
         }
 
+        AcceptReceipt(response.Receipt, response.AppliedSeq);
         var result = new SyncResult(response.AppliedSeq, response.HeadHash.ToByteArray(), pushed.Value, response.EntriesApplied, _time.GetElapsedTime(started));
         _logger.LogInformation("journal sync: pushed {Pushed} entries ({From}..{To}), mirror applied {Applied}, head seq {Head} in {Ms} ms",
             result.EntriesPushed, mirrorSeq + 1, target, result.EntriesApplied, result.AppliedSeq, (long)result.Duration.TotalMilliseconds);
@@ -200,6 +208,35 @@ public sealed class JournalSyncClient
         }
 
         return _genesis;
+    }
+
+    private void AcceptReceipt(MirrorReceipt? receipt, ulong appliedSeq)
+    {
+        if (Receipts is null || appliedSeq == 0)
+        {
+            return;
+        }
+
+        if (receipt is null)
+        {
+            _logger.LogWarning("the mirror returned no receipt for seq {Seq} (is MirrorCa:ReceiptSigner configured?)", appliedSeq);
+            return;
+        }
+
+        if (receipt.Seq != appliedSeq)
+        {
+            throw new JournalSyncException($"the mirror's receipt confirms seq {receipt.Seq}, but it reports head seq {appliedSeq}", isFork: false);
+        }
+
+        try
+        {
+            Receipts.Accept(receipt);
+        }
+        catch (MirrorReceiptException ex)
+        {
+            _logger.LogError("ALERT mirror receipt refused: {Reason}", ex.Message);
+            throw new JournalSyncException("mirror receipt refused: " + ex.Message, isFork: false);
+        }
     }
 
     private JournalSyncException Fork(string message)

@@ -66,6 +66,33 @@ public sealed class SyncApplier
         _logger = (ILogger?)logger ?? NullLogger.Instance;
     }
 
+    /// <summary>
+    /// Countersigns the head after every push and in GetHead answers (sync.proto v1.1 <c>MirrorReceipt</c>); null: no receipts.
+    /// </summary>
+    public MirrorReceiptSigner? ReceiptSigner { get; init; }
+
+    /// <summary>The receipt for a head, or null when no <see cref="ReceiptSigner"/> is configured.</summary>
+    /// <param name="state">The applied head.</param>
+    /// <exception cref="GrpcException"><see cref="GrpcStatusCode.Unavailable"/>: the receipt key cannot sign (the push itself is applied).</exception>
+    public MirrorReceipt? ReceiptFor(JournalState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        if (ReceiptSigner is null)
+        {
+            return null;
+        }
+
+        try
+        {
+            return ReceiptSigner.Sign(state.JournalId, state.HeadSeq, state.HeadHash);
+        }
+        catch (OfflinePki.Keys.SigningKeyUnavailableException ex)
+        {
+            _logger.LogError("mirror receipt key cannot sign: {Reason}", ex.Message);
+            throw new GrpcException(GrpcStatusCode.Unavailable, "the mirror receipt key cannot sign: " + ex.Message);
+        }
+    }
+
     /// <summary>The mirror's head for one journal (JournalSync.GetHead).</summary>
     /// <param name="request">Journal id (16 bytes) and factory id.</param>
     /// <param name="caller">The authenticated caller; its principal is its factory id.</param>
@@ -92,7 +119,7 @@ public sealed class SyncApplier
         }
 
         CheckFactory(caller, state.FactoryId);
-        return new GetHeadResponse { Known = true, Seq = state.HeadSeq, Hash = ByteString.CopyFrom(state.HeadHash) };
+        return new GetHeadResponse { Known = true, Seq = state.HeadSeq, Hash = ByteString.CopyFrom(state.HeadHash), Receipt = ReceiptFor(state) };
     }
 
     /// <summary>Verifies and applies a pushed range of a journal (JournalSync.PushEntries).</summary>
@@ -270,7 +297,7 @@ public sealed class SyncApplier
             var headState = _state;
             var response = headState is null
                 ? new PushResponse { AppliedSeq = 0, HeadHash = ByteString.CopyFrom(new byte[JournalCodec.HashSize]), EntriesApplied = 0 }
-                : new PushResponse { AppliedSeq = headState.HeadSeq, HeadHash = ByteString.CopyFrom(headState.HeadHash), EntriesApplied = _applied };
+                : new PushResponse { AppliedSeq = headState.HeadSeq, HeadHash = ByteString.CopyFrom(headState.HeadHash), EntriesApplied = _applied, Receipt = _owner.ReceiptFor(headState) };
             _owner._logger.LogInformation(
                 "journal {Journal} factory {Factory}: applied {Applied} entries, replayed {Replayed}, dropped {Dropped} after the last checkpoint; head seq {Seq} ({Elapsed} ms)",
                 _journalKey, _meta.FactoryId, _applied, _replayed, _pending.Count, response.AppliedSeq, sw.ElapsedMilliseconds);
