@@ -46,6 +46,7 @@ public sealed class MirrorCaOptions
         Sync.ServerCertificate = Resolve(baseDirectory, Sync.ServerCertificate);
         Sync.ServerKey = Resolve(baseDirectory, Sync.ServerKey);
         Sync.ClientCaCertificate = Resolve(baseDirectory, Sync.ClientCaCertificate);
+        Crl.PublishDirectory = Resolve(baseDirectory, Crl.PublishDirectory);
         foreach (var f in Factories)
         {
             foreach (var pair in new[] { f.IssuingCa, f.OcspResponder })
@@ -136,6 +137,37 @@ public sealed class CrlOptions
 
     /// <summary>How often the daemon polls the registry for revocations made elsewhere (e.g. the CLI) and rebuilds.</summary>
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Public http base URL of this mirror's CRL endpoint (e.g. "http://crl.example.com"); used to write freshestCRL
+    /// (RFC 5280 §5.2.6) into full CRLs as "{PublicBaseUrl}/crl/{factory}-delta.crl". Empty: no freshestCRL.
+    /// </summary>
+    public string PublicBaseUrl { get; set; } = string.Empty;
+
+    /// <summary>
+    /// Directory the daemon writes every new CRL to ("{factory}.crl", "{factory}-delta.crl"), by atomic rename, for a
+    /// static web server or CDN to publish. Empty: not written.
+    /// </summary>
+    public string PublishDirectory { get; set; } = string.Empty;
+
+    /// <summary>Delta CRLs (RFC 5280 §5.2.4).</summary>
+    public DeltaCrlOptions Deltas { get; set; } = new();
+}
+
+/// <summary>Delta CRL options ("MirrorCa:Crl:Deltas").</summary>
+public sealed class DeltaCrlOptions
+{
+    /// <summary>
+    /// Serve "/crl/{factory}-delta.crl". With deltas a revocation rebuilds only the delta; the full CRL is rebuilt
+    /// every Crl:RefreshAfter. Off by default: then every revocation rebuilds the full CRL at once.
+    /// </summary>
+    public bool Enabled { get; set; }
+
+    /// <summary>Delta nextUpdate - thisUpdate (capped at the base's nextUpdate).</summary>
+    public TimeSpan Validity { get; set; } = TimeSpan.FromDays(1);
+
+    /// <summary>Rebuild an unchanged delta once it is this old; less than <see cref="Validity"/>.</summary>
+    public TimeSpan RefreshAfter { get; set; } = TimeSpan.FromMinutes(15);
 }
 
 /// <summary>"MirrorCa:Ocsp".</summary>
@@ -240,6 +272,26 @@ public sealed partial class MirrorCaOptionsValidator : IValidateOptions<MirrorCa
         if (options.Crl.PollInterval <= TimeSpan.Zero)
         {
             errors.Add($"{S}:Crl:PollInterval: must be positive");
+        }
+
+        if (!string.IsNullOrEmpty(options.Crl.PublicBaseUrl)
+            && (!Uri.TryCreate(options.Crl.PublicBaseUrl, UriKind.Absolute, out var crlBase) || crlBase.Scheme != Uri.UriSchemeHttp))
+        {
+            errors.Add($"{S}:Crl:PublicBaseUrl: '{options.Crl.PublicBaseUrl}' is not an http:// URL (RFC 5280 §4.2.1.13 CRLs are fetched over plain http)");
+        }
+
+        if (options.Crl.Deltas.Enabled)
+        {
+            var dv = options.Crl.Deltas;
+            if (dv.Validity <= TimeSpan.Zero || dv.Validity > options.Crl.Validity)
+            {
+                errors.Add($"{S}:Crl:Deltas:Validity: {dv.Validity} must be positive and at most Crl:Validity ({options.Crl.Validity})");
+            }
+
+            if (dv.RefreshAfter <= TimeSpan.Zero || dv.RefreshAfter >= dv.Validity)
+            {
+                errors.Add($"{S}:Crl:Deltas:RefreshAfter: {dv.RefreshAfter} must be positive and less than Crl:Deltas:Validity ({dv.Validity})");
+            }
         }
 
         if (options.Ocsp.Validity <= TimeSpan.Zero)

@@ -44,7 +44,11 @@ public sealed class MirrorFactories : IDisposable
                 throw Fail($"{p}:OcspResponder:Certificate: {ex.Message}");
             }
 
-            var crl = new CrlPublisher(CrlIssuer.FromCertificate(ca), caKey, registry, timeProvider, o.Crl.Validity, o.Crl.RefreshAfter);
+            DeltaCrlSettings? delta = o.Crl.Deltas.Enabled
+                ? new DeltaCrlSettings(registry, o.Crl.Deltas.Validity, o.Crl.Deltas.RefreshAfter,
+                    string.IsNullOrEmpty(o.Crl.PublicBaseUrl) ? null : $"{o.Crl.PublicBaseUrl.TrimEnd('/')}/crl/{f.FactoryId}-delta.crl")
+                : null;
+            var crl = new CrlPublisher(CrlIssuer.FromCertificate(ca), caKey, registry, timeProvider, o.Crl.Validity, o.Crl.RefreshAfter, delta);
             _byId[f.FactoryId] = new LoadedFactory(f.FactoryId, ca, crl, ocsp);
         }
     }

@@ -33,7 +33,25 @@ public sealed record CrlIssuer(byte[] SubjectName, byte[] KeyIdentifier, byte[] 
 /// <param name="ThisUpdate">thisUpdate (whole seconds, UTC).</param>
 /// <param name="NextUpdate">nextUpdate (whole seconds, UTC).</param>
 /// <param name="EntryCount">Number of revokedCertificates entries.</param>
-public sealed record SignedCrl(byte[] Der, BigInteger CrlNumber, DateTimeOffset ThisUpdate, DateTimeOffset NextUpdate, long EntryCount);
+/// <param name="BaseCrlNumber">For a delta CRL, the cRLNumber of its base full CRL (deltaCRLIndicator, RFC 5280 §5.2.4); null for a full CRL.</param>
+public sealed record SignedCrl(byte[] Der, BigInteger CrlNumber, DateTimeOffset ThisUpdate, DateTimeOffset NextUpdate, long EntryCount, BigInteger? BaseCrlNumber = null)
+{
+    /// <summary>True for a delta CRL.</summary>
+    public bool IsDelta => BaseCrlNumber is not null;
+}
+
+/// <summary>Optional CRL extensions beyond AKI and cRLNumber.</summary>
+/// <param name="DeltaBaseCrlNumber">Makes a delta CRL: the critical deltaCRLIndicator naming the base CRL's number (RFC 5280 §5.2.4). Null for a full CRL.</param>
+/// <param name="FreshestCrlUrl">An http URL of the delta CRL, written as freshestCRL (RFC 5280 §5.2.6) into a full CRL; null for none.</param>
+/// <param name="IssuingDistributionPointUrl">
+/// Writes a critical issuingDistributionPoint (RFC 5280 §5.2.5) with this fullName URL and onlyContainsUserCerts TRUE, for
+/// partitioned CRLs; null for none.
+/// </param>
+public sealed record CrlExtras(BigInteger? DeltaBaseCrlNumber = null, string? FreshestCrlUrl = null, string? IssuingDistributionPointUrl = null)
+{
+    /// <summary>No extra extensions: a plain full CRL.</summary>
+    public static CrlExtras None { get; } = new();
+}
 
 /// <summary>
 /// Builds full CRLs (RFC 5280 §5) in three steps: prepare the TBSCertList by streaming the revoked entries into
@@ -62,12 +80,28 @@ public sealed class CrlBuilder
     /// <exception cref="CrlLintException">The prepared CRL breaks a lint (e.g. nextUpdate not after thisUpdate, a duplicate serial).</exception>
     /// <exception cref="SigningKeyUnavailableException">The key cannot sign.</exception>
     public SignedCrl Build(CrlIssuer issuer, ISigningKey signer, BigInteger crlNumber, DateTimeOffset thisUpdate, DateTimeOffset nextUpdate, IEnumerable<RevokedEntry> entries)
+        => Build(issuer, signer, crlNumber, thisUpdate, nextUpdate, entries, CrlExtras.None);
+
+    /// <summary>Prepares, lints and signs a full or delta CRL with optional extensions.</summary>
+    /// <param name="issuer">The issuing CA.</param>
+    /// <param name="signer">The issuing CA's key.</param>
+    /// <param name="crlNumber">cRLNumber (RFC 5280 §5.2.3); deltas and full CRLs share the sequence.</param>
+    /// <param name="thisUpdate">thisUpdate.</param>
+    /// <param name="nextUpdate">nextUpdate, after <paramref name="thisUpdate"/>.</param>
+    /// <param name="entries">Entries sorted by serial octets; a delta may carry reason removeFromCRL (a released hold).</param>
+    /// <param name="extras">deltaCRLIndicator, freshestCRL and issuingDistributionPoint, as wanted.</param>
+    /// <exception cref="ArgumentNullException">An argument is null.</exception>
+    /// <exception cref="CrlLintException">The prepared CRL breaks a lint (e.g. removeFromCRL in a full CRL, a delta whose base is not older).</exception>
+    /// <exception cref="SigningKeyUnavailableException">The key cannot sign.</exception>
+    public SignedCrl Build(CrlIssuer issuer, ISigningKey signer, BigInteger crlNumber, DateTimeOffset thisUpdate, DateTimeOffset nextUpdate,
+        IEnumerable<RevokedEntry> entries, CrlExtras extras)
     {
         ArgumentNullException.ThrowIfNull(issuer);
         ArgumentNullException.ThrowIfNull(signer);
         ArgumentNullException.ThrowIfNull(entries);
-        var tbs = PrepareTbs(issuer, signer.SignatureAlgorithmIdentifier, crlNumber, thisUpdate, nextUpdate, entries, out long count);
-        CrlLints.Enforce(_lints, TbsCertListView.Parse(tbs), fullCrl: true);
+        ArgumentNullException.ThrowIfNull(extras);
+        var tbs = PrepareTbs(issuer, signer.SignatureAlgorithmIdentifier, crlNumber, thisUpdate, nextUpdate, entries, extras, out long count);
+        CrlLints.Enforce(_lints, TbsCertListView.Parse(tbs), fullCrl: extras.DeltaBaseCrlNumber is null);
         var signature = signer.Sign(tbs);
 
         // CertificateList  ::=  SEQUENCE  {
@@ -82,7 +116,7 @@ public sealed class CrlBuilder
             w.WriteBitString(signature);
         }
 
-        return new SignedCrl(w.Encode(), crlNumber, DerTime.Truncate(thisUpdate), DerTime.Truncate(nextUpdate), count);
+        return new SignedCrl(w.Encode(), crlNumber, DerTime.Truncate(thisUpdate), DerTime.Truncate(nextUpdate), count, extras.DeltaBaseCrlNumber);
     }
 
     /// <summary>Encodes the TBSCertList (no lints, no signature); exposed for lint tests and benchmarks.</summary>
@@ -97,9 +131,25 @@ public sealed class CrlBuilder
     /// <exception cref="ArgumentOutOfRangeException">A time is before 1950.</exception>
     public static byte[] PrepareTbs(CrlIssuer issuer, ReadOnlySpan<byte> signatureAlgorithm, BigInteger crlNumber,
         DateTimeOffset thisUpdate, DateTimeOffset nextUpdate, IEnumerable<RevokedEntry> entries, out long count)
+        => PrepareTbs(issuer, signatureAlgorithm, crlNumber, thisUpdate, nextUpdate, entries, CrlExtras.None, out count);
+
+    /// <summary>Encodes the TBSCertList with optional extensions (no lints, no signature).</summary>
+    /// <param name="issuer">The issuing CA.</param>
+    /// <param name="signatureAlgorithm">DER AlgorithmIdentifier of the signature that will be made.</param>
+    /// <param name="crlNumber">cRLNumber.</param>
+    /// <param name="thisUpdate">thisUpdate.</param>
+    /// <param name="nextUpdate">nextUpdate.</param>
+    /// <param name="entries">Revoked entries, streamed once.</param>
+    /// <param name="extras">deltaCRLIndicator, freshestCRL, issuingDistributionPoint.</param>
+    /// <param name="count">Number of entries written.</param>
+    /// <exception cref="ArgumentException">A serial is not minimal DER INTEGER content octets.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A time is before 1950.</exception>
+    public static byte[] PrepareTbs(CrlIssuer issuer, ReadOnlySpan<byte> signatureAlgorithm, BigInteger crlNumber,
+        DateTimeOffset thisUpdate, DateTimeOffset nextUpdate, IEnumerable<RevokedEntry> entries, CrlExtras extras, out long count)
     {
         ArgumentNullException.ThrowIfNull(issuer);
         ArgumentNullException.ThrowIfNull(entries);
+        ArgumentNullException.ThrowIfNull(extras);
         count = 0;
         var w = new AsnWriter(AsnEncodingRules.DER, 4096);
 
@@ -161,6 +211,44 @@ public sealed class CrlBuilder
                 var number = new AsnWriter(AsnEncodingRules.DER);
                 number.WriteInteger(crlNumber);
                 WriteExtension(w, Oids.CrlNumber, number);
+
+                if (extras.DeltaBaseCrlNumber is { } baseNumber)
+                {
+                    // BaseCRLNumber ::= CRLNumber   (deltaCRLIndicator, critical, RFC 5280 §5.2.4)
+                    var delta = new AsnWriter(AsnEncodingRules.DER);
+                    delta.WriteInteger(baseNumber);
+                    WriteExtension(w, Oids.DeltaCrlIndicator, delta, critical: true);
+                }
+
+                if (extras.IssuingDistributionPointUrl is { } idpUrl)
+                {
+                    // IssuingDistributionPoint ::= SEQUENCE {
+                    //      distributionPoint          [0] DistributionPointName OPTIONAL,
+                    //      onlyContainsUserCerts      [1] BOOLEAN DEFAULT FALSE, ... }   (critical, RFC 5280 §5.2.5)
+                    var idp = new AsnWriter(AsnEncodingRules.DER);
+                    using (idp.PushSequence())
+                    {
+                        WriteDistributionPointName(idp, idpUrl);
+                        idp.WriteBoolean(true, new Asn1Tag(TagClass.ContextSpecific, 1));
+                    }
+
+                    WriteExtension(w, Oids.IssuingDistributionPoint, idp, critical: true);
+                }
+
+                if (extras.FreshestCrlUrl is { } freshest)
+                {
+                    // FreshestCRL ::= CRLDistributionPoints   (RFC 5280 §5.2.6)
+                    // CRLDistributionPoints ::= SEQUENCE SIZE (1..MAX) OF DistributionPoint
+                    // DistributionPoint ::= SEQUENCE { distributionPoint [0] DistributionPointName OPTIONAL, ... }
+                    var fc = new AsnWriter(AsnEncodingRules.DER);
+                    using (fc.PushSequence())
+                    using (fc.PushSequence())
+                    {
+                        WriteDistributionPointName(fc, freshest);
+                    }
+
+                    WriteExtension(w, Oids.FreshestCrl, fc);
+                }
             }
         }
 
@@ -202,12 +290,28 @@ public sealed class CrlBuilder
     //      extnID      OBJECT IDENTIFIER,
     //      critical    BOOLEAN DEFAULT FALSE,
     //      extnValue   OCTET STRING }
-    private static void WriteExtension(AsnWriter w, string oid, AsnWriter value)
+    private static void WriteExtension(AsnWriter w, string oid, AsnWriter value, bool critical = false)
     {
         using (w.PushSequence())
         {
             w.WriteObjectIdentifier(oid);
+            if (critical)
+            {
+                w.WriteBoolean(true);
+            }
+
             w.WriteOctetString(value.Encode());
+        }
+    }
+
+    // distributionPoint [0] DistributionPointName ::= CHOICE { fullName [0] GeneralNames, ... }
+    // GeneralName ::= CHOICE { ..., uniformResourceIdentifier [6] IA5String, ... }
+    private static void WriteDistributionPointName(AsnWriter w, string url)
+    {
+        using (w.PushSequence(new Asn1Tag(TagClass.ContextSpecific, 0, isConstructed: true)))
+        using (w.PushSequence(new Asn1Tag(TagClass.ContextSpecific, 0, isConstructed: true)))
+        {
+            w.WriteCharacterString(UniversalTagNumber.IA5String, url, new Asn1Tag(TagClass.ContextSpecific, 6));
         }
     }
 }
