@@ -185,26 +185,39 @@ public static class MirrorCaCli
         return cmd;
     }
 
+    /// <summary>Tests set this to draw the live progress bar into a redirected writer.</summary>
+    internal static bool ForceInteractiveProgress { get; set; }
+
     private static BulkRevokeResult RevokeWithProgress(MirrorRegistry registry, string? issuer, RevocationSelector selector, CrlReason reason,
         DateTimeOffset? invalidityDate, string who, TextWriter err)
     {
-        var console = Spectre.Console.AnsiConsole.Create(new Spectre.Console.AnsiConsoleSettings
+        bool interactive = ForceInteractiveProgress || (ReferenceEquals(err, Console.Error) && !Console.IsErrorRedirected);
+        if (!interactive)
         {
-            Out = new Spectre.Console.AnsiConsoleOutput(err),
+            // Redirected (a log, a pipe, CI): one plain line per committed batch instead of a live bar.
+            return registry.RevokeMatching(issuer, selector, reason, invalidityDate, who, new InlineProgress(p =>
+                err.WriteLine(string.Create(CultureInfo.InvariantCulture, $"progress: {p.Done}/{p.Total} revoked ({(p.Total == 0 ? 100 : p.Done * 100 / p.Total)}%)"))));
+        }
+
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(err),
+            Interactive = InteractionSupport.Yes,
+            Ansi = AnsiSupport.Yes,
         });
         BulkRevokeResult? result = null;
         console.Progress()
             .AutoClear(false)
             .HideCompleted(false)
-            .Columns(new Spectre.Console.TaskDescriptionColumn(), new Spectre.Console.ProgressBarColumn(), new Spectre.Console.PercentageColumn(),
-                new Spectre.Console.RemainingTimeColumn())
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
             .Start(ctx =>
             {
-                var task = ctx.AddTask("revoking " + Spectre.Console.Markup.Escape(selector.ToString()), maxValue: 1);
+                var task = ctx.AddTask("revoking " + Markup.Escape(selector.ToString()), maxValue: 1);
                 result = registry.RevokeMatching(issuer, selector, reason, invalidityDate, who, new InlineProgress(p =>
                 {
                     task.MaxValue = Math.Max(1, p.Total);
                     task.Value = p.Done;
+                    ctx.Refresh();
                 }));
                 task.Value = task.MaxValue;
             });
