@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Formats.Asn1;
 using System.Numerics;
 using System.Security.Cryptography;
@@ -150,8 +151,12 @@ public sealed class CrlBuilder
         ArgumentNullException.ThrowIfNull(issuer);
         ArgumentNullException.ThrowIfNull(entries);
         ArgumentNullException.ThrowIfNull(extras);
-        count = 0;
-        var w = new AsnWriter(AsnEncodingRules.DER, 4096);
+        // revokedCertificates is encoded first, entry by entry, into a buffer that doubles as it grows. AsnWriter grows
+        // its own buffer in 1 KiB steps (a copy per step: quadratic for a multi-megabyte CRL, which is what makes
+        // CertificateRevocationListBuilder slow), so the entries never go through one big AsnWriter; the TBSCertList
+        // writer is then sized for the whole result up front.
+        byte[]? revoked = EncodeRevokedCertificates(entries, out count);
+        var w = new AsnWriter(AsnEncodingRules.DER, (revoked?.Length ?? 0) + 4096);
 
         // TBSCertList  ::=  SEQUENCE  {
         //      version                 Version OPTIONAL,
@@ -177,18 +182,9 @@ public sealed class CrlBuilder
             DerTime.WriteTime(w, thisUpdate);
             DerTime.WriteTime(w, nextUpdate);
 
-            using var e = entries.GetEnumerator();
-            if (e.MoveNext())
+            if (revoked is not null)
             {
-                using (w.PushSequence())
-                {
-                    do
-                    {
-                        WriteEntry(w, e.Current);
-                        count++;
-                    }
-                    while (e.MoveNext());
-                }
+                w.WriteEncodedValue(revoked);
             }
 
             // Extensions  ::=  SEQUENCE SIZE (1..MAX) OF Extension
@@ -255,6 +251,76 @@ public sealed class CrlBuilder
         return w.Encode();
     }
 
+    // revokedCertificates SEQUENCE OF SEQUENCE { ... }, or null when there are no entries (RFC 5280 §5.1.2.6: absent when empty).
+    private static byte[]? EncodeRevokedCertificates(IEnumerable<RevokedEntry> entries, out long count)
+    {
+        count = 0;
+        var content = new ArrayBufferWriter<byte>(64 * 1024);
+        var one = new AsnWriter(AsnEncodingRules.DER, 128);
+        foreach (var entry in entries)
+        {
+            one.Reset();
+            WriteEntry(one, entry);
+            int length = one.GetEncodedLength();
+            if (!one.TryEncode(content.GetSpan(length), out int written))
+            {
+                throw new InvalidOperationException("entry encoding did not fit its own length");
+            }
+
+            content.Advance(written);
+            count++;
+        }
+
+        if (count == 0)
+        {
+            return null;
+        }
+
+        // SEQUENCE tag and DER definite length (short form below 128, else 0x80 | number of length octets).
+        int n = content.WrittenCount;
+        int lengthOctets = n < 0x80 ? 0 : n <= 0xFF ? 1 : n <= 0xFFFF ? 2 : n <= 0xFFFFFF ? 3 : 4;
+        var result = new byte[1 + 1 + lengthOctets + n];
+        result[0] = 0x30;
+        if (lengthOctets == 0)
+        {
+            result[1] = (byte)n;
+        }
+        else
+        {
+            result[1] = (byte)(0x80 | lengthOctets);
+            for (int i = 0; i < lengthOctets; i++)
+            {
+                result[2 + i] = (byte)(n >> (8 * (lengthOctets - 1 - i)));
+            }
+        }
+
+        content.WrittenSpan.CopyTo(result.AsSpan(2 + lengthOctets));
+        return result;
+    }
+
+    // reasonCode extensions are the same bytes for every entry with a given reason; encode each once.
+    private static readonly byte[]?[] ReasonExtensions = BuildReasonExtensions();
+
+    private static byte[]?[] BuildReasonExtensions()
+    {
+        var table = new byte[]?[11];
+        for (int i = 1; i < table.Length; i++)
+        {
+            if (!CrlReasons.IsDefined((CrlReason)i))
+            {
+                continue;
+            }
+
+            var reason = new AsnWriter(AsnEncodingRules.DER);
+            reason.WriteEnumeratedValue((CrlReason)i);
+            var ext = new AsnWriter(AsnEncodingRules.DER);
+            WriteExtension(ext, Oids.CrlReasonCode, reason);
+            table[i] = ext.Encode();
+        }
+
+        return table;
+    }
+
     private static void WriteEntry(AsnWriter w, RevokedEntry entry)
     {
         using (w.PushSequence())
@@ -269,9 +335,16 @@ public sealed class CrlBuilder
                     if (hasReason)
                     {
                         // reasonCode ::= { CRLReason }   (RFC 5280 §5.3.1; omitted for unspecified)
-                        var reason = new AsnWriter(AsnEncodingRules.DER);
-                        reason.WriteEnumeratedValue(entry.Reason);
-                        WriteExtension(w, Oids.CrlReasonCode, reason);
+                        if ((int)entry.Reason is >= 0 and < 11 && ReasonExtensions[(int)entry.Reason] is { } cached)
+                        {
+                            w.WriteEncodedValue(cached);
+                        }
+                        else
+                        {
+                            var reason = new AsnWriter(AsnEncodingRules.DER);
+                            reason.WriteEnumeratedValue(entry.Reason);
+                            WriteExtension(w, Oids.CrlReasonCode, reason);
+                        }
                     }
 
                     if (entry.InvalidityDate is { } invalidity)

@@ -85,8 +85,8 @@ public sealed class CrlVersionIsV2WhenExtensionsPresent : ICrlLint
     public IEnumerable<string> Check(TbsCertListView tbs, bool fullCrl)
     {
         ArgumentNullException.ThrowIfNull(tbs);
-        bool hasEntryExtensions = tbs.Entries().Any(e => e.Extensions.Count > 0);
-        if ((tbs.Extensions.Count > 0 || hasEntryExtensions) && tbs.Version != 1)
+        // Entry extensions only matter when there are no CRL extensions (a scan of every entry otherwise skipped).
+        if ((tbs.Extensions.Count > 0 || tbs.Entries().Any(e => e.Extensions.Count > 0)) && tbs.Version != 1)
         {
             yield return $"extensions are present but version is {(tbs.Version?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "absent")}, not v2 (1)";
         }
