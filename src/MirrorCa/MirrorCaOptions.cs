@@ -34,6 +34,9 @@ public sealed class MirrorCaOptions
     /// <summary>OCSP responder.</summary>
     public OcspOptions Ocsp { get; set; } = new();
 
+    /// <summary>The admin HTTPS API (mTLS, roles); disabled when Admin:Listen is empty.</summary>
+    public AdminOptions Admin { get; set; } = new();
+
     /// <summary>The registry file path.</summary>
     public string RegistryPath => Path.Combine(DataDirectory, "registry.sqlite");
 
@@ -47,6 +50,9 @@ public sealed class MirrorCaOptions
         Sync.ServerKey = Resolve(baseDirectory, Sync.ServerKey);
         Sync.ClientCaCertificate = Resolve(baseDirectory, Sync.ClientCaCertificate);
         Crl.PublishDirectory = Resolve(baseDirectory, Crl.PublishDirectory);
+        Admin.ServerCertificate = Resolve(baseDirectory, Admin.ServerCertificate);
+        Admin.ServerKey = Resolve(baseDirectory, Admin.ServerKey);
+        Admin.ClientCaCertificate = Resolve(baseDirectory, Admin.ClientCaCertificate);
         foreach (var f in Factories)
         {
             foreach (var pair in new[] { f.IssuingCa, f.OcspResponder })
@@ -278,6 +284,41 @@ public sealed partial class MirrorCaOptionsValidator : IValidateOptions<MirrorCa
             && (!Uri.TryCreate(options.Crl.PublicBaseUrl, UriKind.Absolute, out var crlBase) || crlBase.Scheme != Uri.UriSchemeHttp))
         {
             errors.Add($"{S}:Crl:PublicBaseUrl: '{options.Crl.PublicBaseUrl}' is not an http:// URL (RFC 5280 §4.2.1.13 CRLs are fetched over plain http)");
+        }
+
+        if (MirrorAdminApi.Enabled(options))
+        {
+            if (!OfflinePki.Hosting.ListenAddress.TryParse(options.Admin.Listen, Uri.UriSchemeHttps, out _, out var adminError))
+            {
+                errors.Add($"{S}:Admin:Listen: {adminError}");
+            }
+
+            RequireFile(errors, $"{S}:Admin:ServerCertificate", options.Admin.ServerCertificate);
+            RequireFile(errors, $"{S}:Admin:ServerKey", options.Admin.ServerKey);
+            RequireFile(errors, $"{S}:Admin:ClientCaCertificate", options.Admin.ClientCaCertificate);
+            if (options.Admin.Clients.Count == 0)
+            {
+                errors.Add($"{S}:Admin:Clients: at least one admin client (SubjectCn, Role) is required when Admin:Listen is set");
+            }
+
+            var cns = new HashSet<string>(StringComparer.Ordinal);
+            for (int i = 0; i < options.Admin.Clients.Count; i++)
+            {
+                var c = options.Admin.Clients[i];
+                if (string.IsNullOrWhiteSpace(c.SubjectCn))
+                {
+                    errors.Add($"{S}:Admin:Clients[{i}]:SubjectCn: required");
+                }
+                else if (!cns.Add(c.SubjectCn))
+                {
+                    errors.Add($"{S}:Admin:Clients[{i}]:SubjectCn: '{c.SubjectCn}' appears twice");
+                }
+
+                if (!Enum.IsDefined(c.Role))
+                {
+                    errors.Add($"{S}:Admin:Clients[{i}]:Role: must be Auditor or Revoker");
+                }
+            }
         }
 
         if (options.Crl.Deltas.Enabled)
