@@ -31,6 +31,12 @@ public static class MirrorCaEndpoints
         var name = file.EndsWith(".crl", StringComparison.Ordinal) ? file[..^4] : null;
         var factory = name is null ? null : factories.Find(name);
         bool delta = false;
+        CrlPublisher? partition = null;
+        if (factory is null && name is not null && PartitionOf(name, factories) is { } part)
+        {
+            (factory, partition) = part;
+        }
+
         if (factory is null && name is not null && name.EndsWith("-delta", StringComparison.Ordinal)
             && factories.Find(name[..^6]) is { Crl.DeltasEnabled: true } withDelta)
         {
@@ -46,7 +52,7 @@ public static class MirrorCaEndpoints
         SignedCrl crl;
         try
         {
-            crl = delta ? factory.Crl.GetCurrentDelta() : factory.Crl.GetCurrent();
+            crl = partition is not null ? partition.GetCurrent() : delta ? factory.Crl.GetCurrentDelta() : factory.Crl.GetCurrent();
         }
         catch (Exception ex) when (ex is CrlLintException or SigningKeyUnavailableException or Microsoft.Data.Sqlite.SqliteException)
         {
@@ -66,6 +72,19 @@ public static class MirrorCaEndpoints
         }
 
         return Results.Bytes(crl.Der, "application/pkix-crl");
+    }
+
+    // "{factory}-p{k}" names partition k of a partitioned factory.
+    private static (LoadedFactory, CrlPublisher)? PartitionOf(string name, MirrorFactories factories)
+    {
+        int dash = name.LastIndexOf("-p", StringComparison.Ordinal);
+        if (dash <= 0 || !int.TryParse(name.AsSpan(dash + 2), NumberStyles.None, CultureInfo.InvariantCulture, out int k)
+            || factories.Find(name[..dash]) is not { } f || k >= f.Partitions.Count)
+        {
+            return null;
+        }
+
+        return (f, f.Partitions[k]);
     }
 
     private static IResult GetCa(string file, MirrorFactories factories)

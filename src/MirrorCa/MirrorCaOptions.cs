@@ -158,6 +158,14 @@ public sealed class CrlOptions
 
     /// <summary>Delta CRLs (RFC 5280 §5.2.4).</summary>
     public DeltaCrlOptions Deltas { get; set; } = new();
+
+    /// <summary>
+    /// CRL partitions (RFC 5280 §5.2.5 issuingDistributionPoint), 1 (default) for none. With N &gt; 1 the mirror also
+    /// serves "/crl/{factory}-p{k}.crl", k = 0..N-1, each listing the revoked certificates whose serial hashes to k
+    /// (CrlPartitioning) with an IDP naming "{PublicBaseUrl}/crl/{factory}-p{k}.crl"; the factory profile's
+    /// CrlPartitions must be the same so certificates carry that URL as their CDP. Needs PublicBaseUrl; not combined with deltas.
+    /// </summary>
+    public int Partitions { get; set; } = 1;
 }
 
 /// <summary>Delta CRL options ("MirrorCa:Crl:Deltas").</summary>
@@ -319,6 +327,19 @@ public sealed partial class MirrorCaOptionsValidator : IValidateOptions<MirrorCa
                     errors.Add($"{S}:Admin:Clients[{i}]:Role: must be Auditor or Revoker");
                 }
             }
+        }
+
+        if (options.Crl.Partitions is < 1 or > OfflinePki.Crl.CrlPartitioning.MaxPartitions)
+        {
+            errors.Add($"{S}:Crl:Partitions: {options.Crl.Partitions} is outside 1..{OfflinePki.Crl.CrlPartitioning.MaxPartitions}");
+        }
+        else if (options.Crl.Partitions > 1 && string.IsNullOrEmpty(options.Crl.PublicBaseUrl))
+        {
+            errors.Add($"{S}:Crl:Partitions: partitioned CRLs need Crl:PublicBaseUrl (their issuingDistributionPoint URL must match the certificates' CDP)");
+        }
+        else if (options.Crl.Partitions > 1 && options.Crl.Deltas.Enabled)
+        {
+            errors.Add($"{S}:Crl:Partitions: partitioned CRLs and Crl:Deltas:Enabled cannot be combined (yet); choose one");
         }
 
         if (options.Crl.Deltas.Enabled)

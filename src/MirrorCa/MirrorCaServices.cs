@@ -84,6 +84,11 @@ public sealed partial class CrlRefresher : BackgroundService
                     {
                         Publish(f.FactoryId + "-delta.crl", f.Crl.GetCurrentDelta());
                     }
+
+                    for (int k = 0; k < f.Partitions.Count; k++)
+                    {
+                        Publish(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{f.FactoryId}-p{k}.crl"), f.Partitions[k].GetCurrent());
+                    }
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {

@@ -11,6 +11,12 @@ namespace OfflinePki.Crl;
 /// <param name="DeltaUrl">The delta's public http URL, written as freshestCRL in the full CRL; null to omit it.</param>
 public sealed record DeltaCrlSettings(IRevocationChangeSource Changes, TimeSpan Validity, TimeSpan RefreshAfter, string? DeltaUrl);
 
+/// <summary>One partition of an issuer's CRLs (RFC 5280 §5.2.5); see <see cref="CrlPartitioning"/>.</summary>
+/// <param name="Index">This partition, 0..<paramref name="Count"/>-1.</param>
+/// <param name="Count">Number of partitions, 2..<see cref="CrlPartitioning.MaxPartitions"/>.</param>
+/// <param name="DistributionPointUrl">The partition's URL: the issuingDistributionPoint of its CRLs and the certificates' cRLDistributionPoints.</param>
+public sealed record CrlPartition(int Index, int Count, string DistributionPointUrl);
+
 /// <summary>
 /// Keeps the current signed CRL of one issuer and rebuilds it when the registry's revocations change or when
 /// it is older than the refresh interval. Thread-safe; at most one build runs at a time per issuer.
@@ -26,6 +32,7 @@ public sealed class CrlPublisher
     private readonly CrlBuilder _builder;
     private readonly Lock _gate = new();
     private readonly DeltaCrlSettings? _delta;
+    private readonly CrlPartition? _partition;
     private volatile Snapshot? _current;
     private volatile Snapshot? _currentDelta;
 
@@ -59,7 +66,39 @@ public sealed class CrlPublisher
     /// <exception cref="ArgumentOutOfRangeException">A duration is not positive, or a refresh age is not less than its validity.</exception>
     public CrlPublisher(CrlIssuer issuer, ISigningKey signer, IRevocationSource source, TimeProvider timeProvider,
         TimeSpan validity, TimeSpan refreshAfter, DeltaCrlSettings? delta, CrlBuilder? builder = null)
+        : this(issuer, signer, source, timeProvider, validity, refreshAfter, delta, null, builder)
     {
+    }
+
+    /// <summary>Creates a publisher for one partition of the issuer's CRLs (full CRLs only; no deltas).</summary>
+    /// <param name="issuer">The issuing CA.</param>
+    /// <param name="signer">The issuing CA key clone.</param>
+    /// <param name="source">The registry.</param>
+    /// <param name="timeProvider">Clock.</param>
+    /// <param name="validity">nextUpdate - thisUpdate; positive.</param>
+    /// <param name="refreshAfter">Rebuild age; positive, less than <paramref name="validity"/>.</param>
+    /// <param name="delta">Delta settings; must be null when <paramref name="partition"/> is set.</param>
+    /// <param name="partition">The partition, or null for the whole issuer.</param>
+    /// <param name="builder">Builder (default lints when null).</param>
+    /// <exception cref="ArgumentException">Both <paramref name="delta"/> and <paramref name="partition"/> are set, or the partition is out of range.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A duration is not positive, or a refresh age is not less than its validity.</exception>
+    public CrlPublisher(CrlIssuer issuer, ISigningKey signer, IRevocationSource source, TimeProvider timeProvider,
+        TimeSpan validity, TimeSpan refreshAfter, DeltaCrlSettings? delta, CrlPartition? partition, CrlBuilder? builder = null)
+    {
+        if (partition is not null)
+        {
+            if (delta is not null)
+            {
+                throw new ArgumentException("partitioned CRLs have no deltas here; enable one or the other", nameof(partition));
+            }
+
+            if (partition.Count is < 2 or > CrlPartitioning.MaxPartitions || partition.Index < 0 || partition.Index >= partition.Count)
+            {
+                throw new ArgumentException($"partition {partition.Index} of {partition.Count} is out of range", nameof(partition));
+            }
+        }
+
+        _partition = partition;
         ArgumentNullException.ThrowIfNull(issuer);
         ArgumentNullException.ThrowIfNull(signer);
         ArgumentNullException.ThrowIfNull(source);
@@ -181,8 +220,14 @@ public sealed class CrlPublisher
         long watermark = _delta?.Changes.GetRevocationWatermark(_issuer.IssuerKeyHash) ?? 0;
         var thisUpdate = DerTime.Truncate(now);
         var number = _source.NextCrlNumber(_issuer.IssuerKeyHash);
-        var crl = _builder.Build(_issuer, _signer, number, thisUpdate, thisUpdate + _validity, _source.EnumerateRevoked(_issuer.IssuerKeyHash),
-            new CrlExtras(FreshestCrlUrl: _delta?.DeltaUrl));
+        var entries = _source.EnumerateRevoked(_issuer.IssuerKeyHash);
+        if (_partition is { } p)
+        {
+            entries = entries.Where(e => CrlPartitioning.PartitionOf(e.Serial, p.Count) == p.Index);
+        }
+
+        var crl = _builder.Build(_issuer, _signer, number, thisUpdate, thisUpdate + _validity, entries,
+            new CrlExtras(FreshestCrlUrl: _delta?.DeltaUrl, IssuingDistributionPointUrl: _partition?.DistributionPointUrl));
         var snapshot = new Snapshot(crl, version, watermark, null);
         _current = snapshot;
         return snapshot;

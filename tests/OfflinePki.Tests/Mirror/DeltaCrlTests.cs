@@ -202,3 +202,79 @@ public class DeltaCrlTests
         }
     }
 }
+
+/// <summary>Partitioned CRLs (RFC 5280 §5.2.5): the certificate's CDP names its partition, the partition CRL's IDP names the same URL.</summary>
+public class PartitionedCrlTests
+{
+    private const string BaseUrl = "http://127.0.0.1:8080/crl/F1.crl";
+
+    [Test]
+    public void Each_partition_lists_its_own_serials_and_openssl_matches_it_to_the_certificate_cdp()
+    {
+        using var bed = new MirrorTestBed();
+        const int N = 4;
+        string Cdp(byte[] serial) => CrlPartitioning.PartitionUrl(BaseUrl, CrlPartitioning.PartitionOf(serial, N));
+        var devices = Enumerable.Range(0, 8).Select(_ => bed.Issue(cdpUrl: Cdp)).ToList();
+        var revoked = devices.Take(3).ToList();
+        foreach (var d in revoked)
+        {
+            bed.Registry.Revoke("F1", d.Serial, CrlReason.KeyCompromise, null, "test");
+        }
+
+        using var key = SoftwareKeyLoader.Load(bed.Pki.PathOf("issuing-ca-F1.key"));
+        var crls = new string[N];
+        long total = 0;
+        for (int k = 0; k < N; k++)
+        {
+            var publisher = new CrlPublisher(CrlIssuer.FromCertificate(bed.IssuingCa), key, bed.Registry, TimeProvider.System, TimeSpan.FromDays(7),
+                TimeSpan.FromHours(1), null, new CrlPartition(k, N, CrlPartitioning.PartitionUrl(BaseUrl, k)));
+            var crl = publisher.GetCurrent();
+            total += crl.EntryCount;
+            crls[k] = Path.Combine(bed.DataDirectory, $"p{k}.pem");
+            File.WriteAllText(crls[k], PemEncoding.WriteString("X509 CRL", crl.Der));
+            var view = TbsCertListView.Parse(new System.Formats.Asn1.AsnReader(crl.Der, System.Formats.Asn1.AsnEncodingRules.DER).ReadSequence().ReadEncodedValue());
+            foreach (var e in view.Entries())
+            {
+                Assert.That(CrlPartitioning.PartitionOf(e.Serial.Span, N), Is.EqualTo(k));
+            }
+        }
+
+        Assert.That(total, Is.EqualTo(revoked.Count), "every revoked serial is in exactly one partition");
+
+        Tool.Result Verify(MirrorTestBed.Device d, string crl) => Tool.OpenSsl("verify", "-crl_check", "-CRLfile", crl, "-CAfile", bed.Pki.PathOf("root-ca.crt"),
+            "-untrusted", bed.Pki.PathOf("issuing-ca-F1.crt"), d.PemPath);
+        int Own(MirrorTestBed.Device d) => CrlPartitioning.PartitionOf(d.Serial, N);
+        foreach (var d in revoked)
+        {
+            var r = Verify(d, crls[Own(d)]);
+            Assert.That(r.StdOut + r.StdErr, Does.Contain("certificate revoked"));
+        }
+
+        var good = devices[^1];
+        var ok = Verify(good, crls[Own(good)]);
+        Assert.That(ok.ExitCode, Is.Zero, ok.StdOut + ok.StdErr);
+        var wrong = Verify(good, crls[(Own(good) + 1) % N]);
+        Assert.That(wrong.ExitCode, Is.Not.Zero, "another partition's CRL does not cover this certificate (IDP ≠ CDP)");
+        Assert.That(wrong.StdOut + wrong.StdErr, Does.Contain("different CRL scope"));
+        TestContext.Out.WriteLine(wrong.StdOut + wrong.StdErr);
+    }
+
+    [Test]
+    public void The_factory_profile_computes_the_partition_cdp_and_checks_its_options()
+    {
+        var profile = new OfflinePki.Issuance.CertificateProfile("idevid", "Example Device", "Example OEM", null, new Uri(BaseUrl),
+            new Uri("http://127.0.0.1:8080/ocsp"), new Uri("http://127.0.0.1:8080/ca/F1.crt"), null, "^.+$")
+        {
+            CrlPartitions = 16,
+            FreshestCrlUrl = new Uri("http://127.0.0.1:8080/crl/F1-delta.crl"),
+        };
+        byte[] serial = [0x42, 0x01, 0x02];
+        Assert.That(profile.CrlDistributionPointFor(serial), Is.EqualTo(CrlPartitioning.PartitionUrl(BaseUrl, CrlPartitioning.PartitionOf(serial, 16))));
+        Assert.That(profile.CrlDistributionPointFor(serial), Does.Match(@"^http://127\.0\.0\.1:8080/crl/F1-p\d+\.crl$"));
+        Assert.Throws<ArgumentOutOfRangeException>(() => _ = new OfflinePki.Issuance.CertificateProfile("idevid", "D", "O", null, new Uri(BaseUrl),
+            new Uri("http://x/ocsp"), new Uri("http://x/ca"), null, "^.+$") { CrlPartitions = 0 });
+        var ex = Assert.Throws<ArgumentException>(() => _ = new OfflinePki.Issuance.CertificateProfile("idevid", "D", "O", null, new Uri(BaseUrl),
+            new Uri("http://x/ocsp"), new Uri("http://x/ca"), null, "^.+$") { FreshestCrlUrl = new Uri("ldap://x/delta") });
+        Assert.That(ex!.ParamName, Is.EqualTo("FreshestCrlUrl"));
+    }
+}

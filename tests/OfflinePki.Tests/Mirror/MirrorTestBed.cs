@@ -45,7 +45,8 @@ internal sealed class MirrorTestBed : IDisposable
     public byte[] IssuerKeyHash => IssuerHashes.KeyHash(IssuingCa);
 
     /// <summary>Makes a device certificate signed by the issuing CA; records it in the registry unless <paramref name="record"/> is false.</summary>
-    public Device Issue(bool record = true, string? ocspUrl = null, string station = "station-01", string batch = "batch-1", DateTimeOffset? notBefore = null)
+    public Device Issue(bool record = true, string? ocspUrl = null, string station = "station-01", string batch = "batch-1", DateTimeOffset? notBefore = null,
+        Func<byte[], string>? cdpUrl = null)
     {
         var serial = new RandomSerialNumberSource().Next();
         var deviceId = "DEV-" + Convert.ToHexString(serial.AsSpan(0, 4));
@@ -58,6 +59,11 @@ internal sealed class MirrorTestBed : IDisposable
         req.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
         req.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, true));
         req.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(IssuingCa, true, false));
+        if (cdpUrl is not null)
+        {
+            req.CertificateExtensions.Add(CertificateRevocationListBuilder.BuildCrlDistributionPointExtension([cdpUrl(SerialNumber.Normalize(serial))]));
+        }
+
         if (ocspUrl is not null)
         {
             req.CertificateExtensions.Add(new X509AuthorityInformationAccessExtension([ocspUrl], null));
