@@ -118,6 +118,10 @@ key mirror-sync-server prime256v1; issue mirror-sync-server "/O=OfflinePki $envn
 for st in station-01 station-02; do
   key "$st" prime256v1;           issue "$st" "/O=OfflinePki $envname/CN=$st" 825 tls_client tls-ca
 done
+# Mirror admin API clients (MirrorCa:Admin:Clients): one may revoke, one may only read.
+for adm in admin-revoker admin-auditor; do
+  key "$adm" prime256v1;          issue "$adm" "/O=OfflinePki $envname/CN=$adm" 825 tls_client tls-ca
+done
 key "factory-$factory-sync-client" prime256v1; issue "factory-$factory-sync-client" "/O=OfflinePki $envname/CN=factory-$factory-sync" 825 tls_client tls-ca
 
 # Daemon configs, from the committed samples, with this factory and mirror URL filled in.

@@ -149,6 +149,12 @@ public sealed class ProfileOptions
     /// <summary>Device serial pattern.</summary>
     public string DeviceIdPattern { get; set; } = "^[A-Za-z0-9-]{4,64}$";
 
+    /// <summary>Delta CRL URL written as freshestCRL into certificates (RFC 5280 §4.2.1.15); empty (default) for none.</summary>
+    public string FreshestCrlUrl { get; set; } = string.Empty;
+
+    /// <summary>CRL partitions (RFC 5280 §5.2.5); 1 (default) for one CRL. Must equal MirrorCa:Crl:Partitions.</summary>
+    public int CrlPartitions { get; set; } = 1;
+
     /// <summary>Builds the immutable profile.</summary>
     /// <exception cref="ArgumentException">A value is invalid; ParamName names it.</exception>
     /// <exception cref="FormatException">Validity is neither a TimeSpan nor "NoWellDefinedExpiration".</exception>
@@ -162,7 +168,11 @@ public sealed class ProfileOptions
 
         return new CertificateProfile(Name, SubjectCommonName, SubjectOrganization, validity,
             Url(CrlDistributionPointUrl, "crlDistributionPointUrl"), Url(OcspUrl, "ocspUrl"), Url(CaIssuersUrl, "caIssuersUrl"),
-            HardwareModuleType, DeviceIdPattern);
+            HardwareModuleType, DeviceIdPattern)
+        {
+            FreshestCrlUrl = string.IsNullOrEmpty(FreshestCrlUrl) ? null : Url(FreshestCrlUrl, "freshestCrlUrl"),
+            CrlPartitions = CrlPartitions,
+        };
     }
 
     private static Uri Url(string value, string param) =>

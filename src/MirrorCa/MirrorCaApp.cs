@@ -32,10 +32,12 @@ public static class MirrorCaApp
         builder.Services.AddMirrorCa(builder.Configuration, configDirectory);
 
         builder.Services.AddMirrorListenersAndSync();
+        builder.Services.AddMirrorAdmin();
         configure?.Invoke(builder);
         var app = builder.Build();
         app.MapMirrorCaHttp();
         app.MapMirrorSync();
+        app.MapMirrorAdmin();
         return app;
     }
 }

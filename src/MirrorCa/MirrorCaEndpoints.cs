@@ -14,7 +14,7 @@ public static class MirrorCaEndpoints
     private const string OcspResponseType = "application/ocsp-response";
 
     /// <summary>
-    /// Maps <c>GET /crl/{factoryId}.crl</c>, <c>GET /ca/{factoryId}.crt</c>, <c>POST /ocsp</c> and <c>GET /ocsp/{base64}</c>.
+    /// Maps <c>GET /crl/{factoryId}.crl</c> (and <c>/crl/{factoryId}-delta.crl</c> when deltas are enabled), <c>GET /ca/{factoryId}.crt</c>, <c>POST /ocsp</c> and <c>GET /ocsp/{base64}</c>.
     /// </summary>
     public static IEndpointRouteBuilder MapMirrorCaHttp(this IEndpointRouteBuilder app)
     {
@@ -28,15 +28,31 @@ public static class MirrorCaEndpoints
 
     private static IResult GetCrl(string file, HttpContext http, MirrorFactories factories, TimeProvider time, ILoggerFactory logs)
     {
-        if (!file.EndsWith(".crl", StringComparison.Ordinal) || factories.Find(file[..^4]) is not { } factory)
+        var name = file.EndsWith(".crl", StringComparison.Ordinal) ? file[..^4] : null;
+        var factory = name is null ? null : factories.Find(name);
+        bool delta = false;
+        CrlPublisher? partition = null;
+        if (factory is null && name is not null && PartitionOf(name, factories) is { } part)
         {
-            return Results.NotFound($"no CRL '{file}'; known: {string.Join(", ", factories.All.Select(f => f.FactoryId + ".crl"))}");
+            (factory, partition) = part;
+        }
+
+        if (factory is null && name is not null && name.EndsWith("-delta", StringComparison.Ordinal)
+            && factories.Find(name[..^6]) is { Crl.DeltasEnabled: true } withDelta)
+        {
+            factory = withDelta;
+            delta = true;
+        }
+
+        if (factory is null)
+        {
+            return Results.NotFound($"no CRL '{file}'; known: {string.Join(", ", factories.All.SelectMany(f => f.Crl.DeltasEnabled ? new[] { f.FactoryId + ".crl", f.FactoryId + "-delta.crl" } : [f.FactoryId + ".crl"]))}");
         }
 
         SignedCrl crl;
         try
         {
-            crl = factory.Crl.GetCurrent();
+            crl = partition is not null ? partition.GetCurrent() : delta ? factory.Crl.GetCurrentDelta() : factory.Crl.GetCurrent();
         }
         catch (Exception ex) when (ex is CrlLintException or SigningKeyUnavailableException or Microsoft.Data.Sqlite.SqliteException)
         {
@@ -56,6 +72,19 @@ public static class MirrorCaEndpoints
         }
 
         return Results.Bytes(crl.Der, "application/pkix-crl");
+    }
+
+    // "{factory}-p{k}" names partition k of a partitioned factory.
+    private static (LoadedFactory, CrlPublisher)? PartitionOf(string name, MirrorFactories factories)
+    {
+        int dash = name.LastIndexOf("-p", StringComparison.Ordinal);
+        if (dash <= 0 || !int.TryParse(name.AsSpan(dash + 2), NumberStyles.None, CultureInfo.InvariantCulture, out int k)
+            || factories.Find(name[..dash]) is not { } f || k >= f.Partitions.Count)
+        {
+            return null;
+        }
+
+        return (f, f.Partitions[k]);
     }
 
     private static IResult GetCa(string file, MirrorFactories factories)

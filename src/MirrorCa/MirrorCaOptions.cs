@@ -39,6 +39,8 @@ public sealed class MirrorCaOptions
     /// every applied journal head. Optional: without it, pushes get no receipt and factories cannot confirm their entries.
     /// </summary>
     public CertificateAndKeyOptions ReceiptSigner { get; set; } = new();
+    /// <summary>The admin HTTPS API (mTLS, roles); disabled when Admin:Listen is empty.</summary>
+    public AdminOptions Admin { get; set; } = new();
 
     /// <summary>The registry file path.</summary>
     public string RegistryPath => Path.Combine(DataDirectory, "registry.sqlite");
@@ -54,6 +56,10 @@ public sealed class MirrorCaOptions
         Sync.ClientCaCertificate = Resolve(baseDirectory, Sync.ClientCaCertificate);
         ReceiptSigner.Certificate = Resolve(baseDirectory, ReceiptSigner.Certificate);
         ReceiptSigner.Key.File = Resolve(baseDirectory, ReceiptSigner.Key.File);
+        Crl.PublishDirectory = Resolve(baseDirectory, Crl.PublishDirectory);
+        Admin.ServerCertificate = Resolve(baseDirectory, Admin.ServerCertificate);
+        Admin.ServerKey = Resolve(baseDirectory, Admin.ServerKey);
+        Admin.ClientCaCertificate = Resolve(baseDirectory, Admin.ClientCaCertificate);
         foreach (var f in Factories)
         {
             foreach (var pair in new[] { f.IssuingCa, f.OcspResponder })
@@ -144,6 +150,45 @@ public sealed class CrlOptions
 
     /// <summary>How often the daemon polls the registry for revocations made elsewhere (e.g. the CLI) and rebuilds.</summary>
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Public http base URL of this mirror's CRL endpoint (e.g. "http://crl.example.com"); used to write freshestCRL
+    /// (RFC 5280 §5.2.6) into full CRLs as "{PublicBaseUrl}/crl/{factory}-delta.crl". Empty: no freshestCRL.
+    /// </summary>
+    public string PublicBaseUrl { get; set; } = string.Empty;
+
+    /// <summary>
+    /// Directory the daemon writes every new CRL to ("{factory}.crl", "{factory}-delta.crl"), by atomic rename, for a
+    /// static web server or CDN to publish. Empty: not written.
+    /// </summary>
+    public string PublishDirectory { get; set; } = string.Empty;
+
+    /// <summary>Delta CRLs (RFC 5280 §5.2.4).</summary>
+    public DeltaCrlOptions Deltas { get; set; } = new();
+
+    /// <summary>
+    /// CRL partitions (RFC 5280 §5.2.5 issuingDistributionPoint), 1 (default) for none. With N &gt; 1 the mirror also
+    /// serves "/crl/{factory}-p{k}.crl", k = 0..N-1, each listing the revoked certificates whose serial hashes to k
+    /// (CrlPartitioning) with an IDP naming "{PublicBaseUrl}/crl/{factory}-p{k}.crl"; the factory profile's
+    /// CrlPartitions must be the same so certificates carry that URL as their CDP. Needs PublicBaseUrl; not combined with deltas.
+    /// </summary>
+    public int Partitions { get; set; } = 1;
+}
+
+/// <summary>Delta CRL options ("MirrorCa:Crl:Deltas").</summary>
+public sealed class DeltaCrlOptions
+{
+    /// <summary>
+    /// Serve "/crl/{factory}-delta.crl". With deltas a revocation rebuilds only the delta; the full CRL is rebuilt
+    /// every Crl:RefreshAfter. Off by default: then every revocation rebuilds the full CRL at once.
+    /// </summary>
+    public bool Enabled { get; set; }
+
+    /// <summary>Delta nextUpdate - thisUpdate (capped at the base's nextUpdate).</summary>
+    public TimeSpan Validity { get; set; } = TimeSpan.FromDays(1);
+
+    /// <summary>Rebuild an unchanged delta once it is this old; less than <see cref="Validity"/>.</summary>
+    public TimeSpan RefreshAfter { get; set; } = TimeSpan.FromMinutes(15);
 }
 
 /// <summary>"MirrorCa:Ocsp".</summary>
@@ -269,6 +314,74 @@ public sealed partial class MirrorCaOptionsValidator : IValidateOptions<MirrorCa
         if (options.Crl.PollInterval <= TimeSpan.Zero)
         {
             errors.Add($"{S}:Crl:PollInterval: must be positive");
+        }
+
+        if (!string.IsNullOrEmpty(options.Crl.PublicBaseUrl)
+            && (!Uri.TryCreate(options.Crl.PublicBaseUrl, UriKind.Absolute, out var crlBase) || crlBase.Scheme != Uri.UriSchemeHttp))
+        {
+            errors.Add($"{S}:Crl:PublicBaseUrl: '{options.Crl.PublicBaseUrl}' is not an http:// URL (RFC 5280 §4.2.1.13 CRLs are fetched over plain http)");
+        }
+
+        if (MirrorAdminApi.Enabled(options))
+        {
+            if (!OfflinePki.Hosting.ListenAddress.TryParse(options.Admin.Listen, Uri.UriSchemeHttps, out _, out var adminError))
+            {
+                errors.Add($"{S}:Admin:Listen: {adminError}");
+            }
+
+            RequireFile(errors, $"{S}:Admin:ServerCertificate", options.Admin.ServerCertificate);
+            RequireFile(errors, $"{S}:Admin:ServerKey", options.Admin.ServerKey);
+            RequireFile(errors, $"{S}:Admin:ClientCaCertificate", options.Admin.ClientCaCertificate);
+            if (options.Admin.Clients.Count == 0)
+            {
+                errors.Add($"{S}:Admin:Clients: at least one admin client (SubjectCn, Role) is required when Admin:Listen is set");
+            }
+
+            var cns = new HashSet<string>(StringComparer.Ordinal);
+            for (int i = 0; i < options.Admin.Clients.Count; i++)
+            {
+                var c = options.Admin.Clients[i];
+                if (string.IsNullOrWhiteSpace(c.SubjectCn))
+                {
+                    errors.Add($"{S}:Admin:Clients[{i}]:SubjectCn: required");
+                }
+                else if (!cns.Add(c.SubjectCn))
+                {
+                    errors.Add($"{S}:Admin:Clients[{i}]:SubjectCn: '{c.SubjectCn}' appears twice");
+                }
+
+                if (!Enum.IsDefined(c.Role))
+                {
+                    errors.Add($"{S}:Admin:Clients[{i}]:Role: must be Auditor or Revoker");
+                }
+            }
+        }
+
+        if (options.Crl.Partitions is < 1 or > OfflinePki.Crl.CrlPartitioning.MaxPartitions)
+        {
+            errors.Add($"{S}:Crl:Partitions: {options.Crl.Partitions} is outside 1..{OfflinePki.Crl.CrlPartitioning.MaxPartitions}");
+        }
+        else if (options.Crl.Partitions > 1 && string.IsNullOrEmpty(options.Crl.PublicBaseUrl))
+        {
+            errors.Add($"{S}:Crl:Partitions: partitioned CRLs need Crl:PublicBaseUrl (their issuingDistributionPoint URL must match the certificates' CDP)");
+        }
+        else if (options.Crl.Partitions > 1 && options.Crl.Deltas.Enabled)
+        {
+            errors.Add($"{S}:Crl:Partitions: partitioned CRLs and Crl:Deltas:Enabled cannot be combined (yet); choose one");
+        }
+
+        if (options.Crl.Deltas.Enabled)
+        {
+            var dv = options.Crl.Deltas;
+            if (dv.Validity <= TimeSpan.Zero || dv.Validity > options.Crl.Validity)
+            {
+                errors.Add($"{S}:Crl:Deltas:Validity: {dv.Validity} must be positive and at most Crl:Validity ({options.Crl.Validity})");
+            }
+
+            if (dv.RefreshAfter <= TimeSpan.Zero || dv.RefreshAfter >= dv.Validity)
+            {
+                errors.Add($"{S}:Crl:Deltas:RefreshAfter: {dv.RefreshAfter} must be positive and less than Crl:Deltas:Validity ({dv.Validity})");
+            }
         }
 
         if (options.Ocsp.Validity <= TimeSpan.Zero)

@@ -12,7 +12,11 @@ namespace OfflinePki.MirrorCa;
 /// <param name="IssuingCa">The issuing CA certificate.</param>
 /// <param name="Crl">Its CRL publisher.</param>
 /// <param name="Ocsp">Its OCSP issuer entry (responder certificate and key).</param>
-public sealed record LoadedFactory(string FactoryId, X509Certificate2 IssuingCa, CrlPublisher Crl, OcspIssuer Ocsp);
+public sealed record LoadedFactory(string FactoryId, X509Certificate2 IssuingCa, CrlPublisher Crl, OcspIssuer Ocsp)
+{
+    /// <summary>Partition publishers (MirrorCa:Crl:Partitions &gt; 1), served at "/crl/{factory}-p{k}.crl"; empty when not partitioned.</summary>
+    public IReadOnlyList<CrlPublisher> Partitions { get; init; } = [];
+}
 
 /// <summary>Loads every configured factory's certificates and keys at startup and fails with the configuration key when one is unusable.</summary>
 public sealed class MirrorFactories : IDisposable
@@ -44,8 +48,20 @@ public sealed class MirrorFactories : IDisposable
                 throw Fail($"{p}:OcspResponder:Certificate: {ex.Message}");
             }
 
-            var crl = new CrlPublisher(CrlIssuer.FromCertificate(ca), caKey, registry, timeProvider, o.Crl.Validity, o.Crl.RefreshAfter);
-            _byId[f.FactoryId] = new LoadedFactory(f.FactoryId, ca, crl, ocsp);
+            DeltaCrlSettings? delta = o.Crl.Deltas.Enabled
+                ? new DeltaCrlSettings(registry, o.Crl.Deltas.Validity, o.Crl.Deltas.RefreshAfter,
+                    string.IsNullOrEmpty(o.Crl.PublicBaseUrl) ? null : $"{o.Crl.PublicBaseUrl.TrimEnd('/')}/crl/{f.FactoryId}-delta.crl")
+                : null;
+            var crl = new CrlPublisher(CrlIssuer.FromCertificate(ca), caKey, registry, timeProvider, o.Crl.Validity, o.Crl.RefreshAfter, delta);
+            var partitions = new List<CrlPublisher>();
+            for (int k = 0; o.Crl.Partitions > 1 && k < o.Crl.Partitions; k++)
+            {
+                var url = CrlPartitioning.PartitionUrl($"{o.Crl.PublicBaseUrl.TrimEnd('/')}/crl/{f.FactoryId}.crl", k);
+                partitions.Add(new CrlPublisher(CrlIssuer.FromCertificate(ca), caKey, registry, timeProvider, o.Crl.Validity, o.Crl.RefreshAfter, null,
+                    new CrlPartition(k, o.Crl.Partitions, url)));
+            }
+
+            _byId[f.FactoryId] = new LoadedFactory(f.FactoryId, ca, crl, ocsp) { Partitions = partitions };
         }
     }
 

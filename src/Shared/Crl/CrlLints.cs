@@ -46,6 +46,9 @@ public static class CrlLints
         new CrlAuthorityKeyIdentifierPresent(),
         new CrlSerialsPositiveAndUnique(),
         new CrlNoRemoveFromCrlInFullCrl(),
+        new CrlDeltaIndicatorCriticalWithOlderBase(),
+        new CrlNoFreshestCrlInDelta(),
+        new CrlIssuingDistributionPointConsistent(),
     ];
 
     /// <summary>Runs <paramref name="lints"/> over <paramref name="tbs"/>.</summary>
@@ -82,8 +85,8 @@ public sealed class CrlVersionIsV2WhenExtensionsPresent : ICrlLint
     public IEnumerable<string> Check(TbsCertListView tbs, bool fullCrl)
     {
         ArgumentNullException.ThrowIfNull(tbs);
-        bool hasEntryExtensions = tbs.Entries().Any(e => e.Extensions.Count > 0);
-        if ((tbs.Extensions.Count > 0 || hasEntryExtensions) && tbs.Version != 1)
+        // Entry extensions only matter when there are no CRL extensions (a scan of every entry otherwise skipped).
+        if ((tbs.Extensions.Count > 0 || tbs.Entries().Any(e => e.Extensions.Count > 0)) && tbs.Version != 1)
         {
             yield return $"extensions are present but version is {(tbs.Version?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "absent")}, not v2 (1)";
         }
@@ -312,6 +315,170 @@ public sealed class CrlNoRemoveFromCrlInFullCrl : ICrlLint
                     yield return $"serial {Convert.ToHexString(entry.Serial.Span)} has reason removeFromCRL in a full CRL";
                 }
             }
+        }
+    }
+}
+
+/// <summary>
+/// RFC 5280 §5.2.4: a delta CRL carries the critical deltaCRLIndicator, whose BaseCRLNumber is less than the delta's own
+/// cRLNumber (both from one sequence, §5.2.3); a full CRL never carries it.
+/// </summary>
+public sealed class CrlDeltaIndicatorCriticalWithOlderBase : ICrlLint
+{
+    /// <inheritdoc />
+    public string Name => "crl_delta_indicator_critical_with_older_base";
+    /// <inheritdoc />
+    public string Citation => "RFC 5280 §5.2.4";
+
+    /// <inheritdoc />
+    public IEnumerable<string> Check(TbsCertListView tbs, bool fullCrl)
+    {
+        ArgumentNullException.ThrowIfNull(tbs);
+        var ext = tbs.FindExtension(Oids.DeltaCrlIndicator);
+        if (fullCrl)
+        {
+            if (ext is not null)
+            {
+                yield return "a full CRL carries deltaCRLIndicator";
+            }
+
+            yield break;
+        }
+
+        if (ext is null)
+        {
+            yield return "a delta CRL lacks deltaCRLIndicator";
+            yield break;
+        }
+
+        if (!ext.Critical)
+        {
+            yield return "deltaCRLIndicator is not marked critical";
+        }
+
+        BigInteger? baseNumber = ReadInteger(ext.Value);
+        BigInteger? number = tbs.FindExtension(Oids.CrlNumber) is { } n ? ReadInteger(n.Value) : null;
+        if (baseNumber is null || baseNumber.Value.Sign < 0)
+        {
+            yield return "BaseCRLNumber is not a non-negative DER INTEGER";
+        }
+        else if (number is { } own && baseNumber.Value >= own)
+        {
+            yield return $"BaseCRLNumber {baseNumber} is not less than the delta's cRLNumber {own}";
+        }
+    }
+
+    private static BigInteger? ReadInteger(ReadOnlyMemory<byte> value)
+    {
+        try
+        {
+            var reader = new AsnReader(value, AsnEncodingRules.DER);
+            var v = reader.ReadInteger();
+            reader.ThrowIfNotEmpty();
+            return v;
+        }
+        catch (AsnContentException)
+        {
+            return null;
+        }
+    }
+}
+
+/// <summary>RFC 5280 §5.2.6: freshestCRL "MUST NOT appear in delta CRLs".</summary>
+public sealed class CrlNoFreshestCrlInDelta : ICrlLint
+{
+    /// <inheritdoc />
+    public string Name => "crl_no_freshest_crl_in_delta";
+    /// <inheritdoc />
+    public string Citation => "RFC 5280 §5.2.6";
+
+    /// <inheritdoc />
+    public IEnumerable<string> Check(TbsCertListView tbs, bool fullCrl)
+    {
+        ArgumentNullException.ThrowIfNull(tbs);
+        if (!fullCrl && tbs.FindExtension(Oids.FreshestCrl) is not null)
+        {
+            yield return "a delta CRL carries freshestCRL";
+        }
+    }
+}
+
+/// <summary>
+/// RFC 5280 §5.2.5: issuingDistributionPoint is critical; at most one of onlyContainsUserCerts, onlyContainsCACerts and
+/// onlyContainsAttributeCerts is TRUE; and a partition names its distributionPoint so relying parties can match it with
+/// the certificate's cRLDistributionPoints.
+/// </summary>
+public sealed class CrlIssuingDistributionPointConsistent : ICrlLint
+{
+    /// <inheritdoc />
+    public string Name => "crl_issuing_distribution_point_consistent";
+    /// <inheritdoc />
+    public string Citation => "RFC 5280 §5.2.5";
+
+    /// <inheritdoc />
+    public IEnumerable<string> Check(TbsCertListView tbs, bool fullCrl)
+    {
+        ArgumentNullException.ThrowIfNull(tbs);
+        var ext = tbs.FindExtension(Oids.IssuingDistributionPoint);
+        if (ext is null)
+        {
+            yield break;
+        }
+
+        if (!ext.Critical)
+        {
+            yield return "issuingDistributionPoint is not marked critical";
+        }
+
+        string? problem = null;
+        try
+        {
+            var seq = new AsnReader(ext.Value, AsnEncodingRules.DER).ReadSequence();
+            bool hasPoint = false;
+            int onlyFlags = 0;
+            while (seq.HasData)
+            {
+                var tag = seq.PeekTag();
+                if (tag.TagClass == TagClass.ContextSpecific && tag.TagValue == 0)
+                {
+                    hasPoint = true;
+                    seq.ReadEncodedValue();
+                }
+                else if (tag.TagClass == TagClass.ContextSpecific && tag.TagValue is 1 or 2 or 5)
+                {
+                    if (seq.ReadBoolean(new Asn1Tag(TagClass.ContextSpecific, tag.TagValue)))
+                    {
+                        onlyFlags++;
+                    }
+                    else
+                    {
+                        problem = $"[{tag.TagValue}] is encoded as FALSE; DER omits a DEFAULT FALSE value";
+                    }
+                }
+                else
+                {
+                    seq.ReadEncodedValue();
+                }
+            }
+
+            if (!hasPoint)
+            {
+                problem ??= "issuingDistributionPoint names no distributionPoint";
+            }
+
+            if (onlyFlags > 1)
+            {
+                problem ??= "more than one of onlyContainsUserCerts, onlyContainsCACerts, onlyContainsAttributeCerts is TRUE";
+            }
+        }
+        catch (AsnContentException ex)
+        {
+            problem = "issuingDistributionPoint is not valid DER: " + ex.Message;
+        }
+
+        if (problem is not null)
+        {
+            yield return problem;
         }
     }
 }

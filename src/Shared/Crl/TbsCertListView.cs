@@ -11,9 +11,14 @@ public sealed record ExtensionView(string Oid, bool Critical, ReadOnlyMemory<byt
 
 /// <summary>One revokedCertificates entry as read back from DER (RFC 5280 §5.1.2.6).</summary>
 /// <param name="Serial">The INTEGER content octets of userCertificate, as encoded.</param>
-/// <param name="RevocationDate">revocationDate.</param>
+/// <param name="EncodedRevocationDate">The DER of revocationDate (UTCTime or GeneralizedTime), decoded on demand by <see cref="RevocationDate"/>.</param>
 /// <param name="Extensions">crlEntryExtensions, empty when absent.</param>
-public sealed record CrlEntryView(ReadOnlyMemory<byte> Serial, DateTimeOffset RevocationDate, IReadOnlyList<ExtensionView> Extensions);
+public sealed record CrlEntryView(ReadOnlyMemory<byte> Serial, ReadOnlyMemory<byte> EncodedRevocationDate, IReadOnlyList<ExtensionView> Extensions)
+{
+    /// <summary>revocationDate, decoded from <see cref="EncodedRevocationDate"/>.</summary>
+    /// <exception cref="AsnContentException">The time is not a valid DER UTCTime or GeneralizedTime.</exception>
+    public DateTimeOffset RevocationDate => DerTime.ReadTime(new AsnReader(EncodedRevocationDate, AsnEncodingRules.DER));
+}
 
 /// <summary>
 /// A read-only view of an encoded TBSCertList (RFC 5280 §5.1), made from the very bytes that will be signed so
@@ -69,15 +74,41 @@ public sealed class TbsCertListView
             yield break;
         }
 
-        var list = new AsnReader(_revoked, AsnEncodingRules.DER);
-        while (list.HasData)
+        // Span-based decoding (no reader object per entry): the lints walk every entry of a million-entry CRL.
+        var rest = _revoked;
+        while (!rest.IsEmpty)
         {
-            var entry = list.ReadSequence();
-            var serial = entry.ReadIntegerBytes();
-            var date = DerTime.ReadTime(entry);
-            IReadOnlyList<ExtensionView> exts = entry.HasData ? ReadExtensions(entry) : [];
-            entry.ThrowIfNotEmpty();
-            yield return new CrlEntryView(serial, date, exts);
+            AsnDecoder.ReadSequence(rest.Span, AsnEncodingRules.DER, out int entryOffset, out int entryLength, out int consumed);
+            var entry = rest.Slice(entryOffset, entryLength);
+            rest = rest[consumed..];
+
+            var tag = Asn1Tag.Decode(entry.Span, out _);
+            if (!tag.HasSameClassAndValue(Asn1Tag.Integer))
+            {
+                throw new AsnContentException("revokedCertificates entry does not start with an INTEGER serial");
+            }
+
+            AsnDecoder.ReadEncodedValue(entry.Span, AsnEncodingRules.DER, out int serialOffset, out int serialLength, out int serialConsumed);
+            var serial = entry.Slice(serialOffset, serialLength);
+            entry = entry[serialConsumed..];
+            var timeTag = Asn1Tag.Decode(entry.Span, out _);
+            if (!timeTag.HasSameClassAndValue(Asn1Tag.UtcTime) && !timeTag.HasSameClassAndValue(Asn1Tag.GeneralizedTime))
+            {
+                throw new AsnContentException("revokedCertificates entry has no revocationDate Time");
+            }
+
+            AsnDecoder.ReadEncodedValue(entry.Span, AsnEncodingRules.DER, out _, out _, out int timeConsumed);
+            var time = entry[..timeConsumed];
+            entry = entry[timeConsumed..];
+            IReadOnlyList<ExtensionView> exts = [];
+            if (!entry.IsEmpty)
+            {
+                var reader = new AsnReader(entry, AsnEncodingRules.DER);
+                exts = ReadExtensions(reader);
+                reader.ThrowIfNotEmpty();
+            }
+
+            yield return new CrlEntryView(serial, time, exts);
         }
     }
 

@@ -1,6 +1,7 @@
 using System.Formats.Asn1;
 using System.Text.RegularExpressions;
 using OfflinePki.Asn1;
+using OfflinePki.Crl;
 
 namespace OfflinePki.Issuance;
 
@@ -75,6 +76,45 @@ public sealed class CertificateProfile
 
     /// <summary>CRL distribution point URL.</summary>
     public Uri CrlDistributionPointUrl { get; }
+
+    /// <summary>
+    /// The delta CRL URL written as freshestCRL (RFC 5280 §4.2.1.15) into every certificate, or null (the default) for none.
+    /// Set it only when the mirror serves delta CRLs (MirrorCa:Crl:Deltas:Enabled), e.g. "http://mirror/crl/F1-delta.crl".
+    /// </summary>
+    /// <exception cref="ArgumentException">The value is not an absolute http(s) URL.</exception>
+    public Uri? FreshestCrlUrl
+    {
+        get => _freshestCrlUrl;
+        init => _freshestCrlUrl = value is null ? null : HttpUrl(value, nameof(FreshestCrlUrl));
+    }
+
+    private readonly Uri? _freshestCrlUrl;
+
+    /// <summary>
+    /// Number of CRL partitions (RFC 5280 §5.2.5), 1 (the default) for one CRL. With N &gt; 1 each certificate's
+    /// cRLDistributionPoints names its partition's CRL, <see cref="CrlPartitioning.PartitionUrl"/> of
+    /// <see cref="CrlDistributionPointUrl"/> for <see cref="CrlPartitioning.PartitionOf"/> of its serial; the mirror must
+    /// use the same count (MirrorCa:Crl:Partitions).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is outside 1..<see cref="CrlPartitioning.MaxPartitions"/>.</exception>
+    public int CrlPartitions
+    {
+        get => _crlPartitions;
+        init
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(CrlPartitions));
+            ArgumentOutOfRangeException.ThrowIfGreaterThan(value, CrlPartitioning.MaxPartitions, nameof(CrlPartitions));
+            _crlPartitions = value;
+        }
+    }
+
+    private readonly int _crlPartitions = 1;
+
+    /// <summary>The cRLDistributionPoints URL for a certificate with <paramref name="serial"/> (its partition's CRL when partitioned).</summary>
+    /// <param name="serial">Normalised serial octets.</param>
+    public string CrlDistributionPointFor(ReadOnlySpan<byte> serial) => CrlPartitions == 1
+        ? CrlDistributionPointUrl.AbsoluteUri
+        : CrlPartitioning.PartitionUrl(CrlDistributionPointUrl.AbsoluteUri, CrlPartitioning.PartitionOf(serial, CrlPartitions));
 
     /// <summary>OCSP URL.</summary>
     public Uri OcspUrl { get; }

@@ -103,7 +103,7 @@ public sealed class TbsCertificateBuilder
             using (w.PushSequence(new Asn1Tag(TagClass.ContextSpecific, 3, isConstructed: true)))
             using (w.PushSequence())
             {
-                WriteExtensions(w, request);
+                WriteExtensions(w, request, serial);
             }
         }
 
@@ -135,7 +135,7 @@ public sealed class TbsCertificateBuilder
         }
     }
 
-    private void WriteExtensions(AsnWriter w, IssuanceRequest request)
+    private void WriteExtensions(AsnWriter w, IssuanceRequest request, byte[] serial)
     {
         // Extension ::= SEQUENCE { extnID OBJECT IDENTIFIER, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }
 
@@ -192,9 +192,25 @@ public sealed class TbsCertificateBuilder
             using (v.PushSequence(new Asn1Tag(TagClass.ContextSpecific, 0, isConstructed: true)))
             using (v.PushSequence(new Asn1Tag(TagClass.ContextSpecific, 0, isConstructed: true)))
             {
-                WriteUri(v, _profile.CrlDistributionPointUrl);
+                // One CRL, or this serial's partition when the profile partitions CRLs (RFC 5280 §5.2.5).
+                WriteUri(v, new Uri(_profile.CrlDistributionPointFor(serial)));
             }
         });
+
+        if (_profile.FreshestCrlUrl is { } freshest)
+        {
+            // FreshestCRL ::= CRLDistributionPoints   (RFC 5280 §4.2.1.15: where the delta CRLs are)
+            WriteExtension(w, Oids.FreshestCrl, critical: false, v =>
+            {
+                using (v.PushSequence())
+                using (v.PushSequence())
+                using (v.PushSequence(new Asn1Tag(TagClass.ContextSpecific, 0, isConstructed: true)))
+                using (v.PushSequence(new Asn1Tag(TagClass.ContextSpecific, 0, isConstructed: true)))
+                {
+                    WriteUri(v, freshest);
+                }
+            });
+        }
 
         // AuthorityInfoAccessSyntax ::= SEQUENCE SIZE (1..MAX) OF AccessDescription
         // AccessDescription ::= SEQUENCE { accessMethod OBJECT IDENTIFIER, accessLocation GeneralName }  (RFC 5280 §4.2.2.1)

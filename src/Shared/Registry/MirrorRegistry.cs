@@ -14,7 +14,7 @@ namespace OfflinePki.Registry;
 /// (the daemon and a <c>revoke</c> CLI); each notices the other's writes through the version counters.
 /// Thread-safe: every call opens its own pooled connection.
 /// </summary>
-public sealed class MirrorRegistry : IJournalSink, IRevocationSource, IRevocationStore, IDisposable
+public sealed partial class MirrorRegistry : IJournalSink, IRevocationSource, IRevocationStore, IRevocationChangeSource, IDisposable
 {
     private const string Schema = """
         CREATE TABLE IF NOT EXISTS journals (
@@ -37,6 +37,14 @@ public sealed class MirrorRegistry : IJournalSink, IRevocationSource, IRevocatio
         CREATE TABLE IF NOT EXISTS crl_numbers (issuer_key_hash BLOB PRIMARY KEY, last_number INTEGER NOT NULL) WITHOUT ROWID;
         CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
         INSERT OR IGNORE INTO counters(name, value) VALUES ('revocation', 0), ('registry', 0);
+        CREATE INDEX IF NOT EXISTS certificates_station ON certificates(station_id, not_before);
+        CREATE INDEX IF NOT EXISTS certificates_batch ON certificates(batch_id);
+        CREATE TABLE IF NOT EXISTS revocation_events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, issuer_key_hash BLOB NOT NULL, serial BLOB NOT NULL, kind INTEGER NOT NULL, at INTEGER NOT NULL);
+        CREATE INDEX IF NOT EXISTS revocation_events_issuer ON revocation_events(issuer_key_hash, id);
+        CREATE TABLE IF NOT EXISTS audit_log (
+            seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL,
+            prev_hash BLOB NOT NULL, hash BLOB NOT NULL);
         """;
 
     private readonly string _connectionString;
@@ -186,140 +194,6 @@ public sealed class MirrorRegistry : IJournalSink, IRevocationSource, IRevocatio
     }
 
     // ---------------------------------------------------------------- IRevocationStore
-
-    /// <inheritdoc />
-    public RevokeResult Revoke(string? issuer, byte[] serial, CrlReason reason, DateTimeOffset? invalidityDate, string actor)
-    {
-        ArgumentNullException.ThrowIfNull(serial);
-        var now = CheckRevocationArguments(reason, invalidityDate, actor);
-        var normalized = SerialNumber.Normalize(serial);
-        var hex = SerialNumber.ToHex(normalized);
-        using var c = Open();
-        using var tx = c.BeginTransaction();
-        var candidates = ResolveIssuerCandidates(c, tx, issuer);
-        byte[]? issuerKeyHash = null;
-        string? deviceId = null;
-        foreach (var candidate in candidates)
-        {
-            using var find = Cmd(c, "SELECT issuer_key_hash, device_id FROM certificates WHERE serial = $s" + (candidate is null ? string.Empty : " AND issuer_key_hash = $i"),
-                ("$s", normalized), ("$i", (object?)candidate ?? DBNull.Value));
-            find.Transaction = tx;
-            using var r = find.ExecuteReader();
-            while (r.Read())
-            {
-                if (issuerKeyHash is not null)
-                {
-                    throw new RevocationException($"serial {hex} was issued by more than one issuing CA; name the factory (--factory) or the issuer key hash");
-                }
-
-                issuerKeyHash = (byte[])r[0];
-                deviceId = r.GetString(1);
-            }
-        }
-
-        if (issuerKeyHash is null)
-        {
-            throw new RevocationException($"serial {hex} was never issued{(issuer is null ? string.Empty : $" by {issuer}")} according to the registry; check the serial (hex) and that the factory's journal has been synced");
-        }
-
-        var factoryId = FactoryOf(c, tx, issuerKeyHash);
-        using (var existing = Cmd(c, "SELECT serial, revoked_at, reason, invalidity_date FROM revocations WHERE issuer_key_hash = $i AND serial = $s", ("$i", issuerKeyHash), ("$s", normalized)))
-        {
-            existing.Transaction = tx;
-            using var r = existing.ExecuteReader();
-            if (r.Read())
-            {
-                return new RevokeResult(RevokeOutcome.AlreadyRevoked, factoryId, issuerKeyHash, deviceId!, ReadRevoked(r, 0));
-            }
-        }
-
-        var entry = new RevokedEntry(normalized, now, reason, invalidityDate is { } d ? DerTime.Truncate(d) : null);
-        using (var insert = Cmd(c, "INSERT INTO revocations(issuer_key_hash, serial, reason, revoked_at, invalidity_date, actor) VALUES ($i, $s, $r, $t, $d, $a)",
-            ("$i", issuerKeyHash), ("$s", normalized), ("$r", (long)reason), ("$t", entry.RevocationTime.ToUnixTimeSeconds()),
-            ("$d", entry.InvalidityDate is { } id ? id.ToUnixTimeSeconds() : DBNull.Value), ("$a", actor)))
-        {
-            insert.Transaction = tx;
-            insert.ExecuteNonQuery();
-        }
-
-        BumpRevocationCounters(c, tx, [issuerKeyHash]);
-        tx.Commit();
-        return new RevokeResult(RevokeOutcome.Revoked, factoryId, issuerKeyHash, deviceId!, entry);
-    }
-
-    /// <inheritdoc />
-    public BulkRevokeResult RevokeMatching(string? issuer, RevocationSelector selector, CrlReason reason, DateTimeOffset? invalidityDate, string actor)
-    {
-        ArgumentNullException.ThrowIfNull(selector);
-        if (selector.IsEmpty)
-        {
-            throw new ArgumentException("a bulk revocation needs a device, station or batch", nameof(selector));
-        }
-
-        var now = CheckRevocationArguments(reason, invalidityDate, actor);
-        const string Filter = """
-            ($d IS NULL OR c.device_id = $d) AND ($st IS NULL OR c.station_id = $st) AND ($b IS NULL OR c.batch_id = $b)
-              AND ($i IS NULL OR c.issuer_key_hash = $i)
-            """;
-        using var c = Open();
-        using var tx = c.BeginTransaction();
-        long matched = 0, inserted = 0;
-        var touched = new List<byte[]>();
-        foreach (var candidate in ResolveIssuerCandidates(c, tx, issuer))
-        {
-            (string, object)[] args =
-            [
-                ("$d", (object?)selector.DeviceId ?? DBNull.Value), ("$st", (object?)selector.StationId ?? DBNull.Value),
-                ("$b", (object?)selector.BatchId ?? DBNull.Value), ("$i", (object?)candidate ?? DBNull.Value),
-            ];
-            using (var count = Cmd(c, "SELECT COUNT(*) FROM certificates c WHERE " + Filter, args))
-            {
-                count.Transaction = tx;
-                matched += (long)count.ExecuteScalar()!;
-            }
-
-            using var insert = Cmd(c, $"""
-                INSERT INTO revocations(issuer_key_hash, serial, reason, revoked_at, invalidity_date, actor)
-                SELECT c.issuer_key_hash, c.serial, $r, $t, $inv, $a FROM certificates c WHERE {Filter}
-                ON CONFLICT(issuer_key_hash, serial) DO NOTHING
-                """,
-                [.. args, ("$r", (long)reason), ("$t", now.ToUnixTimeSeconds()),
-                 ("$inv", invalidityDate is { } d ? DerTime.Truncate(d).ToUnixTimeSeconds() : DBNull.Value), ("$a", actor)]);
-            insert.Transaction = tx;
-            long before = inserted;
-            inserted += insert.ExecuteNonQuery();
-            if (inserted > before)
-            {
-                if (candidate is not null)
-                {
-                    touched.Add(candidate);
-                }
-                else
-                {
-                    using var issuers = Cmd(c, "SELECT DISTINCT c.issuer_key_hash FROM certificates c WHERE " + Filter, args);
-                    issuers.Transaction = tx;
-                    using var r = issuers.ExecuteReader();
-                    while (r.Read())
-                    {
-                        touched.Add((byte[])r[0]);
-                    }
-                }
-            }
-        }
-
-        if (matched == 0)
-        {
-            throw new RevocationException($"no issued certificate matches {selector}{(issuer is null ? string.Empty : $" of {issuer}")}; nothing was revoked");
-        }
-
-        if (inserted > 0)
-        {
-            BumpRevocationCounters(c, tx, touched);
-        }
-
-        tx.Commit();
-        return new BulkRevokeResult(matched, inserted, matched - inserted);
-    }
 
     // ---------------------------------------------------------------- summary
 

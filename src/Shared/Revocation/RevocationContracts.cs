@@ -119,25 +119,104 @@ public interface IRevocationStore
     /// <param name="invalidityDate">As for <see cref="Revoke"/>.</param>
     /// <param name="actor">As for <see cref="Revoke"/>.</param>
     /// <exception cref="ArgumentException">The selector is empty, or as for <see cref="Revoke"/>.</exception>
+    /// <param name="progress">Receives progress after each committed batch, or null.</param>
     /// <exception cref="RevocationException">The issuer is unknown, or no certificate matches.</exception>
-    BulkRevokeResult RevokeMatching(string? issuer, RevocationSelector selector, CrlReason reason, DateTimeOffset? invalidityDate, string actor);
+    /// <remarks>
+    /// The matching certificates are revoked in batched transactions (each durable, each recorded in the audit log),
+    /// so 100,000 certificates do not hold one huge write transaction; an interrupted call leaves whole batches done
+    /// and can simply be repeated (already revoked certificates are skipped).
+    /// </remarks>
+    BulkRevokeResult RevokeMatching(string? issuer, RevocationSelector selector, CrlReason reason, DateTimeOffset? invalidityDate, string actor,
+        IProgress<BulkRevokeProgress>? progress = null);
+
+    /// <summary>
+    /// Releases a certificateHold (RFC 5280 §5.3.1): the certificate is valid again, disappears from full CRLs and
+    /// appears in the next delta CRL as removeFromCRL. Durable and audited before this returns.
+    /// </summary>
+    /// <param name="issuer">Factory id or hex issuerKeyHash, or null to search every issuer.</param>
+    /// <param name="serial">Normalised serial.</param>
+    /// <param name="actor">Who releases; 1..200 characters.</param>
+    /// <exception cref="ArgumentException"><paramref name="actor"/> is empty or too long.</exception>
+    /// <exception cref="RevocationException">The serial is unknown, ambiguous, not revoked, or revoked for a reason other than certificateHold (final).</exception>
+    ReleaseResult ReleaseHold(string? issuer, byte[] serial, string actor);
 }
 
 /// <summary>
-/// Selects certificates for a bulk revocation (a device re-keyed, a compromised station, a recalled batch). Every
-/// non-null field must match; at least one is required.
+/// Selects certificates for a bulk revocation (a device re-keyed, a compromised station, a recalled batch, a whole
+/// factory). Every non-null field must match; at least one of <paramref name="DeviceId"/>, <paramref name="StationId"/>,
+/// <paramref name="BatchId"/> or <paramref name="AllOfIssuer"/> is required.
 /// </summary>
 /// <param name="DeviceId">IEEE 802.1AR device serial, or null.</param>
 /// <param name="StationId">Requesting station, or null.</param>
 /// <param name="BatchId">Order or batch, or null.</param>
-public sealed record RevocationSelector(string? DeviceId = null, string? StationId = null, string? BatchId = null)
+/// <param name="IssuedFrom">Only certificates issued at or after this time (the journal's issuance time, i.e. notBefore), or null.</param>
+/// <param name="IssuedTo">Only certificates issued at or before this time, or null.</param>
+/// <param name="AllOfIssuer">Every certificate of the issuer named in the call (revocation "by factory"); needs an issuer.</param>
+public sealed record RevocationSelector(string? DeviceId = null, string? StationId = null, string? BatchId = null,
+    DateTimeOffset? IssuedFrom = null, DateTimeOffset? IssuedTo = null, bool AllOfIssuer = false)
 {
-    /// <summary>True when no field is set.</summary>
-    public bool IsEmpty => DeviceId is null && StationId is null && BatchId is null;
+    /// <summary>True when no selecting field (device, station, batch, whole issuer) is set; a time window alone does not select.</summary>
+    public bool IsEmpty => DeviceId is null && StationId is null && BatchId is null && !AllOfIssuer;
 
     /// <inheritdoc />
-    public override string ToString() => string.Join(" ", new[] { ("device", DeviceId), ("station", StationId), ("batch", BatchId) }
-        .Where(p => p.Item2 is not null).Select(p => $"{p.Item1} '{p.Item2}'"));
+    public override string ToString()
+    {
+        var parts = new[] { ("device", DeviceId), ("station", StationId), ("batch", BatchId) }
+            .Where(p => p.Item2 is not null).Select(p => $"{p.Item1} '{p.Item2}'").ToList();
+        if (AllOfIssuer)
+        {
+            parts.Insert(0, "every certificate");
+        }
+
+        if (IssuedFrom is { } f)
+        {
+            parts.Add(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"issued from {f.UtcDateTime:yyyy-MM-ddTHH:mm:ssZ}"));
+        }
+
+        if (IssuedTo is { } t)
+        {
+            parts.Add(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"issued to {t.UtcDateTime:yyyy-MM-ddTHH:mm:ssZ}"));
+        }
+
+        return string.Join(" ", parts);
+    }
+}
+
+/// <summary>Progress of a bulk revocation, reported after each committed batch.</summary>
+/// <param name="Done">Certificates revoked so far (committed).</param>
+/// <param name="Total">Certificates this call will revoke (matched and not already revoked).</param>
+public readonly record struct BulkRevokeProgress(long Done, long Total);
+
+/// <summary>The result of releasing a certificateHold.</summary>
+/// <param name="FactoryId">Factory of the issuing CA, or null when no journal names it.</param>
+/// <param name="IssuerKeyHash">20-octet SHA-1 issuerKeyHash.</param>
+/// <param name="DeviceId">Device the certificate was issued to.</param>
+/// <param name="Serial">Normalised serial.</param>
+/// <param name="ReleasedAt">When the hold was released (UTC, whole seconds).</param>
+public sealed record ReleaseResult(string? FactoryId, byte[] IssuerKeyHash, string DeviceId, byte[] Serial, DateTimeOffset ReleasedAt);
+
+/// <summary>
+/// One change of a certificate's revocation state since a CRL was built, for delta CRLs (RFC 5280 §5.2.4).
+/// </summary>
+/// <param name="Serial">Normalised serial.</param>
+/// <param name="Current">The revocation now in force, or null when the certificate is no longer revoked (a released hold: removeFromCRL).</param>
+/// <param name="ChangedAt">Time of the latest change (UTC, whole seconds).</param>
+public sealed record RevocationChange(byte[] Serial, RevokedEntry? Current, DateTimeOffset ChangedAt);
+
+/// <summary>
+/// The change feed of revocations that delta CRLs need (RFC 5280 §5.2.4): a per-issuer watermark (the last
+/// revocation event id) and the changes after a watermark.
+/// </summary>
+public interface IRevocationChangeSource
+{
+    /// <summary>The id of the issuer's latest revocation event (revoke or release), 0 when none. Read it before building a full CRL.</summary>
+    /// <param name="issuerKeyHash">20-octet SHA-1 issuerKeyHash.</param>
+    long GetRevocationWatermark(byte[] issuerKeyHash);
+
+    /// <summary>The certificates of the issuer whose revocation state changed after <paramref name="watermark"/>, ordered by serial octets, each once.</summary>
+    /// <param name="issuerKeyHash">20-octet SHA-1 issuerKeyHash.</param>
+    /// <param name="watermark">The watermark read before the base CRL was built.</param>
+    IEnumerable<RevocationChange> EnumerateChangesSince(byte[] issuerKeyHash, long watermark);
 }
 
 /// <summary>The result of a bulk revocation.</summary>

@@ -45,7 +45,8 @@ internal sealed class MirrorTestBed : IDisposable
     public byte[] IssuerKeyHash => IssuerHashes.KeyHash(IssuingCa);
 
     /// <summary>Makes a device certificate signed by the issuing CA; records it in the registry unless <paramref name="record"/> is false.</summary>
-    public Device Issue(bool record = true, string? ocspUrl = null)
+    public Device Issue(bool record = true, string? ocspUrl = null, string station = "station-01", string batch = "batch-1", DateTimeOffset? notBefore = null,
+        Func<byte[], string>? cdpUrl = null)
     {
         var serial = new RandomSerialNumberSource().Next();
         var deviceId = "DEV-" + Convert.ToHexString(serial.AsSpan(0, 4));
@@ -58,15 +59,20 @@ internal sealed class MirrorTestBed : IDisposable
         req.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
         req.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, true));
         req.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(IssuingCa, true, false));
+        if (cdpUrl is not null)
+        {
+            req.CertificateExtensions.Add(CertificateRevocationListBuilder.BuildCrlDistributionPointExtension([cdpUrl(SerialNumber.Normalize(serial))]));
+        }
+
         if (ocspUrl is not null)
         {
             req.CertificateExtensions.Add(new X509AuthorityInformationAccessExtension([ocspUrl], null));
         }
 
-        var notBefore = DateTimeOffset.UtcNow.AddMinutes(-5);
-        var notAfter = notBefore.AddYears(5);
+        var issuedAt = notBefore ?? DateTimeOffset.UtcNow.AddMinutes(-5);
+        var notAfter = issuedAt.AddYears(5);
         using var caKey = IssuingCa.GetECDsaPrivateKey()!;
-        using var cert = req.Create(IssuingCa.SubjectName, X509SignatureGenerator.CreateForECDsa(caKey), notBefore, notAfter, serial);
+        using var cert = req.Create(IssuingCa.SubjectName, X509SignatureGenerator.CreateForECDsa(caKey), issuedAt, notAfter, serial);
         var der = cert.RawData;
         if (record)
         {
@@ -74,7 +80,7 @@ internal sealed class MirrorTestBed : IDisposable
             var hash = SHA256.HashData(der);
             using var tx = Registry.BeginApply();
             tx.AddEntry(JournalId, _seq, hash, 2, der);
-            tx.AddCertificate(new IssuedCertificateRecord(serial, IssuerKeyHash, der, deviceId, "station-01", "batch-1", notBefore, notAfter, JournalId, _seq));
+            tx.AddCertificate(new IssuedCertificateRecord(serial, IssuerKeyHash, der, deviceId, station, batch, issuedAt, notAfter, JournalId, _seq));
             tx.SetJournal(new JournalState(JournalId, Pki.FactoryId, IssuingCa.RawData, Pki.Cert("journal-signer-" + Pki.FactoryId).RawData, _seq, hash));
             tx.Commit();
         }
