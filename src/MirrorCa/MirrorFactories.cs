@@ -11,8 +11,10 @@ namespace OfflinePki.MirrorCa;
 /// <param name="FactoryId">Factory id.</param>
 /// <param name="IssuingCa">The issuing CA certificate.</param>
 /// <param name="Crl">Its CRL publisher.</param>
-/// <param name="Ocsp">Its OCSP issuer entry (responder certificate and key).</param>
-public sealed record LoadedFactory(string FactoryId, X509Certificate2 IssuingCa, CrlPublisher Crl, OcspIssuer Ocsp);
+/// <param name="Ocsp">Its OCSP issuer entry (responder certificate and key) as configured.</param>
+/// <param name="IssuingKey">The issuing CA key clone (signs CRLs and renewed OCSP responder certificates).</param>
+/// <param name="ResponderKey">The OCSP responder key.</param>
+public sealed record LoadedFactory(string FactoryId, X509Certificate2 IssuingCa, CrlPublisher Crl, OcspIssuer Ocsp, AsymmetricSigningKey? IssuingKey = null, AsymmetricSigningKey? ResponderKey = null);
 
 /// <summary>Loads every configured factory's certificates and keys at startup and fails with the configuration key when one is unusable.</summary>
 public sealed class MirrorFactories : IDisposable
@@ -45,7 +47,7 @@ public sealed class MirrorFactories : IDisposable
             }
 
             var crl = new CrlPublisher(CrlIssuer.FromCertificate(ca), caKey, registry, timeProvider, o.Crl.Validity, o.Crl.RefreshAfter);
-            _byId[f.FactoryId] = new LoadedFactory(f.FactoryId, ca, crl, ocsp);
+            _byId[f.FactoryId] = new LoadedFactory(f.FactoryId, ca, crl, ocsp, caKey, responderKey);
         }
     }
 
