@@ -285,19 +285,26 @@ public sealed partial class OcspResponder
         private long RefreshAt(OcspAnswer answer) => (answer.NextUpdate!.Value - _settings.RefreshBefore).ToUnixTimeSeconds();
 
         // Stores a freshly signed answer if the entry did not change meanwhile and the bound allows.
-        private void Store(IssuerState state, byte[] serial, Entry old, OcspAnswer answer, int epoch)
+        private bool Store(IssuerState state, byte[] serial, Entry old, OcspAnswer answer, int epoch)
         {
             bool had = old.Answer is not null;
             if (!had && Interlocked.Increment(ref _presigned) > _settings.MaxCachedResponses)
             {
                 Interlocked.Decrement(ref _presigned);
-                return;
+                return false;
             }
 
-            if (!state.Entries.TryUpdate(serial, old with { Answer = answer, RefreshAtUnix = RefreshAt(answer), Epoch = epoch }, old) && !had)
+            if (!state.Entries.TryUpdate(serial, old with { Answer = answer, RefreshAtUnix = RefreshAt(answer), Epoch = epoch }, old))
             {
-                Interlocked.Decrement(ref _presigned);
+                if (!had)
+                {
+                    Interlocked.Decrement(ref _presigned);
+                }
+
+                return false;
             }
+
+            return true;
         }
 
         private void Replace(IssuerState state, byte[] serial, Entry? old, Entry replacement)
@@ -514,8 +521,10 @@ public sealed partial class OcspResponder
                     var certIdDer = issuer.CanonicalCertId(kv.Key);
                     var certId = new OcspCertId(certIdDer, Oids.Sha1, issuer.Sha1NameHash, issuer.RegistryKeyHash, kv.Key);
                     var answer = _owner.SignOne(issuer, certId, kv.Value.Status, now);
-                    Store(state, kv.Key, kv.Value, answer, epoch);
-                    Interlocked.Increment(ref signed);
+                    if (Store(state, kv.Key, kv.Value, answer, epoch))
+                    {
+                        Interlocked.Increment(ref signed);
+                    }
                 });
             }
 
