@@ -184,22 +184,33 @@ public sealed partial class OcspResponderRenewer : BackgroundService
         return issuer;
     }
 
+    /// <summary>Runs the first check before the host serves (so a due renewal or a stored renewed certificate is in place), then starts the periodic checks.</summary>
+    public override Task StartAsync(CancellationToken cancellationToken)
+    {
+        SafeCheck();
+        return base.StartAsync(cancellationToken);
+    }
+
     /// <inheritdoc />
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(_options.Ocsp.ResponderCheckInterval, _time);
-        do
+        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
         {
-            try
-            {
-                CheckOnce();
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                LogFailed(ex);
-            }
+            SafeCheck();
         }
-        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
+    }
+
+    private void SafeCheck()
+    {
+        try
+        {
+            CheckOnce();
+        }
+        catch (Exception ex) when (ex is System.Security.Cryptography.CryptographicException or IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException)
+        {
+            LogFailed(ex);
+        }
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "OCSP responder certificate of factory {FactoryId} renewed: serial {Serial}, notAfter {NotAfter:O}, stored in {Path}")]
