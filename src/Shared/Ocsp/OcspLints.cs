@@ -266,7 +266,7 @@ public sealed class OcspNonceLengthWithinRfc8954 : IOcspLint
     /// <inheritdoc />
     public string Name => "ocsp_nonce_length_within_rfc8954";
     /// <inheritdoc />
-    public string Citation => "RFC 8954 §2.1";
+    public string Citation => "RFC 6960 §4.4.1, RFC 8954 §2.1";
     /// <inheritdoc />
     public string? Check(OcspResponseDraft draft)
     {
