@@ -155,6 +155,28 @@ public class OcspHttpTests
         }
     }
 
+    [TestCase("MirrorCa:Ocsp:RefreshBefore", "2.00:00:00", "MirrorCa:Ocsp:RefreshBefore")]
+    [TestCase("MirrorCa:Ocsp:MaxCachedResponses", "0", "MirrorCa:Ocsp:MaxCachedResponses")]
+    [TestCase("MirrorCa:Ocsp:PollInterval", "00:00:00", "MirrorCa:Ocsp:PollInterval")]
+    [TestCase("MirrorCa:Ocsp:ResponderRenewBefore", "60.00:00:00", "MirrorCa:Ocsp:ResponderRenewBefore")]
+    public async Task Bad_ocsp_options_fail_at_start_naming_the_key(string key, string value, string expected)
+    {
+        using var bed = new MirrorTestBed();
+        var ex = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(async () =>
+        {
+            var app = MirrorCaApp.Build(bed.ConfigPath, new Dictionary<string, string?>
+            {
+                ["MirrorCa:Http:Listen"] = "http://127.0.0.1:0", ["MirrorCa:Sync:Listen"] = "", [key] = value,
+            });
+            await using (app)
+            {
+                await app.StartAsync();
+            }
+        });
+        Assert.That(ex!.Message, Does.Contain(expected));
+        Assert.That(File.Exists(OcspResponderRenewer.StoredPath(bed.DataDirectory, "F1")), Is.False, "nothing issued");
+    }
+
     private static X509Chain Chain(MirrorTestBed bed)
     {
         var chain = new X509Chain();
