@@ -110,6 +110,23 @@ public static class MirrorCaEndpoints
             return Results.Text($"request body over {limit} bytes", statusCode: StatusCodes.Status413PayloadTooLarge);
         }
 
+        if (http.Request.ContentLength is long known and > 0)
+        {
+            var body = new byte[known];
+            try
+            {
+                await http.Request.Body.ReadExactlyAsync(body, http.RequestAborted).ConfigureAwait(false);
+            }
+            catch (EndOfStreamException)
+            {
+                return Results.Bytes(OcspResponder.ErrorResponse(OcspResponseStatus.MalformedRequest), OcspResponseType);
+            }
+
+            var quick = responder.Respond(body);
+            http.Response.Headers.CacheControl = "no-store";
+            return Results.Bytes(quick.Der, OcspResponseType);
+        }
+
         using var buffer = new MemoryStream();
         var chunk = new byte[8192];
         int read;
@@ -162,8 +179,14 @@ public static class MirrorCaEndpoints
             var h = http.Response.Headers;
             h.LastModified = produced.ToString("R", CultureInfo.InvariantCulture);
             h.Expires = next.ToString("R", CultureInfo.InvariantCulture);
-            h.ETag = "\"" + Convert.ToHexStringLower(SHA256.HashData(answer.Der))[..32] + "\"";
+            // RFC 5019 §6.2: ETag is a hash of the response (SHA-1 here); a matching If-None-Match gets 304.
+            var etag = "\"" + Convert.ToHexStringLower(SHA1.HashData(answer.Der)) + "\"";
+            h.ETag = etag;
             h.CacheControl = "public, no-transform, must-revalidate, max-age=" + MaxAge(next, time);
+            if (http.Request.Headers.IfNoneMatch.Contains(etag))
+            {
+                return Results.StatusCode(StatusCodes.Status304NotModified);
+            }
         }
         else
         {

@@ -203,8 +203,33 @@ public sealed class OcspOptions
     /// <summary>How long a signed nonce-less answer is reused; zero disables; less than <see cref="Validity"/>.</summary>
     public TimeSpan CacheDuration { get; set; } = TimeSpan.FromMinutes(1);
 
-    /// <summary>Cache size bound.</summary>
+    /// <summary>Bound of the on-demand LRU (SHA-256 CertIDs, never-issued serials, certificates beyond <see cref="MaxCachedResponses"/>).</summary>
     public int MaxCacheEntries { get; set; } = 100_000;
+
+    /// <summary>
+    /// Pre-sign an RFC 5019 response for every known certificate (default true). Memory: ≈ 150 octets of status index
+    /// per certificate plus ≈ 1 KB per pre-signed response (bounded by <see cref="MaxCachedResponses"/>). False: every
+    /// request reads the registry and signs (with the short LRU of <see cref="CacheDuration"/>).
+    /// </summary>
+    public bool PresignAll { get; set; } = true;
+
+    /// <summary>At most this many pre-signed responses are held; beyond it, certificates are signed on demand into the LRU.</summary>
+    public int MaxCachedResponses { get; set; } = 1_000_000;
+
+    /// <summary>A pre-signed response is re-signed this long before its nextUpdate; in (0, <see cref="Validity"/>).</summary>
+    public TimeSpan RefreshBefore { get; set; } = TimeSpan.FromHours(12);
+
+    /// <summary>Longest time between two reads of the registry's version counters by the pre-signed index (commits are normally seen at once through the WAL header).</summary>
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>The delegated responder certificate is renewed when it is this close to notAfter; positive.</summary>
+    public TimeSpan ResponderRenewBefore { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary>Validity of a renewed responder certificate (short-lived: it carries id-pkix-ocsp-nocheck, RFC 6960 §4.2.2.2.1); more than <see cref="ResponderRenewBefore"/>.</summary>
+    public TimeSpan ResponderValidity { get; set; } = TimeSpan.FromDays(30);
+
+    /// <summary>How often the responder certificates are checked for renewal; positive.</summary>
+    public TimeSpan ResponderCheckInterval { get; set; } = TimeSpan.FromHours(1);
 }
 
 /// <summary>Validates <see cref="MirrorCaOptions"/> at startup; each failure names the configuration key.</summary>
@@ -402,6 +427,31 @@ public sealed partial class MirrorCaOptionsValidator : IValidateOptions<MirrorCa
         if (options.Ocsp.MaxCacheEntries < 1)
         {
             errors.Add($"{S}:Ocsp:MaxCacheEntries: must be at least 1");
+        }
+
+        if (options.Ocsp.MaxCachedResponses < 1)
+        {
+            errors.Add($"{S}:Ocsp:MaxCachedResponses: must be at least 1");
+        }
+
+        if (options.Ocsp.RefreshBefore <= TimeSpan.Zero || options.Ocsp.RefreshBefore >= options.Ocsp.Validity)
+        {
+            errors.Add($"{S}:Ocsp:RefreshBefore: {options.Ocsp.RefreshBefore} must be in (0, Ocsp:Validity {options.Ocsp.Validity})");
+        }
+
+        if (options.Ocsp.PollInterval <= TimeSpan.Zero)
+        {
+            errors.Add($"{S}:Ocsp:PollInterval: must be positive");
+        }
+
+        if (options.Ocsp.ResponderRenewBefore <= TimeSpan.Zero || options.Ocsp.ResponderValidity <= options.Ocsp.ResponderRenewBefore)
+        {
+            errors.Add($"{S}:Ocsp:ResponderRenewBefore: {options.Ocsp.ResponderRenewBefore} must be positive and less than Ocsp:ResponderValidity ({options.Ocsp.ResponderValidity})");
+        }
+
+        if (options.Ocsp.ResponderCheckInterval <= TimeSpan.Zero)
+        {
+            errors.Add($"{S}:Ocsp:ResponderCheckInterval: must be positive");
         }
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);

@@ -29,13 +29,7 @@ public static class MirrorCaServices
         services.AddSingleton<IRevocationSource>(sp => sp.GetRequiredService<MirrorRegistry>());
         services.AddSingleton<IRevocationStore>(sp => sp.GetRequiredService<MirrorRegistry>());
         services.AddSingleton<MirrorFactories>();
-        services.AddSingleton<IOcspResponseSource>(sp =>
-        {
-            var o = sp.GetRequiredService<IOptions<MirrorCaOptions>>().Value;
-            return new OcspResponder(sp.GetRequiredService<MirrorFactories>().All.Select(f => f.Ocsp), sp.GetRequiredService<IRevocationSource>(),
-                sp.GetRequiredService<TimeProvider>(), new OcspResponderSettings(o.Ocsp.Validity, o.Ocsp.NeverIssued, o.Ocsp.CacheDuration, o.Ocsp.MaxCacheEntries),
-                sp.GetRequiredService<ILogger<OcspResponder>>());
-        });
+        services.AddMirrorOcsp();
         services.AddHostedService<CrlRefresher>();
         return services;
     }

@@ -11,8 +11,10 @@ namespace OfflinePki.MirrorCa;
 /// <param name="FactoryId">Factory id.</param>
 /// <param name="IssuingCa">The issuing CA certificate.</param>
 /// <param name="Crl">Its CRL publisher.</param>
-/// <param name="Ocsp">Its OCSP issuer entry (responder certificate and key).</param>
-public sealed record LoadedFactory(string FactoryId, X509Certificate2 IssuingCa, CrlPublisher Crl, OcspIssuer Ocsp)
+/// <param name="Ocsp">Its OCSP issuer entry (responder certificate and key) as configured.</param>
+/// <param name="IssuingKey">The issuing CA key clone (signs CRLs and renewed OCSP responder certificates).</param>
+/// <param name="ResponderKey">The OCSP responder key.</param>
+public sealed record LoadedFactory(string FactoryId, X509Certificate2 IssuingCa, CrlPublisher Crl, OcspIssuer Ocsp, AsymmetricSigningKey? IssuingKey = null, AsymmetricSigningKey? ResponderKey = null)
 {
     /// <summary>Partition publishers (MirrorCa:Crl:Partitions &gt; 1), served at "/crl/{factory}-p{k}.crl"; empty when not partitioned.</summary>
     public IReadOnlyList<CrlPublisher> Partitions { get; init; } = [];
@@ -61,7 +63,7 @@ public sealed class MirrorFactories : IDisposable
                     new CrlPartition(k, o.Crl.Partitions, url)));
             }
 
-            _byId[f.FactoryId] = new LoadedFactory(f.FactoryId, ca, crl, ocsp) { Partitions = partitions };
+            _byId[f.FactoryId] = new LoadedFactory(f.FactoryId, ca, crl, ocsp, caKey, responderKey) { Partitions = partitions };
         }
     }
 

@@ -73,6 +73,18 @@ public sealed class OcspIssuer
         ResponderCertificate = responderCertificate.RawData;
         ResponderKey = responderKey;
         RegistryKeyHash = IssuerHashes.KeyHash(issuingCa);
+        RegistryKeyHashHex = Convert.ToHexString(RegistryKeyHash);
+        Sha1NameHash = IssuerHashes.NameHash(issuingCa, HashAlgorithmName.SHA1);
+        var prefix = new AsnWriter(AsnEncodingRules.DER);
+        using (prefix.PushSequence())
+        {
+            prefix.WriteObjectIdentifier(Oids.Sha1);
+            prefix.WriteNull();
+        }
+
+        prefix.WriteOctetString(Sha1NameHash);
+        prefix.WriteOctetString(RegistryKeyHash);
+        Sha1CertIdPrefix = prefix.Encode();
         ResponderKeyHash = IssuerHashes.KeyHash(responderCertificate);
         foreach (var (oid, hash) in new[] { (Oids.Sha1, HashAlgorithmName.SHA1), (Oids.Sha256, HashAlgorithmName.SHA256), ("2.16.840.1.101.3.4.2.2", HashAlgorithmName.SHA384), ("2.16.840.1.101.3.4.2.3", HashAlgorithmName.SHA512) })
         {
@@ -101,11 +113,60 @@ public sealed class OcspIssuer
     /// <summary>SHA-1 issuerKeyHash of the issuing CA (the registry key).</summary>
     public byte[] RegistryKeyHash { get; }
 
+    /// <summary>Upper-case hex of <see cref="RegistryKeyHash"/>.</summary>
+    public string RegistryKeyHashHex { get; }
+
+    /// <summary>SHA-1 issuerNameHash of the issuing CA.</summary>
+    public byte[] Sha1NameHash { get; }
+
+    /// <summary>
+    /// The DER of the first three CertID fields in the RFC 5019 §2.1.1 shape (hashAlgorithm SHA-1 with NULL parameters,
+    /// issuerNameHash, issuerKeyHash): a request whose CertID starts with these octets can get the pre-signed response.
+    /// </summary>
+    public byte[] Sha1CertIdPrefix { get; }
+
     /// <summary>SHA-1 of the responder's subjectPublicKey: ResponderID byKey (RFC 6960 §4.2.1).</summary>
     public byte[] ResponderKeyHash { get; }
 
     /// <summary>True when <paramref name="certId"/> names this issuer (hash algorithm, name hash and key hash all match).</summary>
-    public bool Matches(OcspCertId certId) => certId is not null && _certIdKeys.Contains(Key(certId.HashAlgorithm, certId.IssuerNameHash, certId.IssuerKeyHash));
+    public bool Matches(OcspCertId certId)
+    {
+        if (certId is null)
+        {
+            return false;
+        }
+
+        if (certId.HashAlgorithm == Oids.Sha1)
+        {
+            return certId.IssuerKeyHash.AsSpan().SequenceEqual(RegistryKeyHash) && certId.IssuerNameHash.AsSpan().SequenceEqual(Sha1NameHash);
+        }
+
+        return _certIdKeys.Contains(Key(certId.HashAlgorithm, certId.IssuerNameHash, certId.IssuerKeyHash));
+    }
+
+    /// <summary>True when <paramref name="certId"/> is in the RFC 5019 shape for this issuer (SHA-1, NULL parameters, short form length), so it is byte-equal to the pre-signed response's CertID.</summary>
+    internal bool IsCanonical(OcspCertId certId) =>
+        certId.Encoded.Length > 2 && certId.Encoded[1] < 0x80 && certId.Encoded.AsSpan(2).StartsWith(Sha1CertIdPrefix);
+
+    /// <summary>The RFC 5019 §2.1.1 CertID (SHA-1, NULL parameters) of <paramref name="serial"/> under this issuer.</summary>
+    internal byte[] CanonicalCertId(byte[] serial)
+    {
+        var w = new AsnWriter(AsnEncodingRules.DER, Sha1CertIdPrefix.Length + serial.Length + 8);
+        using (w.PushSequence())
+        {
+            using (w.PushSequence())
+            {
+                w.WriteObjectIdentifier(Oids.Sha1);
+                w.WriteNull();
+            }
+
+            w.WriteOctetString(Sha1NameHash);
+            w.WriteOctetString(RegistryKeyHash);
+            w.WriteIntegerUnsigned(serial);
+        }
+
+        return w.Encode();
+    }
 
     private static string Key(string oid, byte[] nameHash, byte[] keyHash) => oid + "|" + Convert.ToHexString(nameHash) + "|" + Convert.ToHexString(keyHash);
 }
@@ -130,13 +191,13 @@ public interface IOcspResponseSource
 /// registry, prepare the ResponseData, lint it, sign it with the issuer's delegated responder key. Signed
 /// nonce-less single responses are cached per (issuer, CertID, registry version) for a short while.
 /// </summary>
-public sealed class OcspResponder : IOcspResponseSource
+public sealed partial class OcspResponder : IOcspResponseSource
 {
     private static readonly Asn1Tag Ctx0 = new(TagClass.ContextSpecific, 0, isConstructed: true);
     private static readonly Asn1Tag Ctx1 = new(TagClass.ContextSpecific, 1, isConstructed: true);
     private static readonly Asn1Tag Ctx2 = new(TagClass.ContextSpecific, 2, isConstructed: true);
 
-    private readonly IReadOnlyList<OcspIssuer> _issuers;
+    private volatile OcspIssuer[] _issuers;
     private readonly IRevocationSource _source;
     private readonly TimeProvider _time;
     private readonly OcspResponderSettings _settings;
@@ -160,7 +221,7 @@ public sealed class OcspResponder : IOcspResponseSource
         ArgumentNullException.ThrowIfNull(timeProvider);
         ArgumentNullException.ThrowIfNull(settings);
         _issuers = issuers.ToArray();
-        if (_issuers.Count == 0)
+        if (_issuers.Length == 0)
         {
             throw new ArgumentException("at least one issuer is needed", nameof(issuers));
         }
@@ -209,7 +270,7 @@ public sealed class OcspResponder : IOcspResponseSource
         OcspIssuer? issuer = null;
         foreach (var certId in parsed.CertIds)
         {
-            var match = _issuers.FirstOrDefault(i => i.Matches(certId));
+            var match = FindIssuer(certId);
             if (match is null || (issuer is not null && !ReferenceEquals(issuer, match)))
             {
                 _logger.LogInformation("OCSP unauthorized: no configured issuer matches CertID (hash {HashAlgorithm}, key hash {KeyHash}) or the request mixes issuers",
@@ -222,6 +283,11 @@ public sealed class OcspResponder : IOcspResponseSource
 
         try
         {
+            if (_index is not null && parsed.NonceExtensionValue is null && parsed.CertIds.Count == 1 && _index.TryAnswer(issuer!, parsed.CertIds[0], out var fast))
+            {
+                return fast;
+            }
+
             return Answer(issuer!, parsed);
         }
         catch (Exception ex) when (ex is OcspLintException or SigningKeyUnavailableException or CryptographicException or Microsoft.Data.Sqlite.SqliteException or InvalidOperationException)
@@ -276,8 +342,13 @@ public sealed class OcspResponder : IOcspResponseSource
 
     private SingleResponseDraft Lookup(OcspIssuer issuer, OcspCertId certId, DateTimeOffset now)
     {
-        var next = now + _settings.Validity;
         var status = TryNormalize(certId.Serial) is { } serial ? _source.GetStatus(issuer.RegistryKeyHash, serial) : CertificateStatus.NeverIssued;
+        return Draft(certId, status, now);
+    }
+
+    private SingleResponseDraft Draft(OcspCertId certId, CertificateStatus status, DateTimeOffset now)
+    {
+        var next = now + _settings.Validity;
         return status.State switch
         {
             RegistryCertificateState.Good => new SingleResponseDraft(certId.Encoded, OcspCertStatus.Good, null, null, now, next, false),
