@@ -191,6 +191,11 @@ public static class MirrorCaCli
                         $"factory {f.FactoryId} journal {f.JournalIdHex} head seq {f.HeadSeq} entries {f.Entries} certificates {f.Certificates} revoked {f.Revoked} issuerKeyHash {f.IssuerKeyHashHex}"));
                 }
 
+                foreach (var a in new MirrorAlertStore(options.RegistryPath).Recent(10))
+                {
+                    output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ALERT {a.Time:O} {a.Summary} (journal {a.JournalIdHex}): {a.Detail}"));
+                }
+
                 return 0;
             }
             catch (Exception ex) when (ex is OptionsValidationException or FileNotFoundException)

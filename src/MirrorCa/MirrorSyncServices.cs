@@ -40,7 +40,8 @@ public static class MirrorSyncServices
         {
             var o = sp.GetRequiredService<IOptions<MirrorCaOptions>>().Value;
             var root = X509CertificateLoader.LoadCertificateFromFile(o.RootCertificate);
-            return new SyncApplier(sp.GetRequiredService<IJournalSink>(), root, new SyncApplierOptions(), sp.GetRequiredService<ILogger<SyncApplier>>());
+            var applierOptions = new SyncApplierOptions { Alerts = new MirrorAlertStore(o.RegistryPath), TimeProvider = sp.GetRequiredService<TimeProvider>() };
+            return new SyncApplier(sp.GetRequiredService<IJournalSink>(), root, applierOptions, sp.GetRequiredService<ILogger<SyncApplier>>());
         });
         services.AddSingleton(sp =>
         {
