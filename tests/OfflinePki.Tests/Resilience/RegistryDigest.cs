@@ -4,10 +4,10 @@ using Microsoft.Data.Sqlite;
 
 namespace OfflinePki.Tests.Resilience;
 
-/// <summary>A SHA-256 digest of the applied data of a SQLite registry (every row of every table except sync_alerts).</summary>
+/// <summary>A SHA-256 digest of the applied data of a SQLite registry (every row of every table except sync_alerts and <c>excludeTables</c>).</summary>
 internal static class RegistryDigest
 {
-    public static string Of(string databasePath)
+    public static string Of(string databasePath, params string[] excludeTables)
     {
         using var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = databasePath, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
         c.Open();
@@ -23,7 +23,7 @@ internal static class RegistryDigest
         }
 
         using var h = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        foreach (var t in tables)
+        foreach (var t in tables.Except(excludeTables))
         {
             h.AppendData(Encoding.UTF8.GetBytes("table " + t + "\n"));
             using var cmd = c.CreateCommand();
