@@ -61,7 +61,9 @@ public class CrashSafetyTests
         var received = new System.Collections.Concurrent.ConcurrentBag<byte[]>();
         var clients = Enumerable.Range(0, Stations).Select(i => StationClient(pki, i % 2 == 0 ? "station-01" : "station-02")).ToArray();
         var random = new Random(1122);
-        int kills = Kills(), requests = 0, failed = 0;
+        int kills = Kills(), requests = 0, failed = 0, failedBeforeKill = 0;
+        var startup = TimeSpan.Zero;
+        string? firstError = null;
         try
         {
             for (int k = 0; k < kills; k++)
@@ -69,10 +71,13 @@ public class CrashSafetyTests
                 using var process = Start(configPath);
                 try
                 {
+                    var sw = Stopwatch.StartNew();
                     await WaitReady(clients[0], estBase, process);
+                    startup += sw.Elapsed;
                     Check(journalDir, pki, received, $"after restart {k}");
 
                     using var stop = new CancellationTokenSource();
+                    bool killed = false;
                     var load = clients.Select((c, s) => Task.Run(async () =>
                     {
                         int n = 0;
@@ -85,18 +90,24 @@ public class CrashSafetyTests
                                 received.Add(await EnrollAsync(c, estBase, device, stop.Token));
                             }
 #pragma warning disable CA1031 // the kill breaks requests in flight; only certificates actually received count
-                            catch (Exception)
+                            catch (Exception ex)
 #pragma warning restore CA1031
                             {
                                 Interlocked.Increment(ref failed);
+                                if (!Volatile.Read(ref killed))
+                                {
+                                    Interlocked.Increment(ref failedBeforeKill);
+                                    Interlocked.CompareExchange(ref firstError, ex.Message, null);
+                                }
                             }
                         }
                     })).ToArray();
 
                     await Task.Delay(random.Next(150, 700));
+                    Volatile.Write(ref killed, true);
                     process.Kill(entireProcessTree: true); // SIGKILL on Linux
-                    await process.WaitForExitAsync();
                     await stop.CancelAsync();
+                    await process.WaitForExitAsync();
                     await Task.WhenAll(load);
                 }
                 finally
@@ -118,7 +129,7 @@ public class CrashSafetyTests
             }
         }
 
-        TestContext.Out.WriteLine($"{kills} SIGKILLs, {requests} EST requests, {received.Count} certificates received, {failed} requests broken by kills");
+        TestContext.Out.WriteLine($"{kills} SIGKILLs, {requests} EST requests, {received.Count} certificates received, {failed} requests broken by kills ({failedBeforeKill} failed before a kill: {firstError}); mean startup {startup.TotalMilliseconds / kills:F0} ms");
         Assert.That(received, Is.Not.Empty);
     }
 
