@@ -40,8 +40,9 @@ public static class MirrorSyncServices
         {
             var o = sp.GetRequiredService<IOptions<MirrorCaOptions>>().Value;
             var root = X509CertificateLoader.LoadCertificateFromFile(o.RootCertificate);
+            var sink = sp.GetRequiredService<IJournalSink>(); // opens (and creates) the registry file first
             var applierOptions = new SyncApplierOptions { Alerts = new MirrorAlertStore(o.RegistryPath), TimeProvider = sp.GetRequiredService<TimeProvider>() };
-            return new SyncApplier(sp.GetRequiredService<IJournalSink>(), root, applierOptions, sp.GetRequiredService<ILogger<SyncApplier>>());
+            return new SyncApplier(sink, root, applierOptions, sp.GetRequiredService<ILogger<SyncApplier>>());
         });
         services.AddSingleton(sp =>
         {

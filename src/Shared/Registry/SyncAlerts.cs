@@ -41,12 +41,18 @@ public sealed class MirrorAlertStore : ISyncAlertSink
     private readonly string _connectionString;
 
     /// <summary>Opens (creating the table if needed) the alerts of the registry file at <paramref name="databasePath"/>.</summary>
-    /// <param name="databasePath">The registry's SQLite file (the same file as <see cref="MirrorRegistry"/>).</param>
+    /// <param name="databasePath">The registry's SQLite file (the same file as <see cref="MirrorRegistry"/>); its directory is created if missing.</param>
     /// <exception cref="ArgumentException"><paramref name="databasePath"/> is empty.</exception>
     /// <exception cref="SqliteException">The file cannot be opened.</exception>
     public MirrorAlertStore(string databasePath)
     {
         ArgumentException.ThrowIfNullOrEmpty(databasePath);
+        var dir = Path.GetDirectoryName(Path.GetFullPath(databasePath));
+        if (!string.IsNullOrEmpty(dir))
+        {
+            Directory.CreateDirectory(dir);
+        }
+
         _connectionString = new SqliteConnectionStringBuilder
         {
             DataSource = Path.GetFullPath(databasePath),
