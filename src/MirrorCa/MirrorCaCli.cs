@@ -444,6 +444,11 @@ public static class MirrorCaCli
                         $"pending bundle {Path.GetFileName(p.Path)}: factory {p.FactoryId} journal {p.JournalIdHex} seqs {p.FirstSeq}..{p.LastSeq} held; mirror head {p.MirrorHeadSeq}, missing seqs {p.MirrorHeadSeq + 1}..{p.FirstSeq - 1}"));
                 }
 
+                foreach (var a in new MirrorAlertStore(options.RegistryPath).Recent(10))
+                {
+                    output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ALERT {a.Time:O} {a.Summary} (journal {a.JournalIdHex}): {a.Detail}"));
+                }
+
                 return 0;
             }
             catch (Exception ex) when (ex is OptionsValidationException or FileNotFoundException)

@@ -40,7 +40,9 @@ public static class MirrorSyncServices
         {
             var o = sp.GetRequiredService<IOptions<MirrorCaOptions>>().Value;
             var root = X509CertificateLoader.LoadCertificateFromFile(o.RootCertificate);
-            return new SyncApplier(sp.GetRequiredService<IJournalSink>(), root, new SyncApplierOptions(), sp.GetRequiredService<ILogger<SyncApplier>>())
+            var sink = sp.GetRequiredService<IJournalSink>(); // opens (and creates) the registry file first
+            var applierOptions = new SyncApplierOptions { Alerts = new MirrorAlertStore(o.RegistryPath), TimeProvider = sp.GetRequiredService<TimeProvider>() };
+            return new SyncApplier(sink, root, applierOptions, sp.GetRequiredService<ILogger<SyncApplier>>())
             {
                 ReceiptSigner = CreateReceiptSigner(o, sp.GetRequiredService<TimeProvider>()),
             };
@@ -84,7 +86,7 @@ public static class MirrorSyncServices
     {
         ArgumentNullException.ThrowIfNull(options);
         var root = X509CertificateLoader.LoadCertificateFromFile(options.RootCertificate);
-        var applier = new SyncApplier(registry, root, new SyncApplierOptions(), loggers?.CreateLogger<SyncApplier>()) { ReceiptSigner = CreateReceiptSigner(options, time) };
+        var applier = new SyncApplier(registry, root, new SyncApplierOptions { Alerts = new MirrorAlertStore(options.RegistryPath), TimeProvider = time }, loggers?.CreateLogger<SyncApplier>()) { ReceiptSigner = CreateReceiptSigner(options, time) };
         return CreateImporter(options, applier, registry, loggers);
     }
 

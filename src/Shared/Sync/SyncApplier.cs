@@ -26,6 +26,12 @@ public sealed class SyncApplierOptions
     /// more than this between two checkpoints is refused with RESOURCE_EXHAUSTED.
     /// </summary>
     public long MaxUncheckpointedBytes { get; set; } = 64L << 20;
+
+    /// <summary>Where rejected pushes are recorded for the <c>status</c> verb ("sync blocked: fork at seq 1042 from factory F1"); none when null.</summary>
+    public ISyncAlertSink? Alerts { get; set; }
+
+    /// <summary>Clock for alert times (default <see cref="TimeProvider.System"/>).</summary>
+    public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
 }
 
 /// <summary>
@@ -164,13 +170,27 @@ public sealed class SyncApplier
             var journalKey = Convert.ToHexStringLower(meta.JournalId.Span);
             var gate = _journalLocks.GetOrAdd(journalKey, _ => new SemaphoreSlim(1, 1));
             await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+            SyncAlert? alert = null;
             try
             {
                 using var push = new Push(this, caller, meta, journalKey);
-                return await push.RunAsync(enumerator, cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    return await push.RunAsync(enumerator, cancellationToken).ConfigureAwait(false);
+                }
+                finally
+                {
+                    alert = push.Alert;
+                }
             }
             finally
             {
+                // Recorded only once the push's transaction is rolled back: the alert store shares the registry file.
+                if (alert is not null)
+                {
+                    RecordAlert(alert);
+                }
+
                 gate.Release();
             }
         }
@@ -182,6 +202,43 @@ public sealed class SyncApplier
         JournalFault.Gap or JournalFault.Fork or JournalFault.StaleCheckpoint or JournalFault.WrongJournal => GrpcStatusCode.FailedPrecondition,
         _ => GrpcStatusCode.InvalidArgument,
     };
+
+    /// <summary>A fault in words for alerts: <see cref="JournalFault.BadHash"/> becomes "bad hash".</summary>
+    public static string FaultWords(JournalFault fault)
+    {
+        var name = fault.ToString();
+        var sb = new System.Text.StringBuilder(name.Length + 4);
+        for (int i = 0; i < name.Length; i++)
+        {
+            if (i > 0 && char.IsUpper(name[i]))
+            {
+                sb.Append(' ');
+            }
+
+            sb.Append(char.ToLowerInvariant(name[i]));
+        }
+
+        return sb.ToString();
+    }
+
+    private void RecordAlert(SyncAlert alert)
+    {
+        if (_options.Alerts is not { } alerts)
+        {
+            return;
+        }
+
+        try
+        {
+            alerts.Record(alert);
+        }
+#pragma warning disable CA1031 // recording an alert must never mask the rejection itself
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            _logger.LogError(ex, "could not record the sync alert for journal {Journal}", alert.JournalIdHex);
+        }
+    }
 
     private static void CheckJournalId(ByteString id, string field)
     {
@@ -217,6 +274,9 @@ public sealed class SyncApplier
         private ulong _applied;
         private ulong _replayed;
         private ulong _expectedSeq;
+
+        /// <summary>The alert to record once the push is rolled back, when it was rejected.</summary>
+        public SyncAlert? Alert { get; private set; }
 
         public Push(SyncApplier owner, CallerIdentity caller, PushMetadata meta, string journalKey)
         {
@@ -279,12 +339,15 @@ public sealed class SyncApplier
             {
                 _owner._logger.LogError("ALERT journal sync rejected: journal {Journal} factory {Factory} client {Client}: {Reason}; nothing of this push was applied",
                     _journalKey, _meta.FactoryId, _caller.ClientName, ex.Message);
+                Alert = new SyncAlert(_owner._options.TimeProvider.GetUtcNow(), _meta.FactoryId, _journalKey, ex.Seq, FaultWords(ex.Fault), ex.Message);
                 throw new GrpcException(StatusFor(ex.Fault), ex.Message, ex);
             }
             catch (GrpcException ex) when (ex.StatusCode is GrpcStatusCode.PermissionDenied or GrpcStatusCode.ResourceExhausted)
             {
                 _owner._logger.LogError("ALERT journal sync rejected: journal {Journal} factory {Factory} client {Client}: {Reason}; nothing of this push was applied",
                     _journalKey, _meta.FactoryId, _caller.ClientName, ex.Message);
+                Alert = new SyncAlert(_owner._options.TimeProvider.GetUtcNow(), _meta.FactoryId, _journalKey, ex.StatusCode == GrpcStatusCode.PermissionDenied ? null : _expectedSeq - 1,
+                    ex.StatusCode == GrpcStatusCode.PermissionDenied ? "permission denied" : "too many entries without a checkpoint", ex.Message);
                 throw;
             }
 
@@ -306,6 +369,11 @@ public sealed class SyncApplier
 
         private void Apply(JournalEntry entry)
         {
+            if (entry.Seq == 0 || entry.Seq == ulong.MaxValue)
+            {
+                throw new JournalVerificationException(entry.Seq, JournalFault.OutOfRange, "seq must be between 1 and 2^64-2");
+            }
+
             if (entry.Seq != _expectedSeq)
             {
                 var fault = entry.Seq > _expectedSeq ? JournalFault.Gap : JournalFault.Fork;
