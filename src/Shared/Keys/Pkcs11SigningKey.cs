@@ -54,7 +54,7 @@ public sealed class Pkcs11SigningKey : ISigningKey, IDisposable
         _pin = pin;
         _time = time ?? TimeProvider.System;
         _backoff = RetryInterval;
-        var key = OpenChecked(expected: null);
+        var key = OpenChecked(expected: null, afterReset: false);
         _key = key;
         PublicKey = key.PublicKey;
         KeyId = key.KeyId;
@@ -151,13 +151,15 @@ public sealed class Pkcs11SigningKey : ISigningKey, IDisposable
             try
             {
                 Pkcs11Engine.Reset(_generation);
-                _key = OpenChecked(PublicKey);
+                _key = OpenChecked(PublicKey, afterReset: true);
                 _backoff = RetryInterval;
                 _lastError = null;
                 return _key;
             }
             catch (SigningKeyUnavailableException ex)
             {
+                // The next attempt re-initialises the module again unless another key does it first.
+                _generation = Pkcs11Engine.Generation;
                 _lastError = ex.Message;
                 _nextAttempt = _time.GetUtcNow() + _backoff;
                 _backoff = TimeSpan.FromTicks(Math.Min(_backoff.Ticks * 2, TimeSpan.FromSeconds(30).Ticks));
@@ -175,14 +177,15 @@ public sealed class Pkcs11SigningKey : ISigningKey, IDisposable
                 return;
             }
 
+            // A concurrent signer holds a SafeHandle reference, so the native key is freed after its call returns.
+            _key.Dispose();
             _key = null;
             _lastError = message;
             _nextAttempt = DateTimeOffset.MinValue;
-            // The handle may still be in use by a concurrent signer; let the GC finalise it.
         }
     }
 
-    private AsymmetricSigningKey OpenChecked(PublicKey? expected)
+    private AsymmetricSigningKey OpenChecked(PublicKey? expected, bool afterReset)
     {
         byte[] pin;
         try
@@ -198,7 +201,7 @@ public sealed class Pkcs11SigningKey : ISigningKey, IDisposable
         long generation;
         try
         {
-            (handle, generation) = Pkcs11Engine.Open(_label, _module, _uri, pin);
+            (handle, generation) = Pkcs11Engine.Open(_label, _module, _uri, pin, afterReset);
         }
         finally
         {
