@@ -54,7 +54,7 @@ public sealed class Pkcs11SigningKey : ISigningKey, IDisposable
         _pin = pin;
         _time = time ?? TimeProvider.System;
         _backoff = RetryInterval;
-        var key = OpenChecked(expected: null, afterReset: false);
+        var key = OpenChecked(expected: null, afterReset: Pkcs11Engine.Generation > 0);
         _key = key;
         PublicKey = key.PublicKey;
         KeyId = key.KeyId;

@@ -5,7 +5,7 @@ using OfflinePki.Tests.Support;
 
 namespace OfflinePki.Tests.Hsm;
 
-/// <summary>The PKCS#11 backend against SoftHSM2: sign, refuse bad config, fail closed, recover without restart.</summary>
+/// <summary>The PKCS#11 backend against SoftHSM2: sign, PIN sources, refuse bad config. Fail-closed and recovery: <see cref="EstHsmTests"/>.</summary>
 [NonParallelizable]
 [System.Runtime.Versioning.SupportedOSPlatform("linux")]
 public class Pkcs11KeyTests
@@ -30,18 +30,6 @@ public class Pkcs11KeyTests
             PinFile = SoftHsm.PinFile(pin),
         });
     }
-
-    /// <summary>
-    /// The token used by every recovery test in this process (and by the EST recovery test): libp11 0.4.12 recovers
-    /// keys of one token after a module re-initialisation, not of a second token (see ops/HSM.md).
-    /// </summary>
-    private static (string Token, string Pin, SigningKeyOptions Options) RecoveryToken() =>
-        (SoftHsm.FactoryToken, SoftHsm.Pin, new SigningKeyOptions
-        {
-            Pkcs11Uri = $"pkcs11:token={SoftHsm.FactoryToken};object=issuing-ca;type=private",
-            Module = SoftHsm.Module,
-            PinFile = SoftHsm.PinFile(SoftHsm.Pin),
-        });
 
     private static bool Verifies(ISigningKey key, byte[] sig)
     {
@@ -124,51 +112,6 @@ public class Pkcs11KeyTests
         var o = new SigningKeyOptions { Pkcs11Uri = "pkcs11:token=no-such-token;object=x;type=private", Module = SoftHsm.Module, PinFile = SoftHsm.PinFile("1") };
         var ex = Assert.Throws<SigningKeyUnavailableException>(() => SigningKeyOptions.Load("K", o));
         Assert.That(ex!.Message, Does.Contain("K: PKCS#11 key 'pkcs11:token=no-such-token;object=x;type=private' cannot be opened"));
-    }
-
-    [Test]
-    public void A_removed_token_fails_closed_and_recovers_when_it_returns()
-    {
-        var (token, _, o) = RecoveryToken();
-        using var key = (Pkcs11SigningKey)SigningKeyOptions.Load("K", o);
-        Assert.That(Verifies(key, key.Sign(Data)), Is.True);
-
-        var restore = SoftHsm.RemoveToken(token);
-        var ex = Assert.Throws<SigningKeyUnavailableException>(() => key.Sign(Data));
-        Assert.That(ex!.Message, Does.StartWith("K: PKCS#11 key"));
-        Assert.That(key.IsAvailable, Is.False);
-        Assert.Throws<SigningKeyUnavailableException>(() => key.Sign(Data), "still gone: reopen fails too");
-        Assert.That(key.UnavailableReason, Does.Contain("K: PKCS#11 key"));
-
-        restore();
-        Assert.That(Verifies(key, key.Sign(Data)), Is.True, "resumes without a restart");
-        Assert.That(key.IsAvailable, Is.True);
-    }
-
-    [Test]
-    public void A_changed_PIN_fails_closed_until_the_PIN_file_is_updated()
-    {
-        var (token, pin, o) = RecoveryToken();
-        using var key = (Pkcs11SigningKey)SigningKeyOptions.Load("K", o);
-        SoftHsm.ChangePin(token, pin, "new-pin-2");
-
-        // Force a reopen (as a token reinsertion or session loss would): the stale PIN is refused.
-        var restore = SoftHsm.RemoveToken(token);
-        Assert.Throws<SigningKeyUnavailableException>(() => key.Sign(Data));
-        restore();
-        var ex = Assert.Throws<SigningKeyUnavailableException>(() => key.Sign(Data));
-        Assert.That(ex!.Message, Does.Contain("PIN refused").And.Not.Contain(SoftHsm.Pin).And.Not.Contain("new-pin-2"));
-
-        File.WriteAllText(o.PinFile!, "new-pin-2\n");
-        Assert.That(Verifies(key, key.Sign(Data)), Is.True, "the PIN source is re-read on reopen");
-
-        // Put the pool PIN back, and reopen with it (libp11 re-logs every slot it knows after a reset).
-        SoftHsm.ChangePin(token, "new-pin-2", pin);
-        File.WriteAllText(o.PinFile!, pin + "\n");
-        restore = SoftHsm.RemoveToken(token);
-        Assert.Throws<SigningKeyUnavailableException>(() => key.Sign(Data));
-        restore();
-        Assert.That(Verifies(key, key.Sign(Data)), Is.True);
     }
 
     [Test]
