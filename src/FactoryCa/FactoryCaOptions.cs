@@ -1,3 +1,4 @@
+using OfflinePki.Keys;
 using System.Globalization;
 using System.Net;
 using System.Security.Cryptography.X509Certificates;
@@ -188,6 +189,14 @@ public sealed class FactoryCaOptionsValidator : IValidateOptions<FactoryCaOption
         Cert(errors, $"{S}:Est:ServerCertificate", options.Est.ServerCertificate);
         FileExists(errors, $"{S}:Est:ServerKey", options.Est.ServerKey);
         var raCa = Cert(errors, $"{S}:Est:RaCaCertificate", options.Est.RaCaCertificate);
+
+        foreach (var (k, c) in new[] { ($"{S}:RootCertificate", root), ($"{S}:IssuingCa:Certificate", issuing) })
+        {
+            if (c is not null && PkiEnvironment.Check(k, $"{S}:Environment", options.Environment, c) is { } mixed)
+            {
+                errors.Add(mixed);
+            }
+        }
 
         if (root is not null && issuing is not null && !ChainsTo(issuing, root))
         {

@@ -171,6 +171,21 @@ public sealed partial class MirrorCaOptionsValidator : IValidateOptions<MirrorCa
         }
 
         RequireFile(errors, $"{S}:RootCertificate", options.RootCertificate);
+        if (File.Exists(options.RootCertificate))
+        {
+            try
+            {
+                using var root = System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificateFromFile(options.RootCertificate);
+                if (Keys.PkiEnvironment.Check($"{S}:RootCertificate", $"{S}:Environment", options.Environment, root) is { } mixed)
+                {
+                    errors.Add(mixed);
+                }
+            }
+            catch (System.Security.Cryptography.CryptographicException)
+            {
+                // Reported where the certificate is loaded.
+            }
+        }
         if (!Uri.TryCreate(options.Http.Listen, UriKind.Absolute, out var listen) || listen.Scheme != Uri.UriSchemeHttp)
         {
             errors.Add($"{S}:Http:Listen: '{options.Http.Listen}' is not an http:// URL");
