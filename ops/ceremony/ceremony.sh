@@ -165,7 +165,7 @@ for f in "${factories[@]}"; do
   init_token "factory-$f"
   openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:prime256v1 -out "$scratch/issuing.key" 2>/dev/null
   importkey "factory-$f" "issuing-ca" 01 "$scratch/issuing.key"
-  importkey mirror "issuing-ca-$f" "$(printf '2%02x' $n)" "$scratch/issuing.key"
+  importkey mirror "issuing-ca-$f" "$(printf '20%02x' $n)" "$scratch/issuing.key"
   shred -u "$scratch/issuing.key"
   csr_in_token "factory-$f" issuing-ca "/O=$org/CN=Factory $f Issuing CA" "$scratch/i.csr"
   sign_with_token ceremony-root root-ca "$work/certs/root-ca.crt" "$scratch/i.csr" 3650 issuing "$work/certs/issuing-ca-$f.crt"
@@ -176,7 +176,7 @@ for f in "${factories[@]}"; do
   sign_with_token ceremony-root root-ca "$work/certs/root-ca.crt" "$scratch/j.csr" 3650 journal_signer "$work/certs/journal-signer-$f.crt"
   add "key journal-signer-$f token=factory-$f spki-sha256=$(fingerprint "$work/certs/journal-signer-$f.crt") cert=certs/journal-signer-$f.crt"
 
-  genkey mirror "ocsp-$f" "$(printf '3%02x' $n)" prime256v1
+  genkey mirror "ocsp-$f" "$(printf '30%02x' $n)" prime256v1
   csr_in_token mirror "ocsp-$f" "/O=$org/CN=Factory $f OCSP Responder" "$scratch/o.csr"
   sign_with_token "factory-$f" issuing-ca "$work/certs/issuing-ca-$f.crt" "$scratch/o.csr" 30 ocsp "$work/certs/ocsp-$f.crt"
   add "key ocsp-$f token=mirror spki-sha256=$(fingerprint "$work/certs/ocsp-$f.crt") cert=certs/ocsp-$f.crt"
@@ -186,7 +186,7 @@ for f in "${factories[@]}"; do
   openssl verify -CAfile "$work/certs/root-ca.crt" "$work/certs/issuing-ca-$f.crt" "$work/certs/journal-signer-$f.crt" >/dev/null
   openssl verify -CAfile "$work/certs/root-ca.crt" -untrusted "$work/certs/issuing-ca-$f.crt" "$work/certs/ocsp-$f.crt" >/dev/null
 done
-add "tokens: $(softhsm2-util --show-slots 2>/dev/null | awk -F': *' '/Label:/ && $2 != "" {printf "%s ", $2}')"
+add "tokens: $(softhsm2-util --show-slots 2>/dev/null | awk -F': *' '/Label:/ && $2 != "" {printf "%s ", $2}' | tr -s ' ')"
 add "finished: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 
 # 4. Sign the record with the root key (detached, ECDSA-SHA384 over the text); verify with certs/root-ca.crt:
