@@ -1,3 +1,4 @@
+using OfflinePki.Keys;
 using System.Globalization;
 using System.Net;
 using System.Security.Cryptography.X509Certificates;
@@ -52,9 +53,9 @@ public sealed class FactoryCaOptions
         DataDirectory = R(DataDirectory);
         RootCertificate = R(RootCertificate);
         IssuingCa.Certificate = R(IssuingCa.Certificate);
-        IssuingCa.Key.File = R(IssuingCa.Key.File);
+        IssuingCa.Key.ResolvePaths(baseDirectory);
         JournalSigner.Certificate = R(JournalSigner.Certificate);
-        JournalSigner.Key.File = R(JournalSigner.Key.File);
+        JournalSigner.Key.ResolvePaths(baseDirectory);
         Est.ServerCertificate = R(Est.ServerCertificate);
         Est.ServerKey = R(Est.ServerKey);
         Est.RaCaCertificate = R(Est.RaCaCertificate);
@@ -71,14 +72,9 @@ public sealed class KeyedCertificateOptions
     public KeyOptions Key { get; set; } = new();
 }
 
-/// <summary>Where a private key lives.</summary>
-public sealed class KeyOptions
+/// <summary>Where a private key lives: a software PKCS#8 file or a PKCS#11 token (see <see cref="Keys.SigningKeyOptions"/>).</summary>
+public sealed class KeyOptions : Keys.SigningKeyOptions
 {
-    /// <summary>PEM PKCS#8 file (software key).</summary>
-    public string File { get; set; } = string.Empty;
-
-    /// <summary>Name of an environment variable holding the passphrase of an encrypted PKCS#8 file; the value is never logged.</summary>
-    public string? PassphraseEnvironmentVariable { get; set; }
 }
 
 /// <summary>The EST (RFC 7030) listener.</summary>
@@ -201,10 +197,19 @@ public sealed class FactoryCaOptionsValidator : IValidateOptions<FactoryCaOption
 
         var root = Cert(errors, $"{S}:RootCertificate", options.RootCertificate);
         var issuing = Cert(errors, $"{S}:IssuingCa:Certificate", options.IssuingCa.Certificate);
-        FileExists(errors, $"{S}:IssuingCa:Key:File", options.IssuingCa.Key.File);
+        errors.AddRange(Keys.SigningKeyOptions.Validate($"{S}:IssuingCa:Key", options.IssuingCa.Key));
+        errors.AddRange(Keys.SigningKeyOptions.Validate($"{S}:JournalSigner:Key", options.JournalSigner.Key));
         Cert(errors, $"{S}:Est:ServerCertificate", options.Est.ServerCertificate);
         FileExists(errors, $"{S}:Est:ServerKey", options.Est.ServerKey);
         var raCa = Cert(errors, $"{S}:Est:RaCaCertificate", options.Est.RaCaCertificate);
+
+        foreach (var (k, c) in new[] { ($"{S}:RootCertificate", root), ($"{S}:IssuingCa:Certificate", issuing) })
+        {
+            if (c is not null && PkiEnvironment.Check(k, $"{S}:Environment", options.Environment, c) is { } mixed)
+            {
+                errors.Add(mixed);
+            }
+        }
 
         if (root is not null && issuing is not null && !ChainsTo(issuing, root))
         {

@@ -34,8 +34,8 @@ public static class FactoryCaServiceCollectionExtensions
     }
 
     /// <summary>
-    /// The issuing CA (software PKCS#8 key for now; an HSM-backed <see cref="ISigningKey"/> replaces
-    /// <see cref="IssuingAuthority"/>'s key here), the profile, serials, the issuer and the enrollment service.
+    /// The issuing CA (its key from a PKCS#8 file or a PKCS#11 token, FactoryCa:IssuingCa:Key, see
+    /// <see cref="SigningKeyOptions"/>), the profile, serials, the issuer and the enrollment service.
     /// </summary>
     public static IServiceCollection AddFactoryIssuance(this IServiceCollection services)
     {
@@ -49,8 +49,7 @@ public static class FactoryCaServiceCollectionExtensions
         {
             var o = sp.GetRequiredService<IOptions<FactoryCaOptions>>().Value;
             var cert = X509CertificateLoader.LoadCertificateFromFile(o.IssuingCa.Certificate);
-            string? passphrase = o.IssuingCa.Key.PassphraseEnvironmentVariable is { Length: > 0 } v ? Environment.GetEnvironmentVariable(v) : null;
-            var key = SoftwareKeyLoader.Load(o.IssuingCa.Key.File, passphrase);
+            var key = SigningKeyOptions.Load($"{FactoryCaOptions.SectionName}:IssuingCa:Key", o.IssuingCa.Key, cert, sp.GetService<TimeProvider>());
             var root = X509CertificateLoader.LoadCertificateFromFile(o.RootCertificate);
             return new IssuingAuthority(cert, key, [root]);
         });
@@ -92,9 +91,8 @@ public static class FactoryCaServiceCollectionExtensions
         {
             var o = sp.GetRequiredService<IOptions<FactoryCaOptions>>().Value;
             var authority = sp.GetRequiredService<IssuingAuthority>();
-            string? passphrase = o.JournalSigner.Key.PassphraseEnvironmentVariable is { Length: > 0 } v ? Environment.GetEnvironmentVariable(v) : null;
-            var signerKey = SoftwareKeyLoader.Load(o.JournalSigner.Key.File, passphrase);
             var signerCert = X509CertificateLoader.LoadCertificateFromFile(o.JournalSigner.Certificate);
+            var signerKey = SigningKeyOptions.Load($"{FactoryCaOptions.SectionName}:JournalSigner:Key", o.JournalSigner.Key, signerCert, sp.GetService<TimeProvider>());
             var genesis = new GenesisParameters(o.FactoryId, [authority.Certificate.RawData], PolicyDigest.Of(o));
             return JournalWriter.OpenOrCreateAsync(sp.GetRequiredService<IOptions<JournalWriterOptions>>().Value, signerKey, signerCert, genesis,
                 sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<JournalWriter>>()).GetAwaiter().GetResult();

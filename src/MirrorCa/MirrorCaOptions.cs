@@ -65,7 +65,7 @@ public sealed class MirrorCaOptions
             foreach (var pair in new[] { f.IssuingCa, f.OcspResponder })
             {
                 pair.Certificate = Resolve(baseDirectory, pair.Certificate);
-                pair.Key.File = Resolve(baseDirectory, pair.Key.File);
+                pair.Key.ResolvePaths(baseDirectory);
             }
         }
     }
@@ -129,14 +129,9 @@ public sealed class CertificateAndKeyOptions
     public KeyOptions Key { get; set; } = new();
 }
 
-/// <summary>A software key (PEM PKCS#8).</summary>
-public sealed class KeyOptions
+/// <summary>Where a private key lives: a software PKCS#8 file or a PKCS#11 token (see <see cref="Keys.SigningKeyOptions"/>).</summary>
+public sealed class KeyOptions : Keys.SigningKeyOptions
 {
-    /// <summary>PEM PKCS#8 file.</summary>
-    public string File { get; set; } = string.Empty;
-
-    /// <summary>Name of an environment variable holding the passphrase of an encrypted key; empty for none.</summary>
-    public string PassphraseEnvironmentVariable { get; set; } = string.Empty;
 }
 
 /// <summary>"MirrorCa:Crl".</summary>
@@ -254,6 +249,21 @@ public sealed partial class MirrorCaOptionsValidator : IValidateOptions<MirrorCa
         }
 
         RequireFile(errors, $"{S}:RootCertificate", options.RootCertificate);
+        if (File.Exists(options.RootCertificate))
+        {
+            try
+            {
+                using var root = System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificateFromFile(options.RootCertificate);
+                if (Keys.PkiEnvironment.Check($"{S}:RootCertificate", $"{S}:Environment", options.Environment, root) is { } mixed)
+                {
+                    errors.Add(mixed);
+                }
+            }
+            catch (System.Security.Cryptography.CryptographicException)
+            {
+                // Reported where the certificate is loaded.
+            }
+        }
         if (!Uri.TryCreate(options.Http.Listen, UriKind.Absolute, out var listen) || listen.Scheme != Uri.UriSchemeHttp)
         {
             errors.Add($"{S}:Http:Listen: '{options.Http.Listen}' is not an http:// URL");
@@ -321,9 +331,9 @@ public sealed partial class MirrorCaOptionsValidator : IValidateOptions<MirrorCa
             }
 
             RequireFile(errors, $"{p}:IssuingCa:Certificate", f.IssuingCa.Certificate);
-            RequireFile(errors, $"{p}:IssuingCa:Key:File", f.IssuingCa.Key.File);
+            errors.AddRange(Keys.SigningKeyOptions.Validate($"{p}:IssuingCa:Key", f.IssuingCa.Key));
             RequireFile(errors, $"{p}:OcspResponder:Certificate", f.OcspResponder.Certificate);
-            RequireFile(errors, $"{p}:OcspResponder:Key:File", f.OcspResponder.Key.File);
+            errors.AddRange(Keys.SigningKeyOptions.Validate($"{p}:OcspResponder:Key", f.OcspResponder.Key));
         }
 
         if (options.Crl.Validity <= TimeSpan.Zero)

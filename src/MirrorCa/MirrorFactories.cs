@@ -94,23 +94,21 @@ public sealed class MirrorFactories : IDisposable
         }
     }
 
-    private AsymmetricSigningKey LoadKey(string key, KeyOptions options, X509Certificate2 certificate)
+    private ISigningKey LoadKey(string key, KeyOptions options, X509Certificate2 certificate)
     {
-        string? passphrase = string.IsNullOrEmpty(options.PassphraseEnvironmentVariable) ? null : Environment.GetEnvironmentVariable(options.PassphraseEnvironmentVariable);
-        AsymmetricSigningKey loaded;
+        ISigningKey loaded;
         try
         {
-            loaded = SoftwareKeyLoader.Load(options.File, passphrase);
+            loaded = SigningKeyOptions.Load(key, options, certificate);
         }
         catch (SigningKeyUnavailableException ex)
         {
-            throw Fail($"{key}:File: {ex.Message}");
+            throw Fail(ex.Message);
         }
 
-        _keys.Add(loaded);
-        if (!loaded.PublicKey.ExportSubjectPublicKeyInfo().AsSpan().SequenceEqual(certificate.PublicKey.ExportSubjectPublicKeyInfo()))
+        if (loaded is IDisposable d)
         {
-            throw Fail($"{key}:File: key {loaded.KeyId} does not match certificate '{certificate.Subject}'");
+            _keys.Add(d);
         }
 
         return loaded;

@@ -1,0 +1,173 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using Microsoft.Extensions.DependencyInjection;
+using OfflinePki.Enrollment;
+using OfflinePki.FactoryCa;
+using OfflinePki.Issuance;
+using OfflinePki.Keys;
+using OfflinePki.Policy;
+
+namespace OfflinePki.Bench;
+
+/// <summary>
+/// Issuance with the issuing CA key (and journal signer) in SoftHSM2, against the limit measured in the same run:
+/// SoftHSM2's raw signing rate for the same key through the same engine (2 threads) combined with the CSR-verify rate
+/// (2 threads): limit = 1 / (1/sign + 1/verify). End-to-end = EnrollmentService.EnrollAsync (CSR checks, issue,
+/// lint, journal append with fsync) from N concurrent stations, in-process (no TLS/HTTP: the EST listener is not
+/// in the loop). Usage: hsm [--requests 2000] [--stations 8] [--signs 4000] [--work DIR] [--soft-keys]
+/// (--soft-keys: same run with PKCS#8 file keys, to see whether the token or the rest of the pipeline bounds issuance).
+/// </summary>
+public static class HsmBench
+{
+    /// <summary>Runs the benchmark; returns 0 when end-to-end ≥ 80 % of the limit, 1 otherwise.</summary>
+    public static async Task<int> RunAsync(string[] args)
+    {
+        int requests = Arg(args, "--requests", 2000), stations = Arg(args, "--stations", 8), signs = Arg(args, "--signs", 4000);
+        string work = ArgS(args, "--work") ?? Path.Combine(Path.GetTempPath(), "offlinepki-hsmbench-" + Guid.NewGuid().ToString("N")[..8]);
+        string root = FindRepoRoot();
+        string pki = Path.Combine(work, "pki");
+        Run("bash", Path.Combine(root, "ops/dev-pki.sh"), pki);
+        if (!args.Contains("--soft-keys"))
+        {
+            string export = Run("bash", Path.Combine(root, "ops/demo-hsm-setup.sh"), pki);
+            string conf = export.Trim().Split('=', 2)[1].Trim('\'');
+            _ = setenv("SOFTHSM2_CONF", conf, 1);
+        }
+
+        await using var app = FactoryCaApp.Build(Path.Combine(pki, "factoryca.json"),
+            services => services.Configure<Microsoft.Extensions.Logging.LoggerFilterOptions>(f => f.MinLevel = Microsoft.Extensions.Logging.LogLevel.Warning), o =>
+        {
+            o.Est.Listen = "https://127.0.0.1:0";
+            o.DataDirectory = Path.Combine(work, "data");
+        });
+        var authority = app.Services.GetRequiredService<IssuingAuthority>();
+        var enroll = app.Services.GetRequiredService<IEnrollmentService>();
+        var key = authority.SigningKey;
+        Console.WriteLine($"issuing CA key: {key.KeyId} ({key.GetType().Name}, SoftHSM2 via the libp11 engine)");
+
+        // CSRs made up front (P-256, as stations send them).
+        var bodies = new byte[requests][];
+        var ders = new byte[requests][];
+        using (var dev = ECDsa.Create(ECCurve.NamedCurves.nistP256))
+        {
+            for (int i = 0; i < requests; i++)
+            {
+                var req = new CertificateRequest($"SERIALNUMBER=DEV-{i:D6}, CN=x", dev, HashAlgorithmName.SHA256);
+                ders[i] = req.CreateSigningRequest();
+                bodies[i] = System.Text.Encoding.ASCII.GetBytes(Convert.ToBase64String(ders[i]));
+            }
+        }
+
+        // 1. Raw signing rate, same key, same engine, 2 threads.
+        byte[] tbs = RandomNumberGenerator.GetBytes(400);
+        double signRate = Rate(signs, 2, _ => key.Sign(tbs));
+        // 2. CSR verify rate, 2 threads.
+        double verifyRate = Rate(requests, 2, i => CertificateRequest.LoadSigningRequest(ders[i], HashAlgorithmName.SHA256));
+        double limit = 1 / (1 / signRate + 1 / verifyRate);
+
+        // 3. End to end from N stations.
+        var station = new StationIdentity("station-01", "station-01", new string('0', 64));
+        int warm = Math.Max(1, requests / 20), next = warm - 1, failures = 0;
+        for (int w = 0; w < warm; w++)
+        {
+            await enroll.EnrollAsync(station, bodies[w], null, CancellationToken.None); // JIT and journal warm-up, untimed
+        }
+
+        var sw = Stopwatch.StartNew();
+        await Task.WhenAll(Enumerable.Range(0, stations).Select(_ => Task.Run(async () =>
+        {
+            int i;
+            while ((i = Interlocked.Increment(ref next)) < requests)
+            {
+                try
+                {
+                    await enroll.EnrollAsync(station, bodies[i], null, CancellationToken.None);
+                }
+                catch (Exception ex) when (ex is EnrollmentRejectedException or EnrollmentUnavailableException)
+                {
+                    if (Interlocked.Increment(ref failures) == 1)
+                    {
+                        Console.WriteLine("first failure: " + ex.Message);
+                    }
+                }
+            }
+        })));
+        double e2e = (requests - warm - failures) / sw.Elapsed.TotalSeconds;
+
+        Console.WriteLine();
+        Console.WriteLine($"{"measure",-58} {"per second",12}");
+        Console.WriteLine($"{"SoftHSM2 raw sign (same key, same engine, 2 threads)",-58} {signRate,12:F0}");
+        Console.WriteLine($"{"CSR verify (P-256, 2 threads)",-58} {verifyRate,12:F0}");
+        Console.WriteLine($"{"limit = 1/(1/sign + 1/verify)",-58} {limit,12:F0}");
+        Console.WriteLine($"{$"issuance end to end ({stations} stations, {requests} CSRs, journal fsync)",-58} {e2e,12:F0}");
+        Console.WriteLine($"{"ratio end-to-end / limit (target >= 0.80)",-58} {e2e / limit,12:F2}");
+        if (failures > 0)
+        {
+            Console.WriteLine($"failures: {failures}");
+        }
+
+        return e2e / limit >= 0.8 && failures == 0 ? 0 : 1;
+    }
+
+    private static double Rate(int count, int threads, Action<int> op)
+    {
+        int next = -1;
+        var sw = Stopwatch.StartNew();
+        var ts = Enumerable.Range(0, threads).Select(_ => new Thread(() =>
+        {
+            int i;
+            while ((i = Interlocked.Increment(ref next)) < count)
+            {
+                op(i);
+            }
+        })).ToList();
+        ts.ForEach(t => t.Start());
+        ts.ForEach(t => t.Join());
+        return count / sw.Elapsed.TotalSeconds;
+    }
+
+    private static string Run(string file, params string[] args)
+    {
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        using var p = Process.Start(psi)!;
+        string stdout = p.StandardOutput.ReadToEnd();
+        string stderr = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        return p.ExitCode == 0 ? stdout : throw new InvalidOperationException($"{file} {string.Join(' ', args)} exited {p.ExitCode}: {stderr}");
+    }
+
+    private static int Arg(string[] args, string name, int fallback)
+    {
+        int i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture) : fallback;
+    }
+
+    private static string? ArgS(string[] args, string name)
+    {
+        int i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+    }
+
+    private static string FindRepoRoot()
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+        {
+            if (File.Exists(Path.Combine(d.FullName, "OfflinePki.sln")))
+            {
+                return d.FullName;
+            }
+        }
+
+        throw new InvalidOperationException("OfflinePki.sln not found above " + AppContext.BaseDirectory);
+    }
+
+    [DllImport("libc", CharSet = CharSet.Ansi, BestFitMapping = false, ThrowOnUnmappableChar = true)]
+    private static extern int setenv(string name, string value, int overwrite);
+}

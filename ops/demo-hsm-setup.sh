@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Moves the demo's CA, journal, OCSP and receipt keys into SoftHSM2 tokens and points the configs at them.
+#
+#   eval "$(bash ops/demo-hsm-setup.sh PKIDIR [FACTORY])"     # called by ops/demo.sh unless --soft-keys
+#
+# PKIDIR is what ops/dev-pki.sh made. Creates PKIDIR/hsm/{softhsm2.conf,tokens/,pins/} with two tokens, as the
+# ceremony (ops/ceremony/ceremony.sh) would for a real site:
+#   factory-FACTORY: issuing-ca, journal-signer        mirror: issuing-ca-FACTORY (clone), ocsp-FACTORY, mirror-receipt
+# imports the dev keys with pkcs11-tool, shreds the PEM key files of every key now in a token, and rewrites
+# factoryca.json / mirrorca.json keys to { Pkcs11Uri, Module, PinFile }. Prints the one line the daemons need:
+#   export SOFTHSM2_CONF=PKIDIR/hsm/softhsm2.conf
+# The TLS server keys stay in files (see ops/HSM.md). Progress goes to stderr.
+set -euo pipefail
+umask 077
+pki=$(cd "${1:?usage: $0 PKIDIR [FACTORY]}" && pwd); factory=${2:-F1}
+module=${OFFLINEPKI_PKCS11_MODULE:-/usr/lib/softhsm/libsofthsm2.so}
+[ -e "$module" ] || { echo "SoftHSM2 module $module not found (bash ops/install-deps.sh, or run the demo with --soft-keys)" >&2; exit 1; }
+hsm="$pki/hsm"
+if [ -d "$hsm/tokens" ] && [ -n "$(ls -A "$hsm/tokens")" ]; then
+  echo "export SOFTHSM2_CONF='$hsm/softhsm2.conf'"; exit 0   # already set up
+fi
+mkdir -p "$hsm/tokens" "$hsm/pins"
+export SOFTHSM2_CONF="$hsm/softhsm2.conf"
+printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$hsm/tokens" > "$SOFTHSM2_CONF"
+
+token() {
+  openssl rand -hex 12 > "$hsm/pins/$1.pin"; openssl rand -hex 16 > "$hsm/pins/$1.so-pin"
+  softhsm2-util --init-token --free --label "$1" --so-pin "$(cat "$hsm/pins/$1.so-pin")" --pin "$(cat "$hsm/pins/$1.pin")" >/dev/null
+  echo "demo-hsm: token $1" >&2
+}
+# put TOKEN LABEL ID PEMKEY
+put() {
+  local pin; pin=$(cat "$hsm/pins/$1.pin")
+  openssl pkey -in "$4" -outform DER -out "$hsm/k.der"; openssl pkey -in "$4" -pubout -outform DER -out "$hsm/p.der"
+  pkcs11-tool --module "$module" --token-label "$1" --login --pin "$pin" --write-object "$hsm/k.der" --type privkey --label "$2" --id "$3" --usage-sign --sensitive >/dev/null
+  pkcs11-tool --module "$module" --token-label "$1" --login --pin "$pin" --write-object "$hsm/p.der" --type pubkey --label "$2" --id "$3" >/dev/null
+  shred -u "$hsm/k.der"; rm -f "$hsm/p.der"
+}
+token "factory-$factory"; token mirror
+put "factory-$factory" issuing-ca 01 "$pki/issuing-ca-$factory.key"
+put "factory-$factory" journal-signer 02 "$pki/journal-signer-$factory.key"
+put mirror "issuing-ca-$factory" 21 "$pki/issuing-ca-$factory.key"
+put mirror "ocsp-$factory" 31 "$pki/ocsp-$factory.key"
+[ -f "$pki/mirror-receipt.key" ] && put mirror mirror-receipt 10 "$pki/mirror-receipt.key"
+
+/usr/bin/python3 - "$pki" "$factory" "$module" "$hsm" <<'PY'
+import json, sys
+pki, factory, module, hsm = sys.argv[1:5]
+def key(token, obj):
+    return {"Pkcs11Uri": f"pkcs11:token={token};object={obj};type=private", "Module": module, "PinFile": f"{hsm}/pins/{token}.pin"}
+def edit(name, fn):
+    path = f"{pki}/{name}"
+    with open(path) as f: doc = json.load(f)
+    fn(doc)
+    with open(path, "w") as f: json.dump(doc, f, indent=2)
+def factory_cfg(d):
+    s = d["FactoryCa"]
+    s["IssuingCa"]["Key"] = key(f"factory-{factory}", "issuing-ca")
+    s["JournalSigner"]["Key"] = key(f"factory-{factory}", "journal-signer")
+def mirror_cfg(d):
+    for f in d["MirrorCa"]["Factories"]:
+        if f.get("FactoryId") == factory:
+            f["IssuingCa"]["Key"] = key("mirror", f"issuing-ca-{factory}")
+            f["OcspResponder"]["Key"] = key("mirror", f"ocsp-{factory}")
+edit("factoryca.json", factory_cfg)
+edit("mirrorca.json", mirror_cfg)
+PY
+# The keys now live in the tokens only.
+for k in "issuing-ca-$factory" "journal-signer-$factory" "ocsp-$factory"; do shred -u "$pki/$k.key"; done
+echo "demo-hsm: keys of factory $factory and the mirror are in SoftHSM2 ($hsm); PEM copies shredded" >&2
+echo "export SOFTHSM2_CONF='$SOFTHSM2_CONF'"
