@@ -14,7 +14,7 @@ namespace OfflinePki.MirrorCa;
 /// <param name="Ocsp">Its OCSP issuer entry (responder certificate and key) as configured.</param>
 /// <param name="IssuingKey">The issuing CA key clone (signs CRLs and renewed OCSP responder certificates).</param>
 /// <param name="ResponderKey">The OCSP responder key.</param>
-public sealed record LoadedFactory(string FactoryId, X509Certificate2 IssuingCa, CrlPublisher Crl, OcspIssuer Ocsp, AsymmetricSigningKey? IssuingKey = null, AsymmetricSigningKey? ResponderKey = null)
+public sealed record LoadedFactory(string FactoryId, X509Certificate2 IssuingCa, CrlPublisher Crl, OcspIssuer Ocsp, ISigningKey? IssuingKey = null, ISigningKey? ResponderKey = null)
 {
     /// <summary>Partition publishers (MirrorCa:Crl:Partitions &gt; 1), served at "/crl/{factory}-p{k}.crl"; empty when not partitioned.</summary>
     public IReadOnlyList<CrlPublisher> Partitions { get; init; } = [];

@@ -120,3 +120,22 @@ public sealed class AsymmetricSigningKey : ISigningKey, IDisposable
         _rsa?.Dispose();
     }
 }
+
+/// <summary>
+/// Adapts any <see cref="ISigningKey"/> (software or PKCS#11) to <see cref="X509SignatureGenerator"/>, for .NET APIs
+/// such as <see cref="CertificateRequest.Create(X500DistinguishedName, X509SignatureGenerator, DateTimeOffset, DateTimeOffset, byte[])"/>.
+/// The key signs with the hash its algorithm identifier names; asking for another hash is an error.
+/// </summary>
+public sealed class SigningKeySignatureGenerator(ISigningKey key) : X509SignatureGenerator
+{
+    private readonly ISigningKey _key = key ?? throw new ArgumentNullException(nameof(key));
+
+    /// <inheritdoc />
+    public override byte[] GetSignatureAlgorithmIdentifier(HashAlgorithmName hashAlgorithm) => _key.SignatureAlgorithmIdentifier;
+
+    /// <inheritdoc />
+    public override byte[] SignData(byte[] data, HashAlgorithmName hashAlgorithm) => _key.Sign(data);
+
+    /// <inheritdoc />
+    protected override PublicKey BuildPublicKey() => _key.PublicKey;
+}

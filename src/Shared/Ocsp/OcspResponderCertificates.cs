@@ -23,7 +23,7 @@ public static class OcspResponderCertificates
     /// <param name="serial">Serial content octets (positive, at most 20 octets; from the serial-number source).</param>
     /// <returns>The new certificate (public part only).</returns>
     /// <exception cref="ArgumentException"><paramref name="validity"/> is not positive, the CA has expired at <paramref name="notBefore"/>, or <paramref name="caKey"/> does not match <paramref name="issuingCa"/>.</exception>
-    public static X509Certificate2 Issue(X509Certificate2 issuingCa, AsymmetricSigningKey caKey, PublicKey responderPublicKey, X500DistinguishedName subject,
+    public static X509Certificate2 Issue(X509Certificate2 issuingCa, ISigningKey caKey, PublicKey responderPublicKey, X500DistinguishedName subject,
         DateTimeOffset notBefore, TimeSpan validity, byte[] serial)
     {
         ArgumentNullException.ThrowIfNull(issuingCa);
@@ -49,13 +49,20 @@ public static class OcspResponderCertificates
         }
 
         var end = start + validity < caNotAfter ? start + validity : caNotAfter;
-        var req = new CertificateRequest(subject, responderPublicKey, caKey.HashAlgorithm);
+        var req = new CertificateRequest(subject, responderPublicKey, HashOf(caKey));
         req.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
         req.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, true));
         req.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension(new OidCollection { new Oid(Oids.OcspSigningEku) }, true));
         req.CertificateExtensions.Add(new X509Extension(Oids.OcspNoCheck, [0x05, 0x00], false)); // id-pkix-ocsp-nocheck ::= NULL
         req.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(responderPublicKey, false));
         req.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(issuingCa, true, false));
-        return req.Create(issuingCa.SubjectName, caKey.AsSignatureGenerator(), start, end, serial);
+        return req.Create(issuingCa.SubjectName, new SigningKeySignatureGenerator(caKey), start, end, serial);
+    }
+
+    /// <summary>The hash named by the key's signature algorithm (ecdsa-with-SHA384 → SHA-384; otherwise SHA-256).</summary>
+    private static HashAlgorithmName HashOf(ISigningKey key)
+    {
+        string oid = new System.Formats.Asn1.AsnReader(key.SignatureAlgorithmIdentifier, System.Formats.Asn1.AsnEncodingRules.DER).ReadSequence().ReadObjectIdentifier();
+        return oid == OfflinePki.Asn1.Oids.EcdsaWithSha384 ? HashAlgorithmName.SHA384 : HashAlgorithmName.SHA256;
     }
 }
