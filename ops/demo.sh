@@ -9,9 +9,13 @@
 #      are good, and a certificate minted outside the journal with the CA key is reported revoked
 #   7. verify the journal against the root alone, print a summary, stop the daemons
 #
-#   bash ops/demo.sh [WORKDIR]      (default: .demo; DEVICES=100 by default)
+#   bash ops/demo.sh [--soft-keys] [WORKDIR]      (default: .demo; DEVICES=100 by default)
+#
+# By default the CA, journal-signer, OCSP and receipt keys are moved into SoftHSM2 tokens first (step 1b,
+# ops/demo-hsm-setup.sh); --soft-keys (or SOFT_KEYS=1) keeps them in PEM files.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+if [ "${1:-}" = --soft-keys ]; then SOFT_KEYS=1; shift; fi   # keep CA keys in PEM files (quick run; default: SoftHSM2)
 work=${1:-$root/.demo}
 devices=${DEVICES:-100}
 est=https://127.0.0.1:8443/.well-known/est
@@ -101,8 +105,18 @@ for id in DEV-000001 DEV-000002 DEV-000004; do ocsp "$work/devices/$id/device.cr
 say "6c. a certificate minted outside the journal with the issuing CA key"
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/rogue.key" \
   -subj "/CN=ROGUE-1/serialNumber=ROGUE-1" -out "$work/rogue.csr" 2>/dev/null
-openssl x509 -req -in "$work/rogue.csr" -CA "$pki/issuing-ca-F1.crt" -CAkey "$pki/issuing-ca-F1.key" \
+if [ -f "$pki/issuing-ca-F1.key" ]; then
+  ca_key=(-CAkey "$pki/issuing-ca-F1.key")
+else
+  # The key is in the factory token: sign through OpenSSL's pkcs11 engine, as an insider with the PIN could.
+  printf 'openssl_conf = init\n[init]\nengines = engines\n[engines]\npkcs11 = p11\n[p11]\nengine_id = pkcs11\nMODULE_PATH = %s\nPIN = %s\ninit = 0\n' \
+    /usr/lib/softhsm/libsofthsm2.so "$(cat "$pki/hsm/pins/factory-F1.pin")" > "$work/rogue-engine.cnf"
+  export OPENSSL_CONF="$work/rogue-engine.cnf"
+  ca_key=(-engine pkcs11 -CAkeyform engine -CAkey "pkcs11:token=factory-F1;object=issuing-ca;type=private")
+fi
+openssl x509 -req -in "$work/rogue.csr" -CA "$pki/issuing-ca-F1.crt" "${ca_key[@]}" \
   -set_serial "0x$(openssl rand -hex 16)" -days 365 -out "$work/rogue.crt" 2>/dev/null
+unset OPENSSL_CONF; rm -f "$work/rogue-engine.cnf"
 printf 'openssl verify (chain only, no revocation): '
 openssl verify -CAfile "$pki/root-ca.crt" -untrusted "$pki/issuing-ca-F1.crt" "$work/rogue.crt" | sed "s|$work/||"
 ocsp "$work/rogue.crt"
