@@ -36,53 +36,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 umask 077
-journal_eku=2.25.283822409315536431916575349474893134402.1.1
-receipt_eku=2.25.283822409315536431916575349474893134402.1.2
-ext="$dir/.extensions.cnf"
+ext="$here/certificate-profiles.cnf"
 
-cat > "$ext" <<CNF
-[ root ]
-basicConstraints = critical, CA:true
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-[ issuing ]
-basicConstraints = critical, CA:true, pathlen:0
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-[ journal_signer ]
-basicConstraints = critical, CA:false
-keyUsage = critical, digitalSignature
-extendedKeyUsage = critical, $journal_eku
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-[ mirror_receipt ]
-basicConstraints = critical, CA:false
-keyUsage = critical, digitalSignature
-extendedKeyUsage = critical, $receipt_eku
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-[ ocsp ]
-basicConstraints = critical, CA:false
-keyUsage = critical, digitalSignature
-extendedKeyUsage = critical, OCSPSigning
-noCheck = ignored
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-[ tls_server ]
-basicConstraints = critical, CA:false
-keyUsage = critical, digitalSignature
-extendedKeyUsage = serverAuth
-subjectAltName = DNS:localhost, IP:127.0.0.1, IP:::1
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-[ tls_client ]
-basicConstraints = critical, CA:false
-keyUsage = critical, digitalSignature
-extendedKeyUsage = clientAuth
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-CNF
 
 # key NAME CURVE: a fresh PKCS#8 key unless one is already there.
 key() {

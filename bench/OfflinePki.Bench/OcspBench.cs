@@ -156,14 +156,14 @@ public static class OcspBench
     {
         var now = DateTimeOffset.UtcNow.AddMinutes(-5);
         var rootKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var rootReq = new CertificateRequest("CN=Bench Root", rootKey, HashAlgorithmName.SHA256);
+        var rootReq = new CertificateRequest("O=OfflinePki dev, CN=Bench Root", rootKey, HashAlgorithmName.SHA256);
         rootReq.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
         rootReq.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
         rootReq.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(rootReq.PublicKey, false));
         var root = rootReq.CreateSelfSigned(now, now.AddYears(10));
 
         var caKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var caReq = new CertificateRequest("CN=Bench Issuing CA", caKey, HashAlgorithmName.SHA256);
+        var caReq = new CertificateRequest("O=OfflinePki dev, CN=Bench Issuing CA", caKey, HashAlgorithmName.SHA256);
         caReq.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, true, 0, true));
         caReq.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
         caReq.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(caReq.PublicKey, false));

@@ -47,39 +47,7 @@ export SOFTHSM2_CONF="$work/softhsm2.conf"
 printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$work/tokens" > "$SOFTHSM2_CONF"
 scratch=$(mktemp -d /dev/shm/ceremony.XXXXXX 2>/dev/null || mktemp -d)
 trap 'find "$scratch" -type f -exec shred -u {} + 2>/dev/null; rm -rf "$scratch"' EXIT
-journal_eku=2.25.283822409315536431916575349474893134402.1.1
-receipt_eku=2.25.283822409315536431916575349474893134402.1.2
-ext="$scratch/extensions.cnf"
-cat > "$ext" <<CNF
-[ root ]
-basicConstraints = critical, CA:true
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-[ issuing ]
-basicConstraints = critical, CA:true, pathlen:0
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-[ journal_signer ]
-basicConstraints = critical, CA:false
-keyUsage = critical, digitalSignature
-extendedKeyUsage = critical, $journal_eku
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-[ mirror_receipt ]
-basicConstraints = critical, CA:false
-keyUsage = critical, digitalSignature
-extendedKeyUsage = critical, $receipt_eku
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-[ ocsp ]
-basicConstraints = critical, CA:false
-keyUsage = critical, digitalSignature
-extendedKeyUsage = critical, OCSPSigning
-noCheck = ignored
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-CNF
+ext="$(cd "$(dirname "$0")/.." && pwd)/certificate-profiles.cnf"
 
 p11() { pkcs11-tool --module "$module" "$@"; }
 newpin() { openssl rand -hex 12 > "$work/pins/$1.pin"; openssl rand -hex 16 > "$work/pins/$1.so-pin"; }

@@ -27,8 +27,8 @@ public static class EstEndpoints
     // RFC 7030 §4.1.3: certs-only CMS, base64, Content-Transfer-Encoding: base64.
     private static IResult CaCerts(HttpContext http, IssuingAuthority ca)
     {
-        var certs = new X509Certificate2Collection { ca.Certificate };
-        certs.AddRange(ca.ChainAboveIssuer.ToArray());
+        var certs = new List<ReadOnlyMemory<byte>> { ca.Certificate.RawData };
+        certs.AddRange(ca.ChainAboveIssuer.Select(c => (ReadOnlyMemory<byte>)c.RawData));
         return Base64Pkcs7(http, certs, Pkcs7Mime);
     }
 
@@ -78,8 +78,7 @@ public static class EstEndpoints
         try
         {
             var result = await enrollment.EnrollAsync(station, body, operatorId, cancellationToken).ConfigureAwait(false);
-            using var cert = X509CertificateLoader.LoadCertificate(result.Certificate);
-            return Base64Pkcs7(http, new X509Certificate2Collection(cert), Pkcs7CertsOnly);
+            return Base64Pkcs7(http, [result.Certificate], Pkcs7CertsOnly);
         }
         catch (EnrollmentRejectedException ex)
         {
@@ -115,9 +114,9 @@ public static class EstEndpoints
         return buffer.ToArray();
     }
 
-    private static IResult Base64Pkcs7(HttpContext http, X509Certificate2Collection certs, string contentType)
+    private static IResult Base64Pkcs7(HttpContext http, IReadOnlyList<ReadOnlyMemory<byte>> certificates, string contentType)
     {
-        byte[] pkcs7 = certs.Export(X509ContentType.Pkcs7) ?? throw new InvalidOperationException("PKCS#7 export returned nothing");
+        byte[] pkcs7 = CertsOnlyPkcs7.Encode(certificates);
         http.Response.Headers["Content-Transfer-Encoding"] = "base64";
         // 76-character lines (RFC 2045 §6.8) ended by LF, which both EST libraries and coreutils `base64 -d` accept.
         string text = Convert.ToBase64String(pkcs7, Base64FormattingOptions.InsertLineBreaks).Replace("\r\n", "\n", StringComparison.Ordinal) + "\n";

@@ -149,7 +149,9 @@ public sealed class CsrIntake
             throw new EnrollmentRejectedException(EnrollmentError.MalformedCsr, $"body is not a DER PKCS#10 request (RFC 2986 §4): {ex.Message}");
         }
 
-        string keyDescription = ClassifyKey(spki);
+        // Structure only here: the signature check below imports (and so validates) the key; a key that does not
+        // import is classified precisely on that failure path.
+        string keyDescription = ClassifyKey(spki, importKey: false);
 
         if (!AllowedSignatureAlgorithms.Contains(sigAlg))
         {
@@ -166,8 +168,10 @@ public sealed class CsrIntake
         }
         catch (CryptographicException)
         {
-            // Only on failure, load again without the signature check, so that a structure the runtime refuses is not
-            // mistaken for a bad signature. The happy path parses once.
+            // Only on failure: an undecodable key (invalid point or modulus) is reported as such, and the request is
+            // loaded again without the signature check, so that a structure the runtime refuses is not mistaken for a
+            // bad signature. The happy path imports the key and parses the request once.
+            ClassifyKey(spki);
             try
             {
                 CertificateRequest.LoadSigningRequest(der, HashAlgorithmName.SHA256, CertificateRequestLoadOptions.SkipSignatureValidation);
@@ -188,9 +192,14 @@ public sealed class CsrIntake
     /// Names the key in a SubjectPublicKeyInfo and refuses all but P-256, P-384 and RSA 2048..16384 bits.
     /// </summary>
     /// <param name="spki">DER SubjectPublicKeyInfo.</param>
+    /// <param name="importKey">
+    /// True: also import the key, which validates the EC point or RSA modulus (one scalar multiplication for EC).
+    /// False: check the structure only (algorithm, curve, RSA modulus length), for callers whose key is validated
+    /// elsewhere, e.g. by the CSR signature check, which imports it.
+    /// </param>
     /// <returns>"P-256", "P-384" or "RSA-n".</returns>
     /// <exception cref="EnrollmentRejectedException"><see cref="EnrollmentError.KeyNotAllowed"/> or <see cref="EnrollmentError.MalformedCsr"/>.</exception>
-    public static string ClassifyKey(ReadOnlyMemory<byte> spki)
+    public static string ClassifyKey(ReadOnlyMemory<byte> spki, bool importKey = true)
     {
         string algorithm;
         string? parameter = null;
@@ -226,13 +235,17 @@ public sealed class CsrIntake
                 };
                 if (name is "P-256" or "P-384")
                 {
-                    EnsureImports(spki, rsa: false, name);
+                    if (importKey)
+                    {
+                        EnsureImports(spki, rsa: false, name);
+                    }
+
                     return name;
                 }
 
                 break;
             case Oids.RsaEncryption:
-                int bits = EnsureImports(spki, rsa: true, "RSA");
+                int bits = importKey ? EnsureImports(spki, rsa: true, "RSA") : RsaModulusBits(spki);
                 name = $"RSA-{bits}";
                 if (bits is >= MinRsaBits and <= MaxRsaBits)
                 {
@@ -249,6 +262,29 @@ public sealed class CsrIntake
         }
 
         throw new EnrollmentRejectedException(EnrollmentError.KeyNotAllowed, $"{name} key refused: allowed keys are {AllowedKeysText}");
+    }
+
+    // RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }  (RFC 8017 §A.1.1), inside the SPKI BIT STRING.
+    private static int RsaModulusBits(ReadOnlyMemory<byte> spki)
+    {
+        try
+        {
+            var r = new AsnReader(spki, AsnEncodingRules.DER).ReadSequence();
+            r.ReadSequence();
+            var key = new AsnReader(r.ReadBitString(out _), AsnEncodingRules.DER).ReadSequence();
+            var modulus = key.ReadIntegerBytes().Span;
+            int i = 0;
+            while (i < modulus.Length - 1 && modulus[i] == 0)
+            {
+                i++;
+            }
+
+            return ((modulus.Length - i - 1) * 8) + (32 - System.Numerics.BitOperations.LeadingZeroCount((uint)modulus[i]));
+        }
+        catch (AsnContentException ex)
+        {
+            throw new EnrollmentRejectedException(EnrollmentError.MalformedCsr, $"CSR RSA public key cannot be decoded: {ex.Message}");
+        }
     }
 
     private static int EnsureImports(ReadOnlyMemory<byte> spki, bool rsa, string name)

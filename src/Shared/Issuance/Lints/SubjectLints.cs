@@ -130,7 +130,8 @@ public sealed class AllowedSubjectKeyLint : ICertificateLint
     {
         try
         {
-            CsrIntake.ClassifyKey(tbs.SubjectPublicKeyInfo);
+            // Structure only (algorithm, curve, modulus size): the key itself was validated by the CSR signature check.
+            CsrIntake.ClassifyKey(tbs.SubjectPublicKeyInfo, importKey: false);
             return null;
         }
         catch (EnrollmentRejectedException ex)
