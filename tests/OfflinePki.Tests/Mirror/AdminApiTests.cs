@@ -151,6 +151,14 @@ public class AdminApiTests
 
         Assert.That(File.Exists(Path.Combine(_publish, "F1.crl")), "full CRL written to Crl:PublishDirectory");
         Assert.That(File.Exists(Path.Combine(_publish, "F1-delta.crl")), "delta CRL written to Crl:PublishDirectory");
+        // The refresher (polling every 200 ms) may be mid-way through an atomic write (temp file, then rename) right now;
+        // what must hold is that no temporary file is left behind once it settles.
+        var settle = DateTime.UtcNow.AddSeconds(10);
+        while (Directory.GetFiles(_publish, "*.tmp").Length > 0 && DateTime.UtcNow < settle)
+        {
+            await Task.Delay(50);
+        }
+
         Assert.That(Directory.GetFiles(_publish, "*.tmp"), Is.Empty, "no temporary files left behind");
     }
 }
