@@ -54,6 +54,26 @@ public sealed class TestPki
     /// <summary>The issuing CA certificate with its key.</summary>
     public X509Certificate2 IssuingCa => CertWithKey("issuing-ca-" + FactoryId);
 
+    /// <summary>
+    /// An HTTP client presenting <paramref name="clientName"/>'s certificate (e.g. "station-01") and trusting only the
+    /// TLS/RA CA for the server, as a station or a sync client does.
+    /// </summary>
+    public HttpClient MtlsClient(string clientName)
+    {
+        var handler = new SocketsHttpHandler();
+        handler.SslOptions.ClientCertificates = [CertWithKey(clientName)];
+        var tlsCa = Cert("tls-ca");
+        handler.SslOptions.RemoteCertificateValidationCallback = (_, cert, _, _) =>
+        {
+            using var chain = new X509Chain();
+            chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+            chain.ChainPolicy.CustomTrustStore.Add(tlsCa);
+            chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+            return cert is X509Certificate2 c && chain.Build(c);
+        };
+        return new HttpClient(handler);
+    }
+
     private static string FindRepoRoot()
     {
         var d = new DirectoryInfo(AppContext.BaseDirectory);

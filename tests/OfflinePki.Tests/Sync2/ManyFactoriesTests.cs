@@ -53,18 +53,7 @@ public class ManyFactoriesTests
             o.Divergence.MaxUnconfirmedEntries = 4;
         });
 
-        var handler = new SocketsHttpHandler();
-        handler.SslOptions.ClientCertificates = [_pki.CertWithKey("station-01")];
-        var tlsCa = _pki.Cert("tls-ca");
-        handler.SslOptions.RemoteCertificateValidationCallback = (_, cert, _, _) =>
-        {
-            using var chain = new X509Chain();
-            chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-            chain.ChainPolicy.CustomTrustStore.Add(tlsCa);
-            chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-            return cert is X509Certificate2 c && chain.Build(c);
-        };
-        _station = new HttpClient(handler);
+        _station = _pki.MtlsClient("station-01");
     }
 
     private async Task<WebApplication> StartFactory(string config, Action<FactoryCaOptions>? configure)

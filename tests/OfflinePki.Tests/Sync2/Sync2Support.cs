@@ -13,18 +13,7 @@ internal static class Sync2Support
     /// <summary>An EST client with station-01's certificate that trusts the TLS CA only.</summary>
     public static HttpClient Station(TestPki pki)
     {
-        var handler = new SocketsHttpHandler();
-        handler.SslOptions.ClientCertificates = [pki.CertWithKey("station-01")];
-        var tlsCa = pki.Cert("tls-ca");
-        handler.SslOptions.RemoteCertificateValidationCallback = (_, cert, _, _) =>
-        {
-            using var chain = new X509Chain();
-            chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-            chain.ChainPolicy.CustomTrustStore.Add(tlsCa);
-            chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-            return cert is X509Certificate2 c && chain.Build(c);
-        };
-        return new HttpClient(handler);
+        return pki.MtlsClient("station-01");
     }
 
     /// <summary>EST simpleenroll of a fresh P-256 key for <paramref name="deviceId"/>; the response body is buffered.</summary>
