@@ -9,7 +9,7 @@ namespace OfflinePki.Tests.Mirror;
 
 public class MirrorCliTests
 {
-    private static (int Exit, string Out, string Err) Run(params string[] args)
+    internal static (int Exit, string Out, string Err) Run(params string[] args)
     {
         var output = new StringWriter();
         var error = new StringWriter();
@@ -103,13 +103,7 @@ public class MirrorCliTests
 
 public class MirrorBulkRevocationTests
 {
-    private static (int Exit, string Out, string Err) Run(params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        int exit = MirrorCaCli.Create().Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
-        return (exit, output.ToString(), error.ToString());
-    }
+    private static (int Exit, string Out, string Err) Run(params string[] args) => MirrorCliTests.Run(args);
 
     [Test]
     public void Revoke_by_station_revokes_every_matching_certificate_once()

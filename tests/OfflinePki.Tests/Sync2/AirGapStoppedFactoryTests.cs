@@ -21,7 +21,7 @@ public class AirGapStoppedFactoryTests
         await using (var factory = FactoryCaApp.Build(config, services => services.PostConfigure<SyncOptions>(o => o.Enabled = false), o => o.Est.Listen = "https://127.0.0.1:0"))
         {
             await factory.StartAsync();
-            using var station = Sync2Support.Station(pki);
+            using var station = pki.MtlsClient("station-01");
             Assert.That((await Sync2Support.EnrollAsync(station, factory, "STOPPED-1")).StatusCode, Is.EqualTo(HttpStatusCode.OK));
             await factory.StopAsync();
         }

@@ -31,7 +31,7 @@ public class AirGapTests
             services => services.PostConfigure<SyncOptions>(o => o.Enabled = false),
             o => o.Est.Listen = "https://127.0.0.1:0");
         await _factory.StartAsync();
-        _station = Sync2Support.Station(_pki);
+        _station = _pki.MtlsClient("station-01");
     }
 
     [OneTimeTearDown]

@@ -10,12 +10,6 @@ namespace OfflinePki.Tests.Sync2;
 /// <summary>Helpers shared by the Sync2 whole-system tests.</summary>
 internal static class Sync2Support
 {
-    /// <summary>An EST client with station-01's certificate that trusts the TLS CA only.</summary>
-    public static HttpClient Station(TestPki pki)
-    {
-        return pki.MtlsClient("station-01");
-    }
-
     /// <summary>EST simpleenroll of a fresh P-256 key for <paramref name="deviceId"/>; the response body is buffered.</summary>
     public static async Task<HttpResponseMessage> EnrollAsync(HttpClient station, WebApplication factory, string deviceId)
     {
