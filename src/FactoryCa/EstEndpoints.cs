@@ -15,6 +15,43 @@ public static class EstEndpoints
     private const string Pkcs7Mime = "application/pkcs7-mime";
     private const string Pkcs7CertsOnly = "application/pkcs7-mime; smime-type=certs-only";
 
+    /// <summary>Optional operator id header (≤ 64 printable ASCII characters), journaled.</summary>
+    public const string OperatorIdHeader = "X-Operator-Id";
+
+    /// <summary>Optional production order id header; the certificate consumes one unit of that order.</summary>
+    public const string OrderIdHeader = "X-Order-Id";
+
+    /// <summary>Optional issuance kind header: "initial" (default), "rework" or "refurb".</summary>
+    public const string IssuanceKindHeader = "X-Issuance-Kind";
+
+    /// <summary>Optional device MAC address header, journaled and reported per order.</summary>
+    public const string DeviceMacHeader = "X-Device-Mac";
+
+    /// <summary>The HTTP status for each refusal (RFC 7030 §4.2.3 leaves the choice of 4xx to the server).</summary>
+    /// <param name="code">The refusal.</param>
+    /// <returns>400, 403, 404, 409 or 429.</returns>
+    public static int StatusFor(EnrollmentError code) => code switch
+    {
+        EnrollmentError.StationNotAuthorizedForProfile or EnrollmentError.StationSuspended or EnrollmentError.StationCertificateRevoked
+            or EnrollmentError.StationNotAuthorizedForOrder or EnrollmentError.OrderNotValidNow => StatusCodes.Status403Forbidden,
+        EnrollmentError.ProfileUnknown => StatusCodes.Status404NotFound,
+        EnrollmentError.OrderExhausted or EnrollmentError.DeviceAlreadyEnrolled or EnrollmentError.ReworkNotAllowed
+            or EnrollmentError.DuplicatePublicKey => StatusCodes.Status409Conflict,
+        EnrollmentError.StationRateLimited => StatusCodes.Status429TooManyRequests,
+        _ => StatusCodes.Status400BadRequest,
+    };
+
+    private static string? NullIfEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;
+
+    private static Journal.V1.IssuanceKind ParseKind(string? value) => value?.Trim().ToLowerInvariant() switch
+    {
+        null or "" or "initial" => Journal.V1.IssuanceKind.Initial,
+        "rework" => Journal.V1.IssuanceKind.Rework,
+        "refurb" => Journal.V1.IssuanceKind.Refurb,
+        _ => throw new EnrollmentRejectedException(EnrollmentError.NotSupported,
+            $"{IssuanceKindHeader} must be initial, rework or refurb, got '{value}'"),
+    };
+
     /// <summary>Maps GET cacerts and POST simpleenroll.</summary>
     public static IEndpointRouteBuilder MapEst(this IEndpointRouteBuilder endpoints)
     {
@@ -74,15 +111,35 @@ public static class EstEndpoints
             return Text(StatusCodes.Status413PayloadTooLarge, tooBig);
         }
 
-        string? operatorId = http.Request.Headers["X-Operator-Id"].FirstOrDefault();
+        EnrollmentRequest request;
         try
         {
-            var result = await enrollment.EnrollAsync(station, body, operatorId, cancellationToken).ConfigureAwait(false);
+            request = new EnrollmentRequest(station, body)
+            {
+                OperatorId = http.Request.Headers[OperatorIdHeader].FirstOrDefault(),
+                OrderId = NullIfEmpty(http.Request.Headers[OrderIdHeader].FirstOrDefault()),
+                MacAddress = NullIfEmpty(http.Request.Headers[DeviceMacHeader].FirstOrDefault()),
+                Kind = ParseKind(http.Request.Headers[IssuanceKindHeader].FirstOrDefault()),
+            };
+        }
+        catch (EnrollmentRejectedException ex)
+        {
+            return Text(StatusFor(ex.Code), ex.Message);
+        }
+
+        try
+        {
+            var result = await enrollment.EnrollAsync(request, cancellationToken).ConfigureAwait(false);
             return Base64Pkcs7(http, [result.Certificate], Pkcs7CertsOnly);
         }
         catch (EnrollmentRejectedException ex)
         {
-            return Text(ex.Code == EnrollmentError.StationNotAuthorizedForProfile ? StatusCodes.Status403Forbidden : StatusCodes.Status400BadRequest, ex.Message);
+            if (ex.Code == EnrollmentError.StationRateLimited)
+            {
+                http.Response.Headers.RetryAfter = "1";
+            }
+
+            return Text(StatusFor(ex.Code), ex.Message);
         }
         catch (EnrollmentUnavailableException ex)
         {

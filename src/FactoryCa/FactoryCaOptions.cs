@@ -110,6 +110,18 @@ public sealed class StationOptions
 
     /// <summary>Profile names it may request; empty means every profile.</summary>
     public List<string> Profiles { get; set; } = [];
+
+    /// <summary>Production order ids it may consume; empty means every accepted order.</summary>
+    public List<string> Orders { get; set; } = [];
+
+    /// <summary>True to refuse every enrollment from this station (HTTP 403) without removing it from the list.</summary>
+    public bool Suspended { get; set; }
+
+    /// <summary>Most enrollments per minute (a token bucket, bursts up to one minute's worth); 0 means no limit.</summary>
+    public int RateLimitPerMinute { get; set; }
+
+    /// <summary>True when the station may use EST serverkeygen (RFC 7030 §4.4).</summary>
+    public bool AllowServerKeyGen { get; set; }
 }
 
 /// <summary>The IDevID profile (see <see cref="CertificateProfile"/>).</summary>
@@ -336,5 +348,8 @@ public sealed class FactoryCaOptionsValidator : IValidateOptions<FactoryCaOption
     }
 
     /// <summary>The station list as policy entries.</summary>
-    internal static IEnumerable<StationEntry> Stations(FactoryCaOptions o) => o.Stations.Select(s => new StationEntry(s.Id, s.CertificateSubjectCn, s.Profiles));
+    internal static IEnumerable<StationEntry> Stations(FactoryCaOptions o) => o.Stations.Select(s => new StationEntry(s.Id, s.CertificateSubjectCn, s.Profiles)
+    {
+        Orders = s.Orders, Suspended = s.Suspended, RateLimitPerMinute = s.RateLimitPerMinute, AllowServerKeyGen = s.AllowServerKeyGen,
+    });
 }

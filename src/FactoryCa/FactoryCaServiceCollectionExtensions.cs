@@ -58,7 +58,8 @@ public static class FactoryCaServiceCollectionExtensions
             sp.GetRequiredService<IIssuedSerials>(), sp.GetRequiredService<TimeProvider>()));
         services.TryAddSingleton<IEnrollmentService>(sp => new EnrollmentService(
             sp.GetRequiredService<ICertificateIssuer>(), sp.GetRequiredService<IJournalAppender>(),
-            sp.GetRequiredService<ILogger<EnrollmentService>>(), sp.GetService<IIssuedSerialsRecorder>(), sp.GetService<IIssuanceGate>()));
+            sp.GetRequiredService<ILogger<EnrollmentService>>(), sp.GetService<IIssuedSerialsRecorder>(), sp.GetService<IIssuanceGate>(),
+            sp.GetServices<IEnrollmentPolicy>(), sp.GetService<TimeProvider>()));
         return services;
     }
 

@@ -21,6 +21,36 @@ public enum EnrollmentError
     StationNotAuthorizedForProfile,
     /// <summary>The operator id is too long or holds characters outside printable ASCII. HTTP 400.</summary>
     OperatorIdInvalid,
+    /// <summary>The station is suspended by policy (FactoryCa:Stations[i]:Suspended). HTTP 403.</summary>
+    StationSuspended,
+    /// <summary>The station's certificate was revoked locally on the factory. HTTP 403.</summary>
+    StationCertificateRevoked,
+    /// <summary>The station exceeded its rate limit. HTTP 429 with Retry-After.</summary>
+    StationRateLimited,
+    /// <summary>The station may not use the requested order. HTTP 403.</summary>
+    StationNotAuthorizedForOrder,
+    /// <summary>No profile of that name, or the EST label is unknown (RFC 7030 §3.2.2). HTTP 404.</summary>
+    ProfileUnknown,
+    /// <summary>No accepted production order has that id, or a profile that needs an order got none. HTTP 400.</summary>
+    OrderUnknown,
+    /// <summary>The order is outside its validity window. HTTP 403.</summary>
+    OrderNotValidNow,
+    /// <summary>The order's quantity is used up. HTTP 409.</summary>
+    OrderExhausted,
+    /// <summary>The device ID is outside the order's allowed range or pattern. HTTP 400.</summary>
+    DeviceIdOutsideOrder,
+    /// <summary>The device ID's check digit is wrong (ISO 7064 or Luhn, per profile). HTTP 400.</summary>
+    DeviceIdCheckDigit,
+    /// <summary>The device already holds an active IDevID and the request is not a rework or refurb. HTTP 409.</summary>
+    DeviceAlreadyEnrolled,
+    /// <summary>A rework was asked for outside the order's rework window, or for a device with nothing to supersede. HTTP 409.</summary>
+    ReworkNotAllowed,
+    /// <summary>The public key was already certified for another device ID (a cloned key). HTTP 409; journaled as a refusal.</summary>
+    DuplicatePublicKey,
+    /// <summary>simplereenroll: the CSR does not match the current certificate (RFC 7030 §4.2.2). HTTP 400.</summary>
+    ReenrollMismatch,
+    /// <summary>The request asked for something this factory does not offer (e.g. serverkeygen off). HTTP 400.</summary>
+    NotSupported,
 }
 
 /// <summary>
@@ -32,13 +62,18 @@ public sealed class EnrollmentRejectedException : Exception
     /// <summary>Creates the exception.</summary>
     /// <param name="code">The rule that refused the request.</param>
     /// <param name="message">A human-readable reason, safe to return to the station.</param>
-    public EnrollmentRejectedException(EnrollmentError code, string message) : base(message)
+    /// <param name="report">True when the refusal must be journaled as an EnrollmentRefused entry so the OEM sees it (e.g. a cloned key).</param>
+    public EnrollmentRejectedException(EnrollmentError code, string message, bool report = false) : base(message)
     {
         Code = code;
+        Report = report;
     }
 
     /// <summary>The rule that refused the request.</summary>
     public EnrollmentError Code { get; }
+
+    /// <summary>True when <see cref="EnrollmentService"/> journals the refusal (EnrollmentRefused) before answering.</summary>
+    public bool Report { get; }
 }
 
 /// <summary>

@@ -21,21 +21,31 @@ public sealed record EnrollmentResult(byte[] Certificate, IReadOnlyList<byte[]> 
 public interface IEnrollmentService
 {
     /// <summary>
-    /// Decodes and checks the CSR, issues the certificate, journals it (durably), and only then returns it.
-    /// Nothing is journaled for refused input.
+    /// Decodes and checks the CSR, runs every <see cref="IEnrollmentPolicy"/>, issues the certificate, journals it
+    /// (durably), and only then returns it. Nothing is journaled for refused input, except refusals a policy marks
+    /// for reporting (<see cref="EnrollmentRejectedException.Report"/>), which are journaled as EnrollmentRefused.
     /// </summary>
+    /// <param name="request">The request: station, body and the optional label, order, kind, operator and MAC.</param>
+    /// <param name="cancellationToken">Cancels waiting for the journal; an entry may still become durable.</param>
+    /// <returns>The durable certificate and its chain.</returns>
+    /// <exception cref="EnrollmentRejectedException">Bad input (body, CSR, key, signature, device ID, operator id) or a policy refusal.</exception>
+    /// <exception cref="EnrollmentUnavailableException">The journal or the CA key is unavailable (fail closed).</exception>
+    /// <exception cref="CertificateLintException">The profile produced a certificate that breaks a lint (a factory defect).</exception>
+    Task<EnrollmentResult> EnrollAsync(EnrollmentRequest request, CancellationToken cancellationToken);
+
+    /// <summary>RFC 7030 §4.2.1 simpleenroll with only an operator id; see <see cref="EnrollAsync(EnrollmentRequest, CancellationToken)"/>.</summary>
     /// <param name="station">The authenticated station (see <see cref="IStationAuthorizer"/>).</param>
     /// <param name="body">The RFC 7030 §4.2.1 body: base64 (or PEM) PKCS#10.</param>
     /// <param name="operatorId">Optional operator id (≤ 64 printable ASCII characters), journaled; never a secret.</param>
-    /// <param name="cancellationToken">Cancels waiting for the journal; an entry may still become durable.</param>
+    /// <param name="cancellationToken">Cancels waiting for the journal.</param>
     /// <returns>The durable certificate and its chain.</returns>
-    /// <exception cref="EnrollmentRejectedException">Bad input (body, CSR, key, signature, device ID, operator id), or a station not authorised for the profile.</exception>
+    /// <exception cref="EnrollmentRejectedException">Bad input or a policy refusal.</exception>
     /// <exception cref="EnrollmentUnavailableException">The journal or the CA key is unavailable (fail closed).</exception>
-    /// <exception cref="CertificateLintException">The profile produced a certificate that breaks a lint (a factory defect).</exception>
-    Task<EnrollmentResult> EnrollAsync(StationIdentity station, ReadOnlyMemory<byte> body, string? operatorId, CancellationToken cancellationToken);
+    Task<EnrollmentResult> EnrollAsync(StationIdentity station, ReadOnlyMemory<byte> body, string? operatorId, CancellationToken cancellationToken) =>
+        EnrollAsync(new EnrollmentRequest(station, body) { OperatorId = operatorId }, cancellationToken);
 }
 
-/// <summary>The default <see cref="IEnrollmentService"/>: intake → issue (prepare, lint, sign) → journal → return.</summary>
+/// <summary>The default <see cref="IEnrollmentService"/>: intake → policies → issue (prepare, lint, sign) → journal → commit → return.</summary>
 public sealed partial class EnrollmentService : IEnrollmentService
 {
     /// <summary>Longest operator id accepted, in characters.</summary>
@@ -46,6 +56,8 @@ public sealed partial class EnrollmentService : IEnrollmentService
     private readonly IJournalAppender _journal;
     private readonly IIssuedSerialsRecorder? _recorder;
     private readonly IIssuanceGate? _gate;
+    private readonly IReadOnlyList<IEnrollmentPolicy> _policies;
+    private readonly TimeProvider _time;
     private readonly ILogger<EnrollmentService> _log;
     private readonly IReadOnlyList<byte[]> _chain;
 
@@ -55,9 +67,11 @@ public sealed partial class EnrollmentService : IEnrollmentService
     /// <param name="logger">Logger (station id, device id, serial and fingerprint only).</param>
     /// <param name="recorder">Told about each journaled serial; may be null.</param>
     /// <param name="gate">Consulted before each signature (bounded divergence); may be null.</param>
+    /// <param name="policies">Registration-authority rules, run in order after the CSR checks; null for none.</param>
+    /// <param name="time">Clock handed to the policies; <see cref="TimeProvider.System"/> when null.</param>
     /// <exception cref="ArgumentNullException">A required argument is null.</exception>
     public EnrollmentService(ICertificateIssuer issuer, IJournalAppender journal, ILogger<EnrollmentService> logger, IIssuedSerialsRecorder? recorder = null,
-        IIssuanceGate? gate = null)
+        IIssuanceGate? gate = null, IEnumerable<IEnrollmentPolicy>? policies = null, TimeProvider? time = null)
     {
         ArgumentNullException.ThrowIfNull(issuer);
         ArgumentNullException.ThrowIfNull(journal);
@@ -68,23 +82,42 @@ public sealed partial class EnrollmentService : IEnrollmentService
         _log = logger;
         _recorder = recorder;
         _gate = gate;
+        _policies = policies?.ToArray() ?? [];
+        _time = time ?? TimeProvider.System;
         _chain = [issuer.Authority.Certificate.RawData, .. issuer.Authority.ChainAboveIssuer.Select(c => c.RawData)];
     }
 
     /// <inheritdoc />
-    public async Task<EnrollmentResult> EnrollAsync(StationIdentity station, ReadOnlyMemory<byte> body, string? operatorId, CancellationToken cancellationToken)
+    public async Task<EnrollmentResult> EnrollAsync(EnrollmentRequest request, CancellationToken cancellationToken)
     {
-        ArgumentNullException.ThrowIfNull(station);
+        ArgumentNullException.ThrowIfNull(request);
+        var station = request.Station;
+        ValidatedCsr? csr = null;
+        EnrollmentContext? context = null;
+        var admissions = new List<IEnrollmentAdmission>(_policies.Count);
         try
         {
-            CheckOperatorId(operatorId);
-            if (!station.MayRequest(_issuer.Profile.Name))
+            CheckOperatorId(request.OperatorId);
+            string profile = _issuer.Profile.Name;
+            if (request.ProfileName is { } asked && !string.Equals(asked, profile, StringComparison.Ordinal))
             {
-                throw new EnrollmentRejectedException(EnrollmentError.StationNotAuthorizedForProfile,
-                    $"station CN={station.SubjectCn} is not authorised for profile {_issuer.Profile.Name} (FactoryCa:Stations, Id {station.Id}: Profiles)");
+                throw new EnrollmentRejectedException(EnrollmentError.ProfileUnknown, $"no profile named '{asked}' (FactoryCa:Profile:Name is {profile})");
             }
 
-            var csr = _intake.Validate(CsrIntake.DecodeBody(body.Span));
+            if (!station.MayRequest(profile))
+            {
+                throw new EnrollmentRejectedException(EnrollmentError.StationNotAuthorizedForProfile,
+                    $"station CN={station.SubjectCn} is not authorised for profile {profile} (FactoryCa:Stations, Id {station.Id}: Profiles)");
+            }
+
+            csr = _intake.Validate(CsrIntake.DecodeBody(request.Body.Span));
+            context = new EnrollmentContext(request, csr.DeviceId, profile, csr.SubjectPublicKeyInfo,
+                System.Security.Cryptography.SHA256.HashData(csr.SubjectPublicKeyInfo), _time.GetUtcNow());
+            foreach (var policy in _policies)
+            {
+                admissions.Add(policy.Admit(context));
+            }
+
             IssuedCertificate issued;
             try
             {
@@ -102,10 +135,20 @@ public sealed partial class EnrollmentService : IEnrollmentService
                 Certificate = ByteString.CopyFrom(issued.Der),
                 DeviceId = csr.DeviceId,
                 StationId = station.Id,
-                OperatorId = operatorId ?? string.Empty,
+                OperatorId = request.OperatorId ?? string.Empty,
                 CsrSha256 = ByteString.CopyFrom(csr.Sha256),
-                Profile = _issuer.Profile.Name,
+                Profile = profile,
+                Kind = request.Kind,
+                PublicKeySha256 = ByteString.CopyFrom(context.PublicKeySha256),
+                MacAddress = request.MacAddress ?? string.Empty,
+                ServerGeneratedKey = request.ServerGeneratedKey,
+                Label = request.Label ?? string.Empty,
+                BatchId = request.OrderId ?? string.Empty,
             };
+            foreach (var admission in admissions)
+            {
+                admission.Annotate(payload);
+            }
 
             JournalEntry entry;
             try
@@ -118,6 +161,11 @@ public sealed partial class EnrollmentService : IEnrollmentService
                 throw new EnrollmentUnavailableException("journal unavailable: " + ex.Message, ex);
             }
 
+            foreach (var admission in admissions)
+            {
+                admission.Commit(payload, entry.Seq);
+            }
+
             _recorder?.Record(issued.Serial);
             LogIssued(station.Id, csr.DeviceId, issued.SerialHex, issued.Sha256Fingerprint, csr.KeyDescription, entry.Seq);
             return new EnrollmentResult(issued.Der, _chain, csr.DeviceId, issued.SerialHex, issued.Sha256Fingerprint, entry.Seq);
@@ -125,12 +173,54 @@ public sealed partial class EnrollmentService : IEnrollmentService
         catch (EnrollmentRejectedException ex)
         {
             LogRejected(station.Id, ex.Code, ex.Message);
+            if (ex.Report)
+            {
+                await ReportRefusalAsync(request, context, csr, ex, cancellationToken).ConfigureAwait(false);
+            }
+
             throw;
         }
         catch (CertificateLintException ex)
         {
             LogLint(station.Id, ex.Message);
             throw;
+        }
+        finally
+        {
+            // Committed admissions ignore Dispose; the others release what they reserved.
+            foreach (var admission in admissions)
+            {
+                admission.Dispose();
+            }
+        }
+    }
+
+    /// <inheritdoc cref="IEnrollmentService.EnrollAsync(StationIdentity, ReadOnlyMemory{byte}, string?, CancellationToken)" />
+    public Task<EnrollmentResult> EnrollAsync(StationIdentity station, ReadOnlyMemory<byte> body, string? operatorId, CancellationToken cancellationToken) =>
+        EnrollAsync(new EnrollmentRequest(station, body) { OperatorId = operatorId }, cancellationToken);
+
+    /// <summary>Journals a refusal a policy wants the OEM to see (e.g. a cloned key). Fails closed like issuance.</summary>
+    private async Task ReportRefusalAsync(EnrollmentRequest request, EnrollmentContext? context, ValidatedCsr? csr, EnrollmentRejectedException ex,
+        CancellationToken cancellationToken)
+    {
+        var refused = new EnrollmentRefused
+        {
+            StationId = request.Station.Id,
+            DeviceId = csr?.DeviceId ?? string.Empty,
+            Reason = ex.Message,
+            CsrSha256 = csr is null ? ByteString.Empty : ByteString.CopyFrom(csr.Sha256),
+            Code = ex.Code.ToString(),
+            PublicKeySha256 = context is null ? ByteString.Empty : ByteString.CopyFrom(context.PublicKeySha256),
+            BatchId = request.OrderId ?? string.Empty,
+        };
+        try
+        {
+            await _journal.AppendAsync(EntryType.EnrollmentRefused, refused, cancellationToken).ConfigureAwait(false);
+        }
+        catch (JournalUnavailableException jex)
+        {
+            LogUnavailable(request.Station.Id, jex.Message);
+            throw new EnrollmentUnavailableException("journal unavailable while reporting a refusal: " + jex.Message, jex);
         }
     }
 

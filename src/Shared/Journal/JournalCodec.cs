@@ -209,6 +209,7 @@ public static class JournalCodec
         EntryType.BatchEvent => BatchEvent.Parser,
         EntryType.PolicyChanged => PolicyChanged.Parser,
         EntryType.Checkpoint => Checkpoint.Parser,
+        EntryType.OrderAccepted => OrderAccepted.Parser,
         _ => null,
     };
 

@@ -274,6 +274,7 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
         EntryType.BatchEvent => typeof(BatchEvent),
         EntryType.PolicyChanged => typeof(PolicyChanged),
         EntryType.Checkpoint => typeof(Checkpoint),
+        EntryType.OrderAccepted => typeof(OrderAccepted),
         _ => null,
     };
 

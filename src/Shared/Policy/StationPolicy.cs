@@ -10,15 +10,43 @@ namespace OfflinePki.Policy;
 /// <param name="Profiles">Profile names the station may request; null or empty means every profile.</param>
 public sealed record StationIdentity(string Id, string SubjectCn, string CertificateSha256, IReadOnlyList<string>? Profiles = null)
 {
+    /// <summary>Production order ids the station may consume; null or empty means every accepted order.</summary>
+    public IReadOnlyList<string>? Orders { get; init; }
+
+    /// <summary>True when the station is suspended by policy (every enrollment is refused).</summary>
+    public bool Suspended { get; init; }
+
+    /// <summary>Most enrollments per minute, 0 for no limit.</summary>
+    public int RateLimitPerMinute { get; init; }
+
+    /// <summary>True when the station may use EST serverkeygen (RFC 7030 §4.4).</summary>
+    public bool AllowServerKeyGen { get; init; }
+
     /// <summary>True when the station may request <paramref name="profile"/>.</summary>
     public bool MayRequest(string profile) => Profiles is not { Count: > 0 } || Profiles.Contains(profile, StringComparer.Ordinal);
+
+    /// <summary>True when the station may consume order <paramref name="orderId"/>.</summary>
+    public bool MayUseOrder(string orderId) => Orders is not { Count: > 0 } || Orders.Contains(orderId, StringComparer.Ordinal);
 }
 
 /// <summary>One allowed station.</summary>
 /// <param name="Id">Stable station id (journaled).</param>
 /// <param name="CertificateSubjectCn">The subject CN its client certificate must carry.</param>
 /// <param name="Profiles">Profile names it may request; null or empty means every profile.</param>
-public sealed record StationEntry(string Id, string CertificateSubjectCn, IReadOnlyList<string>? Profiles = null);
+public sealed record StationEntry(string Id, string CertificateSubjectCn, IReadOnlyList<string>? Profiles = null)
+{
+    /// <summary>Production order ids it may consume; null or empty means every accepted order.</summary>
+    public IReadOnlyList<string>? Orders { get; init; }
+
+    /// <summary>True to refuse every enrollment from it.</summary>
+    public bool Suspended { get; init; }
+
+    /// <summary>Most enrollments per minute, 0 for no limit.</summary>
+    public int RateLimitPerMinute { get; init; }
+
+    /// <summary>True when it may use EST serverkeygen.</summary>
+    public bool AllowServerKeyGen { get; init; }
+}
 
 /// <summary>Why a station was refused.</summary>
 public enum StationError
@@ -151,7 +179,10 @@ public sealed class StationAuthorizer : IStationAuthorizer
             throw new StationRejectedException(StationError.NotListed, $"{who} is not in the station list (FactoryCa:Stations)");
         }
 
-        var identity = new StationIdentity(entry.Id, cn, thumbprint, entry.Profiles);
+        var identity = new StationIdentity(entry.Id, cn, thumbprint, entry.Profiles)
+        {
+            Orders = entry.Orders, Suspended = entry.Suspended, RateLimitPerMinute = entry.RateLimitPerMinute, AllowServerKeyGen = entry.AllowServerKeyGen,
+        };
         var until = now + DecisionLifetime;
         var notAfter = new DateTimeOffset(clientCertificate.NotAfter.ToUniversalTime(), TimeSpan.Zero);
         if (_recent.Count > 4096)
