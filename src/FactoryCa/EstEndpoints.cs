@@ -27,6 +27,9 @@ public static class EstEndpoints
     /// <summary>Optional device MAC address header, journaled and reported per order.</summary>
     public const string DeviceMacHeader = "X-Device-Mac";
 
+    /// <summary>Refurb with a new identity: the returned unit's old device ID, whose certificate the new one supersedes.</summary>
+    public const string PreviousDeviceIdHeader = "X-Previous-Device-Id";
+
     /// <summary>The HTTP status for each refusal (RFC 7030 §4.2.3 leaves the choice of 4xx to the server).</summary>
     /// <param name="code">The refusal.</param>
     /// <returns>400, 403, 404, 409 or 429.</returns>
@@ -119,6 +122,7 @@ public static class EstEndpoints
                 OperatorId = http.Request.Headers[OperatorIdHeader].FirstOrDefault(),
                 OrderId = NullIfEmpty(http.Request.Headers[OrderIdHeader].FirstOrDefault()),
                 MacAddress = NullIfEmpty(http.Request.Headers[DeviceMacHeader].FirstOrDefault()),
+                PreviousDeviceId = NullIfEmpty(http.Request.Headers[PreviousDeviceIdHeader].FirstOrDefault()),
                 Kind = ParseKind(http.Request.Headers[IssuanceKindHeader].FirstOrDefault()),
             };
         }

@@ -44,6 +44,7 @@ public static class FactoryCaApp
         builder.Services.AddFactoryIssuance();
         builder.Services.AddFactoryStationPolicy();
         builder.Services.AddFactoryJournal(builder.Configuration);
+        builder.Services.AddFactoryDevicePolicy(builder.Configuration);
         builder.Services.AddFactorySync(builder.Configuration, Path.GetDirectoryName(fullPath)!);
         builder.Services.AddFactoryEstListener();
         overrideServices?.Invoke(builder.Services);
@@ -56,6 +57,7 @@ public static class FactoryCaApp
         _ = app.Services.GetRequiredService<IStationAuthorizer>();
 
         _ = app.Services.GetRequiredService<JournalWriter>();
+        _ = app.Services.GetRequiredService<Policy.DevicePolicy>(); // rebuilt from the journal now, not at the first request
 
         app.MapEst();
         app.MapControl();

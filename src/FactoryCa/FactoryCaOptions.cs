@@ -157,6 +157,9 @@ public sealed class ProfileOptions
     /// <summary>Device serial pattern.</summary>
     public string DeviceIdPattern { get; set; } = "^[A-Za-z0-9-]{4,64}$";
 
+    /// <summary>Device-ID check digit: none (default), luhn or iso7064-mod37-36 (see <see cref="Policy.DeviceIdFormat"/>).</summary>
+    public string DeviceIdCheckDigit { get; set; } = "none";
+
     /// <summary>Delta CRL URL written as freshestCRL into certificates (RFC 5280 §4.2.1.15); empty (default) for none.</summary>
     public string FreshestCrlUrl { get; set; } = string.Empty;
 
@@ -168,6 +171,7 @@ public sealed class ProfileOptions
     /// <exception cref="FormatException">Validity is neither a TimeSpan nor "NoWellDefinedExpiration".</exception>
     public CertificateProfile ToProfile()
     {
+        Policy.DeviceIdFormat.Parse(DeviceIdCheckDigit, "deviceIdCheckDigit");
         TimeSpan? validity = null;
         if (!string.Equals(Validity, NoWellDefinedExpiration, StringComparison.Ordinal))
         {

@@ -33,6 +33,12 @@ public sealed record EnrollmentRequest(StationIdentity Station, ReadOnlyMemory<b
     /// <summary>simplereenroll (RFC 7030 §4.2.2): the device's current certificate, presented in the TLS handshake.</summary>
     public X509Certificate2? CurrentCertificate { get; init; }
 
+    /// <summary>
+    /// Refurb with a new identity (FactoryCa:Refurb:Mode = NewIdentity): the returned unit's old device ID, whose active
+    /// certificate the new one supersedes (X-Previous-Device-Id header); null otherwise.
+    /// </summary>
+    public string? PreviousDeviceId { get; init; }
+
     /// <summary>serverkeygen (RFC 7030 §4.4): FactoryCa generates the key pair; the journal records it.</summary>
     public bool ServerGeneratedKey { get; init; }
 }
