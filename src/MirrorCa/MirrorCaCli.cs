@@ -449,6 +449,8 @@ public static class MirrorCaCli
                     output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ALERT {a.Time:O} {a.Summary} (journal {a.JournalIdHex}): {a.Detail}"));
                 }
 
+                WriteDeviceStatus(output, registry);
+
                 return 0;
             }
             catch (Exception ex) when (ex is OptionsValidationException or FileNotFoundException)
@@ -458,5 +460,21 @@ public static class MirrorCaCli
             }
         });
         return cmd;
+    }
+
+    /// <summary>Devices per state and the cloned-key reports (issue 6) for the status verb.</summary>
+    private static void WriteDeviceStatus(TextWriter output, MirrorRegistry registry)
+    {
+        var states = registry.CountDevicesByState();
+        if (states.Count > 0)
+        {
+            output.WriteLine("devices: " + string.Join(", ", Enum.GetValues<DeviceRegistryState>().Select(st =>
+                string.Create(CultureInfo.InvariantCulture, $"{st.ToString().ToLowerInvariant()} {states.GetValueOrDefault(st)}"))));
+        }
+
+        foreach (var d in registry.RecentDeviceReports(10))
+        {
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ALERT {d.At:O} {d.Summary} (journal {d.JournalIdHex}): {d.Reason}"));
+        }
     }
 }

@@ -78,6 +78,7 @@ public sealed partial class MirrorRegistry : IJournalSink, IRevocationSource, IR
         using var c = Open();
         Exec(c, "PRAGMA journal_mode=WAL;");
         Exec(c, Schema);
+        Exec(c, DeviceSchema);
     }
 
     /// <summary>Absolute path of the SQLite file.</summary>
@@ -347,7 +348,7 @@ public sealed partial class MirrorRegistry : IJournalSink, IRevocationSource, IR
         return cmd;
     }
 
-    private sealed class ApplyTransaction : IJournalApplyTransaction
+    private sealed partial class ApplyTransaction : IJournalApplyTransaction
     {
         private readonly SqliteConnection _c;
         private readonly SqliteTransaction _tx;

@@ -396,6 +396,7 @@ public sealed class SyncApplier
 
             var verified = _verifier!.Accept(entry);
             IssuedCertificateRecord? record = null;
+            object? device = null;
             switch (verified.Payload)
             {
                 case Genesis g:
@@ -415,11 +416,15 @@ public sealed class SyncApplier
                     break;
                 case CertificateIssued c:
                     record = Record(entry.Seq, c);
+                    device = DeviceEvents.Issuance(_meta.FactoryId, entry, c, record);
+                    break;
+                case EnrollmentRefused r:
+                    device = DeviceEvents.Report(_meta.FactoryId, _journalKey, entry, r);
                     break;
             }
 
             var raw = entry.ToByteArray();
-            _pending.Add(new Pending(entry.Seq, entry.Hash.ToByteArray(), (int)entry.Type, raw, record));
+            _pending.Add(new Pending(entry.Seq, entry.Hash.ToByteArray(), (int)entry.Type, raw, record) { Device = device });
             _pendingBytes += raw.Length;
             if (entry.Type == EntryType.Checkpoint)
             {
@@ -441,6 +446,11 @@ public sealed class SyncApplier
                 if (p.Certificate is not null)
                 {
                     _tx.AddCertificate(p.Certificate);
+                }
+
+                if (p.Device is not null)
+                {
+                    DeviceEvents.Apply(_tx, p.Device);
                 }
             }
 
@@ -475,7 +485,11 @@ public sealed class SyncApplier
             _verifier?.Dispose();
         }
 
-        private sealed record Pending(ulong Seq, byte[] Hash, int Type, byte[] Raw, IssuedCertificateRecord? Certificate);
+        private sealed record Pending(ulong Seq, byte[] Hash, int Type, byte[] Raw, IssuedCertificateRecord? Certificate)
+        {
+            /// <summary>A <see cref="DeviceIssuance"/> or <see cref="DeviceReport"/> to apply with the entry, or null.</summary>
+            public object? Device { get; init; }
+        }
     }
 
     /// <summary>RFC 6960 §4.1.1 issuerKeyHash: SHA-1 over the value (excluding tag, length and unused-bits octet) of the issuing CA's subjectPublicKey BIT STRING.</summary>
