@@ -50,10 +50,10 @@ public static class HsmBench
         // CSRs made up front (P-256, as stations send them).
         var bodies = new byte[requests][];
         var ders = new byte[requests][];
-        using (var dev = ECDsa.Create(ECCurve.NamedCurves.nistP256))
         {
             for (int i = 0; i < requests; i++)
             {
+                using var dev = ECDsa.Create(ECCurve.NamedCurves.nistP256); // one key per device: a shared key is a cloned key (DevicePolicy)
                 var req = new CertificateRequest($"SERIALNUMBER=DEV-{i:D6}, CN=x", dev, HashAlgorithmName.SHA256);
                 ders[i] = req.CreateSigningRequest();
                 bodies[i] = System.Text.Encoding.ASCII.GetBytes(Convert.ToBase64String(ders[i]));
