@@ -18,7 +18,9 @@ namespace OfflinePki.Bench;
 /// plus the check-digit rule per enrollment, with D devices already known, on 2 threads; against the issuance step it
 /// guards (prepare, lint, sign with the issuing CA key) measured in the same run on 2 threads. Also the memory per device.
 ///
-///   dotnet run -c Release --project bench/OfflinePki.Bench -- devicepolicy [--devices 1000000] [--ops 200000] [--issues 4000]
+/// Startup: the policy rebuilt from a journal of R certificates, against FactoryIndex.Rebuild over the same journal.
+///
+///   dotnet run -c Release --project bench/OfflinePki.Bench -- devicepolicy [--devices 1000000] [--ops 200000] [--issues 4000] [--replay 100000]
 /// </summary>
 public static class DevicePolicyBench
 {
@@ -28,6 +30,7 @@ public static class DevicePolicyBench
         int devices = BenchSupport.IntOption(args, "devices", 1_000_000);
         int ops = BenchSupport.IntOption(args, "ops", 200_000);
         int issues = BenchSupport.IntOption(args, "issues", 4000);
+        int replay = BenchSupport.IntOption(args, "replay", 100_000);
         string pki = BenchSupport.CreatePki();
         await using var app = FactoryCaApp.Build(Path.Combine(pki, "factoryca.json"),
             s => { s.AddLogging(l => l.SetMinimumLevel(LogLevel.Warning)); s.PostConfigure<SyncOptions>(o => o.Enabled = false); },
@@ -69,6 +72,35 @@ public static class DevicePolicyBench
         double issueRate = Rate(issues, i => issuer.Issue(new IssuanceRequest("BENCH", spki)));
         double share = issueRate / policyRate; // policy time per enrollment over issue time per enrollment
 
+        // Startup: rebuild from a journal of `replay` certificates, against the factory index rebuilt from the same journal.
+        Console.Write($"journaling {replay} certificates ... ");
+        var journal = app.Services.GetRequiredService<OfflinePki.Journal.JournalWriter>();
+        int nextEntry = -1;
+        await Task.WhenAll(Enumerable.Range(0, 64).Select(_ => Task.Run(async () =>
+        {
+            int i;
+            while ((i = Interlocked.Increment(ref nextEntry)) < replay)
+            {
+                var hash = new byte[32];
+                BitConverter.TryWriteBytes(hash, i);
+                await journal.AppendAsync(EntryType.CertificateIssued, new CertificateIssued
+                {
+                    Certificate = ByteString.CopyFrom(der), DeviceId = Id(i), PublicKeySha256 = ByteString.CopyFrom(hash), Profile = "idevid",
+                });
+            }
+        })));
+        Console.WriteLine("done");
+        var sw = Stopwatch.StartNew();
+        var rebuilt = DevicePolicy.Rebuild(journal, new DevicePolicyOptions());
+        double replayRate = replay / sw.Elapsed.TotalSeconds;
+        string indexPath = Path.Combine(pki, "bench-index.db");
+        sw.Restart();
+        using (OfflinePki.Journal.Index.FactoryIndex.Rebuild(indexPath, journal))
+        {
+        }
+
+        double indexRate = replay / sw.Elapsed.TotalSeconds;
+
         Console.WriteLine();
         Console.WriteLine("| measure | value |");
         Console.WriteLine("|---|---|");
@@ -76,6 +108,9 @@ public static class DevicePolicyBench
         Console.WriteLine($"| peer in the same run: issue (prepare, lint, sign), 2 threads | {issueRate:F0} certificates/s |");
         Console.WriteLine($"| policy cost / issue cost | {share:P2} (budget 10 %, and issuance also verifies the CSR and fsyncs) |");
         Console.WriteLine($"| memory per known device | about {bytesPerDevice} bytes |");
+        Console.WriteLine($"| startup rebuild of DevicePolicy from the journal ({rebuilt.DeviceCount} devices) | {replayRate:F0} entries/s |");
+        Console.WriteLine($"| peer in the same run: FactoryIndex.Rebuild from the same journal | {indexRate:F0} entries/s |");
+        Console.WriteLine($"| ratio DevicePolicy rebuild / index rebuild | {replayRate / indexRate:F2}x |");
         return 0;
     }
 
