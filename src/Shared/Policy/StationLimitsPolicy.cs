@@ -8,10 +8,10 @@ namespace OfflinePki.Policy;
 /// The station limits of the registration authority, as one <see cref="IEnrollmentPolicy"/>: a locally revoked
 /// station certificate (<see cref="EnrollmentError.StationCertificateRevoked"/>, 403), a suspended station
 /// (<see cref="EnrollmentError.StationSuspended"/>, 403), and the per-station rate limit
-/// (<see cref="EnrollmentError.StationRateLimited"/>, 429 with Retry-After). The rate limit is a
-/// <see cref="TokenBucketRateLimiter"/> per station (bucket of one minute's worth, one token every
-/// 60 s / RateLimitPerMinute) replenished from the injected <see cref="TimeProvider"/>, not a timer, so that
-/// tests can move time. Reserves nothing; a spent token is not given back when a later rule refuses.
+/// (<see cref="EnrollmentError.StationRateLimited"/>, 429 with Retry-After). The rate limit is a token bucket per
+/// station (<see cref="ClockedTokenBucketRateLimiter"/>: one minute's worth of tokens, one more every
+/// 60 s / RateLimitPerMinute) refilled from the injected <see cref="TimeProvider"/>, not a timer, so that tests move
+/// time instead of sleeping. Reserves nothing; a spent token is not given back when a later rule refuses.
 /// </summary>
 public sealed class StationLimitsPolicy : IEnrollmentPolicy, IDisposable
 {
@@ -51,8 +51,8 @@ public sealed class StationLimitsPolicy : IEnrollmentPolicy, IDisposable
 
         if (station.RateLimitPerMinute > 0)
         {
-            var bucket = _buckets.GetOrAdd((station.Id, station.RateLimitPerMinute), k => new Bucket(k.PerMinute, _time.GetUtcNow()));
-            if (!bucket.TryTake(_time.GetUtcNow(), out var retryAfter))
+            var bucket = _buckets.GetOrAdd((station.Id, station.RateLimitPerMinute), k => new Bucket(k.PerMinute, _time));
+            if (!bucket.TryTake(out var retryAfter))
             {
                 throw new EnrollmentRejectedException(EnrollmentError.StationRateLimited,
                     $"station CN={station.SubjectCn} exceeded {station.RateLimitPerMinute} enrollments per minute (FactoryCa:Stations, Id {station.Id}: RateLimitPerMinute); retry in {Math.Ceiling(retryAfter.TotalSeconds)} s")
@@ -76,56 +76,121 @@ public sealed class StationLimitsPolicy : IEnrollmentPolicy, IDisposable
         _buckets.Clear();
     }
 
-    /// <summary>One station's token bucket, replenished by hand from the clock.</summary>
-    private sealed class Bucket : IDisposable
+    /// <summary>One station's bucket and its last lease's Retry-After.</summary>
+    private sealed class Bucket(int perMinute, TimeProvider time) : IDisposable
     {
-        private readonly TokenBucketRateLimiter _limiter;
-        private readonly TimeSpan _period;
-        private readonly int _limit;
-        private readonly Lock _lock = new();
-        private DateTimeOffset _last;
+        private readonly ClockedTokenBucketRateLimiter _limiter = new(perMinute, TimeSpan.FromMinutes(1) / perMinute, time);
 
-        public Bucket(int perMinute, DateTimeOffset now)
+        public bool TryTake(out TimeSpan retryAfter)
         {
-            _limit = perMinute;
-            _period = TimeSpan.FromMinutes(1) / perMinute;
-            _last = now;
-            _limiter = new TokenBucketRateLimiter(new TokenBucketRateLimiterOptions
-            {
-                TokenLimit = perMinute,
-                TokensPerPeriod = 1,
-                ReplenishmentPeriod = _period,
-                AutoReplenishment = false,
-                QueueLimit = 0,
-            });
-        }
-
-        public bool TryTake(DateTimeOffset now, out TimeSpan retryAfter)
-        {
-            lock (_lock)
-            {
-                if (now > _last)
-                {
-                    long periods = (now - _last).Ticks / _period.Ticks;
-                    for (long i = 0; i < Math.Min(periods, _limit); i++)
-                    {
-                        _limiter.TryReplenish();
-                    }
-
-                    _last = periods >= _limit ? now : _last + (_period * periods);
-                }
-
-                using var lease = _limiter.AttemptAcquire(1);
-                retryAfter = lease.IsAcquired ? TimeSpan.Zero : _period - (now - _last);
-                if (retryAfter < TimeSpan.FromSeconds(1) && !lease.IsAcquired)
-                {
-                    retryAfter = TimeSpan.FromSeconds(1);
-                }
-
-                return lease.IsAcquired;
-            }
+            using var lease = _limiter.AttemptAcquire(1);
+            retryAfter = lease.TryGetMetadata(MetadataName.RetryAfter, out var r) ? r : TimeSpan.Zero;
+            return lease.IsAcquired;
         }
 
         public void Dispose() => _limiter.Dispose();
+    }
+}
+
+/// <summary>
+/// A token bucket (System.Threading.RateLimiting <see cref="RateLimiter"/>) refilled from a <see cref="TimeProvider"/>:
+/// <paramref name="tokenLimit"/> tokens, one more every <paramref name="tokenPeriod"/>, no queue. The stock
+/// <see cref="TokenBucketRateLimiter"/> reads <c>Stopwatch</c> even when replenished by hand, so a test could not move
+/// its time; this one has the same semantics on an injected clock. A refused lease carries
+/// <see cref="MetadataName.RetryAfter"/> (time until the next token). Thread safe.
+/// </summary>
+/// <param name="tokenLimit">Bucket size (≥ 1).</param>
+/// <param name="tokenPeriod">Time to earn one token (positive).</param>
+/// <param name="time">The clock.</param>
+public sealed class ClockedTokenBucketRateLimiter(int tokenLimit, TimeSpan tokenPeriod, TimeProvider time) : RateLimiter
+{
+    private readonly int _limit = tokenLimit >= 1 ? tokenLimit : throw new ArgumentOutOfRangeException(nameof(tokenLimit), tokenLimit, "at least 1");
+    private readonly TimeSpan _period = tokenPeriod > TimeSpan.Zero ? tokenPeriod : throw new ArgumentOutOfRangeException(nameof(tokenPeriod), tokenPeriod, "must be positive");
+    private readonly TimeProvider _time = time ?? throw new ArgumentNullException(nameof(time));
+    private readonly Lock _lock = new();
+    private double _tokens = tokenLimit;
+    private DateTimeOffset _last = (time ?? TimeProvider.System).GetUtcNow();
+    private long _failed;
+    private long _succeeded;
+
+    /// <inheritdoc />
+    public override TimeSpan? IdleDuration
+    {
+        get
+        {
+            lock (_lock)
+            {
+                Refill();
+                return _tokens >= _limit ? _time.GetUtcNow() - _last : null;
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public override RateLimiterStatistics? GetStatistics()
+    {
+        lock (_lock)
+        {
+            Refill();
+            return new RateLimiterStatistics
+            {
+                CurrentAvailablePermits = (long)_tokens, CurrentQueuedCount = 0, TotalFailedLeases = _failed, TotalSuccessfulLeases = _succeeded,
+            };
+        }
+    }
+
+    /// <inheritdoc />
+    protected override RateLimitLease AttemptAcquireCore(int permitCount)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(permitCount);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(permitCount, _limit);
+        lock (_lock)
+        {
+            Refill();
+            if (_tokens >= permitCount)
+            {
+                _tokens -= permitCount;
+                _succeeded++;
+                return Lease.Acquired;
+            }
+
+            _failed++;
+            return new Lease(false, TimeSpan.FromTicks((long)Math.Ceiling((permitCount - _tokens) * _period.Ticks)));
+        }
+    }
+
+    /// <inheritdoc />
+    protected override ValueTask<RateLimitLease> AcquireAsyncCore(int permitCount, CancellationToken cancellationToken) =>
+        new(AttemptAcquireCore(permitCount));
+
+    private void Refill()
+    {
+        var now = _time.GetUtcNow();
+        if (now > _last)
+        {
+            _tokens = Math.Min(_limit, _tokens + ((now - _last).Ticks / (double)_period.Ticks));
+            _last = now;
+        }
+    }
+
+    private sealed class Lease(bool acquired, TimeSpan? retryAfter) : RateLimitLease
+    {
+        public static Lease Acquired { get; } = new(true, null);
+
+        public override bool IsAcquired => acquired;
+
+        public override IEnumerable<string> MetadataNames => retryAfter is null ? [] : [MetadataName.RetryAfter.Name];
+
+        public override bool TryGetMetadata(string metadataName, out object? metadata)
+        {
+            if (retryAfter is { } r && metadataName == MetadataName.RetryAfter.Name)
+            {
+                metadata = r;
+                return true;
+            }
+
+            metadata = null;
+            return false;
+        }
     }
 }
