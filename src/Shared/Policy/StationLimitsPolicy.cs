@@ -33,11 +33,23 @@ public sealed class StationLimitsPolicy : IEnrollmentPolicy, IDisposable
 
     /// <inheritdoc />
     /// <exception cref="EnrollmentRejectedException">The station certificate is revoked, the station is suspended, or it is over its rate.</exception>
+    /// <exception cref="EnrollmentUnavailableException">The revocation list cannot be read (fail closed, HTTP 503).</exception>
     public IEnrollmentAdmission Admit(EnrollmentContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         var station = context.Station;
-        if (_revoked.IsRevoked(station.CertificateSha256))
+        bool revoked;
+        try
+        {
+            revoked = _revoked.IsRevoked(station.CertificateSha256);
+        }
+        catch (Exception ex) when (ex is FormatException or IOException or UnauthorizedAccessException)
+        {
+            // Fail closed: without a readable revocation list no station is trusted.
+            throw new EnrollmentUnavailableException("the station revocation list cannot be read: " + ex.Message, ex);
+        }
+
+        if (revoked)
         {
             throw new EnrollmentRejectedException(EnrollmentError.StationCertificateRevoked,
                 $"station CN={station.SubjectCn}: its certificate sha256={station.CertificateSha256} is revoked on this factory (FactoryCa revoke-station); issue the station a new certificate");

@@ -398,6 +398,37 @@ public class EstProfilesTests
         }
     }
 
+    [Test]
+    public void An_unreadable_revocation_list_fails_closed_with_503()
+    {
+        string path = Path.Combine(_data, "revoked-stations");
+        string? saved = File.Exists(path) ? File.ReadAllText(path) : null;
+        try
+        {
+            File.AppendAllText(path, "not-a-fingerprint 12 x\n");
+            _clock.Advance(TimeSpan.FromSeconds(2));
+            int before = _journal.Count;
+            var reply = Curl("/.well-known/est/simpleenroll", KeyAndCsr("/serialNumber=BAD-0001/CN=x").Body, station: "station-02");
+            Assert.That(reply.Status, Is.EqualTo(503), reply.Body);
+            Assert.That(reply.Body, Does.Contain("the station revocation list cannot be read").And.Contain("line"));
+            Assert.That(reply.Headers, Does.Match("(?i)Retry-After: 30"));
+            Assert.That(_journal.Count, Is.EqualTo(before));
+        }
+        finally
+        {
+            if (saved is null)
+            {
+                File.Delete(path);
+            }
+            else
+            {
+                File.WriteAllText(path, saved);
+            }
+
+            _clock.Advance(TimeSpan.FromSeconds(2));
+        }
+    }
+
     // ---- operator id from the CSR ----
 
     private static byte[] CsrWithOperator(string deviceId, string operatorId)
