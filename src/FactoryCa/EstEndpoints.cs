@@ -141,13 +141,14 @@ public static class EstEndpoints
 
         StationIdentity station;
         X509Certificate2? current = null;
+        string? currentProfile = null;
         try
         {
             var cert = await http.Connection.GetClientCertificateAsync(cancellationToken).ConfigureAwait(false);
             if (operation == Operation.SimpleReenroll)
             {
                 // RFC 7030 §4.2.2: the device's current certificate, chained to the issuing CA (not the RA CA).
-                (station, _) = services.GetRequiredService<DeviceCertificateAuthenticator>().Authenticate(cert);
+                (station, _, currentProfile) = services.GetRequiredService<DeviceCertificateAuthenticator>().Authenticate(cert);
                 current = cert;
             }
             else
@@ -205,7 +206,8 @@ public static class EstEndpoints
                 MacAddress = NullIfEmpty(http.Request.Headers[DeviceMacHeader].FirstOrDefault()),
                 Kind = operation == Operation.SimpleReenroll ? Journal.V1.IssuanceKind.Reenroll : ParseKind(http.Request.Headers[IssuanceKindHeader].FirstOrDefault()),
                 Label = label,
-                ProfileName = NullIfEmpty(target?.Profile),
+                // A label names the profile; a re-enrollment without one renews under the current certificate's profile.
+                ProfileName = NullIfEmpty(target?.Profile) ?? currentProfile,
                 CurrentCertificate = current,
                 ServerGeneratedKey = operation == Operation.ServerKeyGen,
             };

@@ -76,7 +76,8 @@ public static class FactoryCaServiceCollectionExtensions
         services.TryAddSingleton<IRevokedStations>(sp => sp.GetRequiredService<RevokedStationStore>());
         services.TryAddSingleton(sp => new StationLimitsPolicy(sp.GetRequiredService<IRevokedStations>(), sp.GetRequiredService<TimeProvider>()));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IEnrollmentPolicy, StationLimitsPolicy>(sp => sp.GetRequiredService<StationLimitsPolicy>()));
-        services.TryAddSingleton(sp => new DeviceCertificateAuthenticator(sp.GetRequiredService<IssuingAuthority>(), sp.GetRequiredService<TimeProvider>()));
+        services.TryAddSingleton(sp => new DeviceCertificateAuthenticator(sp.GetRequiredService<IssuingAuthority>(),
+            sp.GetRequiredService<CertificateProfileSet>(), sp.GetRequiredService<TimeProvider>()));
         services.AddHostedService<RevokedStationJournaler>();
         services.TryAddSingleton<IStationAuthorizer>(sp =>
         {

@@ -78,6 +78,39 @@ public sealed class CertificateProfileSet : IReadOnlyCollection<CertificateProfi
     public bool Contains(CertificateProfile profile) =>
         profile is not null && _byName.TryGetValue(profile.Name, out var mine) && ReferenceEquals(mine, profile);
 
+    /// <summary>
+    /// The profiles a certificate of this CA looks like it was issued under: same subject CN and O, and the kind's
+    /// marks (a Matter DAC's vendor and product id, a tls-client's id-kp-clientAuth EKU, an IDevID's neither).
+    /// Used by simplereenroll so that a device renews under the profile it has.
+    /// </summary>
+    /// <param name="certificate">A device certificate.</param>
+    /// <returns>The matching profiles (usually one).</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="certificate"/> is null.</exception>
+    public IReadOnlyList<CertificateProfile> Matching(System.Security.Cryptography.X509Certificates.X509Certificate2 certificate)
+    {
+        ArgumentNullException.ThrowIfNull(certificate);
+        var attributes = new List<(string Oid, string? Value)>();
+        foreach (var rdn in certificate.SubjectName.EnumerateRelativeDistinguishedNames())
+        {
+            if (!rdn.HasMultipleElements)
+            {
+                attributes.Add((rdn.GetSingleElementType().Value ?? string.Empty, rdn.GetSingleElementValue()));
+            }
+        }
+
+        string? Attr(string oid) => attributes.Where(a => a.Oid == oid).Select(a => a.Value).SingleOrDefault();
+        bool clientAuth = certificate.Extensions.OfType<System.Security.Cryptography.X509Certificates.X509EnhancedKeyUsageExtension>()
+            .Any(e => e.EnhancedKeyUsages.Cast<System.Security.Cryptography.Oid>().Any(o => o.Value == Asn1.Oids.ClientAuthEku));
+        string? vid = Attr(Asn1.Oids.MatterVendorId), pid = Attr(Asn1.Oids.MatterProductId);
+        return _ordered.Where(p =>
+            Attr("2.5.4.3") == p.SubjectCommonName && Attr("2.5.4.10") == p.SubjectOrganization && p.Kind switch
+            {
+                CertificateProfileKind.MatterDac => vid == $"{p.MatterVendorId:X4}" && pid == $"{p.MatterProductId:X4}",
+                CertificateProfileKind.TlsClient => clientAuth && vid is null,
+                _ => !clientAuth && vid is null,
+            }).ToList();
+    }
+
     /// <inheritdoc />
     public IEnumerator<CertificateProfile> GetEnumerator() => ((IEnumerable<CertificateProfile>)_ordered).GetEnumerator();
 

@@ -7,8 +7,9 @@ namespace OfflinePki.Policy;
 /// <summary>
 /// simplereenroll (RFC 7030 §4.2.2, §3.3.2): the TLS client is a device presenting its current certificate, which must
 /// be issued by this factory's issuing CA (chained to the device root), never by the RA/TLS CA that certifies stations.
-/// The device becomes the requester: a <see cref="StationIdentity"/> with Id <c>device:&lt;device ID&gt;</c>, all
-/// profiles and orders, no rate limit. "Is this the device's active certificate" is the device policy's rule.
+/// The device becomes the requester: a <see cref="StationIdentity"/> with Id <c>device:&lt;device ID&gt;</c>, allowed
+/// only the profile its current certificate was issued under (<see cref="CertificateProfileSet.Matching"/>), every
+/// order, no rate limit. "Is this the device's active certificate" is the device policy's rule.
 /// </summary>
 public sealed class DeviceCertificateAuthenticator
 {
@@ -16,31 +17,35 @@ public sealed class DeviceCertificateAuthenticator
     public const string RequesterPrefix = "device:";
 
     private readonly IssuingAuthority _authority;
+    private readonly CertificateProfileSet _profiles;
     private readonly X509Certificate2 _root;
     private readonly TimeProvider _time;
 
     /// <summary>Creates the authenticator.</summary>
     /// <param name="authority">The issuing CA (its certificate must be the device certificate's issuer; its chain ends at the root).</param>
+    /// <param name="profiles">The profiles the CA serves (a device renews under the profile of its current certificate).</param>
     /// <param name="time">Clock for the chain's verification time.</param>
     /// <exception cref="ArgumentNullException">An argument is null.</exception>
     /// <exception cref="ArgumentException">The authority has no certificate above it (the root).</exception>
-    public DeviceCertificateAuthenticator(IssuingAuthority authority, TimeProvider time)
+    public DeviceCertificateAuthenticator(IssuingAuthority authority, CertificateProfileSet profiles, TimeProvider time)
     {
         ArgumentNullException.ThrowIfNull(authority);
+        ArgumentNullException.ThrowIfNull(profiles);
         ArgumentNullException.ThrowIfNull(time);
         _authority = authority;
+        _profiles = profiles;
         _root = authority.ChainAboveIssuer.LastOrDefault() ?? throw new ArgumentException("the issuing authority needs its root certificate", nameof(authority));
         _time = time;
     }
 
     /// <summary>Checks a device certificate presented for re-enrollment.</summary>
     /// <param name="certificate">The TLS client certificate; null when none was presented.</param>
-    /// <returns>The requester identity and the device ID of the certificate.</returns>
+    /// <returns>The requester identity (allowed only <c>Profile</c>), the device ID and the profile of the certificate.</returns>
     /// <exception cref="StationRejectedException">
     /// <see cref="StationError.NoCertificate"/> (none presented) or <see cref="StationError.Untrusted"/> (not issued by the
-    /// issuing CA, outside its validity, or without a single subject serialNumber).
+    /// issuing CA, outside its validity, without a single subject serialNumber, or matching no single configured profile).
     /// </exception>
-    public (StationIdentity Requester, string DeviceId) Authenticate(X509Certificate2? certificate)
+    public (StationIdentity Requester, string DeviceId, string Profile) Authenticate(X509Certificate2? certificate)
     {
         if (certificate is null)
         {
@@ -81,8 +86,16 @@ public sealed class DeviceCertificateAuthenticator
             throw new StationRejectedException(StationError.Untrusted, $"certificate '{subject}' has no single subject serialNumber (device ID)");
         }
 
+        var matching = _profiles.Matching(certificate);
+        if (matching.Count != 1)
+        {
+            throw new StationRejectedException(StationError.Untrusted,
+                $"certificate '{subject}' matches {(matching.Count == 0 ? "no" : "more than one")} configured profile ({string.Join(", ", _profiles.Names)}): cannot tell which profile to renew it under");
+        }
+
         string fingerprint = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(certificate.RawDataMemory.Span));
-        var requester = new StationIdentity(RequesterPrefix + ids[0], certificate.GetNameInfo(X509NameType.SimpleName, forIssuer: false), fingerprint);
-        return (requester, ids[0]);
+        var requester = new StationIdentity(RequesterPrefix + ids[0], certificate.GetNameInfo(X509NameType.SimpleName, forIssuer: false), fingerprint,
+            [matching[0].Name]);
+        return (requester, ids[0], matching[0].Name);
     }
 }

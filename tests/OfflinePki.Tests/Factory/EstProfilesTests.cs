@@ -580,6 +580,20 @@ public class EstProfilesTests
     }
 
     [Test]
+    public void Simplereenroll_renews_under_the_profile_of_the_current_certificate_and_no_other()
+    {
+        var dac = EnrollDevice("RE-0010", "/matter");
+        var reply = Curl("/.well-known/est/simplereenroll", KeyAndCsr("/serialNumber=RE-0010/CN=x").Body, clientCert: dac);
+        Assert.That(reply.Status, Is.EqualTo(200), reply.Body);
+        Assert.That(LastIssued().Profile, Is.EqualTo("matter"), "no label: the current certificate's profile, not the default");
+        Assert.That(Text(CertPem(reply)), Does.Contain("1.3.6.1.4.1.37244.2.1 = FFF1"));
+
+        var idevid = EnrollDevice("RE-0011");
+        Refused(403, "station CN=Example Device is not authorised for profile matter",
+            () => Curl("/.well-known/est/matter/simplereenroll", KeyAndCsr("/serialNumber=RE-0011/CN=x").Body, clientCert: idevid));
+    }
+
+    [Test]
     public void Simplereenroll_refuses_a_CSR_for_another_device()
     {
         var device = EnrollDevice("RE-0002");
