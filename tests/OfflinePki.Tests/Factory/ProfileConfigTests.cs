@@ -167,6 +167,41 @@ public class ProfileConfigTests
         Assert.That(ex.Message, Does.Contain("must be signed with ecdsa-with-SHA256 by a P-256 CA key (Matter Core §6.1)"));
     }
 
+    /// <summary>A CSR whose operator id attribute carries the given values (each one DER value; .NET writes the SET).</summary>
+    private static byte[] CsrWithAttribute(params Action<System.Formats.Asn1.AsnWriter>[] values)
+    {
+        using var key = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256);
+        var req = new System.Security.Cryptography.X509Certificates.CertificateRequest("SERIALNUMBER=ATT-0001, CN=x", key,
+            System.Security.Cryptography.HashAlgorithmName.SHA256);
+        foreach (var writeValue in values)
+        {
+            var w = new System.Formats.Asn1.AsnWriter(System.Formats.Asn1.AsnEncodingRules.DER);
+            writeValue(w);
+            req.OtherRequestAttributes.Add(new System.Security.Cryptography.AsnEncodedData(Oids.OperatorIdAttribute, w.Encode()));
+        }
+
+        return req.CreateSigningRequest();
+    }
+
+    [Test]
+    public void The_operator_id_CSR_attribute_is_read_and_a_malformed_one_is_refused()
+    {
+        var intake = new CsrIntake(Profile(CertificateProfileKind.TlsClient, TimeSpan.FromDays(1)));
+        var ok = intake.Validate(CsrWithAttribute(w => w.WriteCharacterString(System.Formats.Asn1.UniversalTagNumber.UTF8String, "op-12")));
+        Assert.That(ok.OperatorId, Is.EqualTo("op-12"));
+        Assert.That(intake.Validate(Peers.P256Csr("ATT-0002")).OperatorId, Is.Null);
+
+        var ia5 = Assert.Throws<EnrollmentRejectedException>(() => intake.Validate(
+            CsrWithAttribute(w => w.WriteCharacterString(System.Formats.Asn1.UniversalTagNumber.IA5String, "op-12"))))!;
+        Assert.That(ia5.Code, Is.EqualTo(EnrollmentError.OperatorIdInvalid));
+        Assert.That(ia5.Message, Does.Contain("must appear once with one UTF8String or PrintableString value"));
+        var two = Assert.Throws<EnrollmentRejectedException>(() => intake.Validate(CsrWithAttribute(
+            w => w.WriteCharacterString(System.Formats.Asn1.UniversalTagNumber.UTF8String, "op-1"),
+            w => w.WriteCharacterString(System.Formats.Asn1.UniversalTagNumber.UTF8String, "op-2"))))!;
+        Assert.That(two.Code, Is.EqualTo(EnrollmentError.OperatorIdInvalid));
+        Assert.That(two.Message, Does.Contain("must appear once").Or.Contain("must have exactly one value"));
+    }
+
     [Test]
     public void The_clocked_token_bucket_refills_from_the_clock_and_says_when_to_retry()
     {
