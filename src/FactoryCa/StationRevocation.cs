@@ -22,7 +22,7 @@ public static class StationRevocation
         return $"station certificate revoked: sha256={entry.Sha256} at={entry.RevokedAt:O} reason={entry.Reason}";
     }
 
-    /// <summary>Journals one revocation as PolicyChanged (policy_sha256 = SHA-256 of the summary) and marks it journaled.</summary>
+    /// <summary>Journals one revocation as PolicyChanged (policy_sha256 = SHA-256 of the revoked-stations file) and marks it journaled.</summary>
     /// <param name="journal">The journal.</param>
     /// <param name="store">The store.</param>
     /// <param name="entry">The revocation.</param>
@@ -36,11 +36,44 @@ public static class StationRevocation
         string summary = Summary(entry);
         var e = await journal.AppendAsync(EntryType.PolicyChanged, new PolicyChanged
         {
-            PolicySha256 = Google.Protobuf.ByteString.CopyFrom(SHA256.HashData(Encoding.UTF8.GetBytes(summary))),
+            // The digest of the revocation list as it now stands (the policy state this change produced).
+            PolicySha256 = Google.Protobuf.ByteString.CopyFrom(File.Exists(store.FilePath)
+                ? SHA256.HashData(File.ReadAllBytes(store.FilePath)) : SHA256.HashData(Encoding.UTF8.GetBytes(summary))),
             Summary = summary,
         }, cancellationToken).ConfigureAwait(false);
         store.MarkJournaled(entry.Sha256);
         return e.Seq;
+    }
+
+    private static readonly SemaphoreSlim JournalLock = new(1, 1);
+
+    /// <summary>
+    /// Journals every revocation not journaled yet (written through the control socket, by the CLI while the daemon was
+    /// stopped, or into the file by hand), one PolicyChanged each, one caller at a time so none is journaled twice.
+    /// </summary>
+    /// <param name="journal">The journal.</param>
+    /// <param name="store">The store.</param>
+    /// <param name="cancellationToken">Cancels waiting.</param>
+    /// <returns>The journal seq of each revocation journaled now, by fingerprint.</returns>
+    /// <exception cref="JournalUnavailableException">The journal cannot be written; the rest stay pending (and in force).</exception>
+    public static async Task<IReadOnlyDictionary<string, ulong>> JournalPendingAsync(IJournalAppender journal, RevokedStationStore store, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        var done = new Dictionary<string, ulong>(StringComparer.Ordinal);
+        await JournalLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            foreach (var entry in store.PendingJournal())
+            {
+                done[entry.Sha256] = await JournalAsync(journal, store, entry, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            JournalLock.Release();
+        }
+
+        return done;
     }
 
     /// <summary>POST /control/revoke-station?fingerprint=..&amp;reason=..: revokes (durably), journals, and answers JSON.</summary>
@@ -61,13 +94,8 @@ public static class StationRevocation
 
         try
         {
-            ulong? seq = null;
-            if (store.PendingJournal().Any(p => p.Sha256 == entry.Sha256))
-            {
-                seq = await JournalAsync(journal, store, entry, cancellationToken).ConfigureAwait(false);
-            }
-
-            return Results.Json(new { fingerprint = entry.Sha256, added, journalSeq = seq });
+            var seqs = await JournalPendingAsync(journal, store, cancellationToken).ConfigureAwait(false);
+            return Results.Json(new { fingerprint = entry.Sha256, added, journalSeq = seqs.TryGetValue(entry.Sha256, out var seq) ? seq : (ulong?)null });
         }
         catch (JournalUnavailableException ex)
         {
@@ -160,30 +188,46 @@ public static class StationRevocation
     }
 }
 
-/// <summary>At startup, journals the station revocations written while the daemon was stopped (PolicyChanged).</summary>
-public sealed partial class RevokedStationJournaler(RevokedStationStore store, IJournalAppender journal, ILogger<RevokedStationJournaler> logger) : BackgroundService
+/// <summary>
+/// Journals station revocations not journaled yet (PolicyChanged): at startup (written while the daemon was stopped),
+/// then every <see cref="Interval"/> (lines added to the file by hand while it runs, which the daemon already enforces).
+/// </summary>
+public sealed partial class RevokedStationJournaler(RevokedStationStore store, IJournalAppender journal, TimeProvider time,
+    ILogger<RevokedStationJournaler> logger) : BackgroundService
 {
+    /// <summary>How often the revocation file is checked for entries not yet journaled.</summary>
+    public static TimeSpan Interval { get; } = TimeSpan.FromSeconds(2);
+
     /// <inheritdoc />
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        foreach (var entry in store.PendingJournal())
+        try
         {
-            try
+            while (!stoppingToken.IsCancellationRequested)
             {
-                ulong seq = await StationRevocation.JournalAsync(journal, store, entry, stoppingToken).ConfigureAwait(false);
-                LogJournaled(entry.Sha256, seq);
+                try
+                {
+                    foreach (var (fingerprint, seq) in await StationRevocation.JournalPendingAsync(journal, store, stoppingToken).ConfigureAwait(false))
+                    {
+                        LogJournaled(fingerprint, seq);
+                    }
+                }
+                catch (Exception ex) when (ex is JournalUnavailableException or IOException or FormatException or UnauthorizedAccessException)
+                {
+                    LogFailed(ex.Message);
+                }
+
+                await Task.Delay(Interval, time, stoppingToken).ConfigureAwait(false);
             }
-            catch (JournalUnavailableException ex)
-            {
-                LogFailed(entry.Sha256, ex.Message);
-                return;
-            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
         }
     }
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "station certificate revocation journaled: sha256={Fingerprint} journal_seq={Seq}")]
     private partial void LogJournaled(string fingerprint, ulong seq);
 
-    [LoggerMessage(EventId = 2, Level = LogLevel.Error, Message = "station certificate revocation not journaled (still in force): sha256={Fingerprint} reason={Reason}")]
-    private partial void LogFailed(string fingerprint, string reason);
+    [LoggerMessage(EventId = 2, Level = LogLevel.Error, Message = "station certificate revocations not journaled yet (they are in force): {Reason}")]
+    private partial void LogFailed(string reason);
 }

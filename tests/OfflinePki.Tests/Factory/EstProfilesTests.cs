@@ -386,8 +386,20 @@ public class EstProfilesTests
         {
             new OfflinePki.Policy.RevokedStationStore(_data, TimeProvider.System).Revoke(fp, "hot reload test");
             _clock.Advance(TimeSpan.FromSeconds(2));
-            Refused(403, "is revoked on this factory",
-                () => Curl("/.well-known/est/simpleenroll", KeyAndCsr("/serialNumber=HOT-0002/CN=x").Body, station: "station-02"));
+            var reply = Curl("/.well-known/est/simpleenroll", KeyAndCsr("/serialNumber=HOT-0002/CN=x").Body, station: "station-02");
+            Assert.That(reply.Status, Is.EqualTo(403), reply.Body);
+            Assert.That(reply.Body, Does.Contain("is revoked on this factory"));
+
+            // The daemon journals the hand-written line too (its journaler checks every 2 s); wait for it (bounded), so
+            // that it does not land during another test.
+            bool Journaled() => _journal.Appends.Any(a => a.Type == EntryType.PolicyChanged && ((PolicyChanged)a.Payload).Summary.Contains(fp, StringComparison.Ordinal));
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (!Journaled() && DateTime.UtcNow < deadline)
+            {
+                Thread.Sleep(100);
+            }
+
+            Assert.That(Journaled(), Is.True, "a revocation added to the file by hand is journaled as PolicyChanged");
         }
         finally
         {

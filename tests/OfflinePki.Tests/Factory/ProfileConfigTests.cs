@@ -235,6 +235,12 @@ public class ProfileConfigTests
         {
             await app.StartAsync();
             Assert.That(app.Services.GetRequiredService<IRevokedStations>().IsRevoked(fp), Is.True);
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (!journal.Appends.Any(a => a.Type == EntryType.PolicyChanged) && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(50);
+            }
+
             await app.StopAsync();
         }
 
