@@ -99,7 +99,7 @@ public static class EstEndpoints
         return est.Labels.TryGetValue(label, out var target)
             ? (label, target, null)
             : (label, null, Text(StatusCodes.Status404NotFound,
-                $"unknown EST label '{label}' (RFC 7030 §3.2.2): configured labels are {(est.Labels.Count == 0 ? "none" : string.Join(", ", est.Labels.Keys.Order(StringComparer.Ordinal)))} (FactoryCa:Est:Labels)"));
+                $"unknown EST label '{(label.Length > 64 ? label[..64] + "..." : label)}' (RFC 7030 §3.2.2): configured labels are {(est.Labels.Count == 0 ? "none" : string.Join(", ", est.Labels.Keys.Order(StringComparer.Ordinal)))} (FactoryCa:Est:Labels)"));
     }
 
     // RFC 7030 §4.1.3: certs-only CMS, base64, Content-Transfer-Encoding: base64.
