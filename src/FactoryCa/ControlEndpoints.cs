@@ -32,6 +32,7 @@ public static class ControlEndpoints
         group.MapGet("/status", Status);
         group.MapPost("/checkpoint", Checkpoint);
         group.MapPost("/receipt", Receipt);
+        group.MapPost("/revoke-station", StationRevocation.RevokeAsync);
         return endpoints;
     }
 

@@ -6,7 +6,12 @@ using OfflinePki.Policy;
 
 namespace OfflinePki.FactoryCa;
 
-/// <summary>The EST front end (RFC 7030 §4.1 cacerts, §4.2 simpleenroll). Transport only; decisions are in src/Shared.</summary>
+/// <summary>
+/// The EST front end (RFC 7030): §4.1 cacerts, §4.2.1 simpleenroll, §4.2.2 simplereenroll, §4.4 serverkeygen, §4.5
+/// csrattrs, with optional labels (§3.2.2). Transport only; decisions are in src/Shared. Stations authenticate with
+/// certificates from the RA CA; simplereenroll is authenticated by the device's current certificate from the
+/// issuing CA (the TLS layer accepts both and each endpoint validates its own).
+/// </summary>
 public static class EstEndpoints
 {
     /// <summary>Base path of the EST operations (RFC 7030 §3.2.2).</summary>
@@ -36,7 +41,8 @@ public static class EstEndpoints
     public static int StatusFor(EnrollmentError code) => code switch
     {
         EnrollmentError.StationNotAuthorizedForProfile or EnrollmentError.StationSuspended or EnrollmentError.StationCertificateRevoked
-            or EnrollmentError.StationNotAuthorizedForOrder or EnrollmentError.OrderNotValidNow => StatusCodes.Status403Forbidden,
+            or EnrollmentError.StationNotAuthorizedForOrder or EnrollmentError.OrderNotValidNow
+            or EnrollmentError.StationNotAuthorizedForServerKeyGen => StatusCodes.Status403Forbidden,
         EnrollmentError.ProfileUnknown => StatusCodes.Status404NotFound,
         EnrollmentError.OrderExhausted or EnrollmentError.DeviceAlreadyEnrolled or EnrollmentError.ReworkNotAllowed
             or EnrollmentError.DuplicatePublicKey => StatusCodes.Status409Conflict,
@@ -55,32 +61,103 @@ public static class EstEndpoints
             $"{IssuanceKindHeader} must be initial, rework or refurb, got '{value}'"),
     };
 
-    /// <summary>Maps GET cacerts and POST simpleenroll.</summary>
+    /// <summary>Content type of the csrattrs response (RFC 7030 §4.5.2).</summary>
+    public const string CsrAttrsMime = "application/csrattrs";
+
+    /// <summary>The EST operations that enroll, and how each authenticates.</summary>
+    private enum Operation
+    {
+        SimpleEnroll,
+        SimpleReenroll,
+        ServerKeyGen,
+    }
+
+    /// <summary>
+    /// Maps the EST operations (RFC 7030 §3.2.2) on /.well-known/est/&lt;op&gt; and /.well-known/est/&lt;label&gt;/&lt;op&gt;:
+    /// GET cacerts and csrattrs; POST simpleenroll, simplereenroll and serverkeygen.
+    /// </summary>
     public static IEndpointRouteBuilder MapEst(this IEndpointRouteBuilder endpoints)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
-        endpoints.MapGet(BasePath + "/cacerts", CaCerts);
-        endpoints.MapPost(BasePath + "/simpleenroll", SimpleEnroll);
+        foreach (var prefix in new[] { BasePath, BasePath + "/{label}" })
+        {
+            endpoints.MapGet(prefix + "/cacerts", CaCerts);
+            endpoints.MapGet(prefix + "/csrattrs", CsrAttrs);
+            endpoints.MapPost(prefix + "/simpleenroll", (HttpContext http, CancellationToken ct) => EnrollAsync(http, Operation.SimpleEnroll, ct));
+            endpoints.MapPost(prefix + "/simplereenroll", (HttpContext http, CancellationToken ct) => EnrollAsync(http, Operation.SimpleReenroll, ct));
+            endpoints.MapPost(prefix + "/serverkeygen", (HttpContext http, CancellationToken ct) => EnrollAsync(http, Operation.ServerKeyGen, ct));
+        }
+
         return endpoints;
     }
 
-    // RFC 7030 §4.1.3: certs-only CMS, base64, Content-Transfer-Encoding: base64.
-    private static IResult CaCerts(HttpContext http, IssuingAuthority ca)
+    /// <summary>The label of the request path and what it selects; an unknown label is a 404 (RFC 7030 §3.2.2).</summary>
+    private static (string? Label, EstLabelOptions? Target, IResult? Error) ResolveLabel(HttpContext http, EstOptions est)
     {
+        if (http.GetRouteValue("label") is not string label)
+        {
+            return (null, null, null);
+        }
+
+        return est.Labels.TryGetValue(label, out var target)
+            ? (label, target, null)
+            : (label, null, Text(StatusCodes.Status404NotFound,
+                $"unknown EST label '{(label.Length > 64 ? label[..64] + "..." : label)}' (RFC 7030 §3.2.2): configured labels are {(est.Labels.Count == 0 ? "none" : string.Join(", ", est.Labels.Keys.Order(StringComparer.Ordinal)))} (FactoryCa:Est:Labels)"));
+    }
+
+    // RFC 7030 §4.1.3: certs-only CMS, base64, Content-Transfer-Encoding: base64.
+    private static IResult CaCerts(HttpContext http, IssuingAuthority ca, IOptions<FactoryCaOptions> options)
+    {
+        if (ResolveLabel(http, options.Value.Est).Error is { } error)
+        {
+            return error;
+        }
+
         var certs = new List<ReadOnlyMemory<byte>> { ca.Certificate.RawData };
         certs.AddRange(ca.ChainAboveIssuer.Select(c => (ReadOnlyMemory<byte>)c.RawData));
         return Base64Pkcs7(http, certs, Pkcs7Mime);
     }
 
-    private static async Task<IResult> SimpleEnroll(HttpContext http, IStationAuthorizer stations, IEnrollmentService enrollment,
-        IOptions<FactoryCaOptions> options, CancellationToken cancellationToken)
+    // RFC 7030 §4.5.2: base64 of DER CsrAttrs, Content-Type application/csrattrs.
+    private static IResult CsrAttrs(HttpContext http, CertificateProfileSet profiles, IOptions<FactoryCaOptions> options)
     {
-        var est = options.Value.Est;
+        var (_, target, error) = ResolveLabel(http, options.Value.Est);
+        if (error is not null)
+        {
+            return error;
+        }
+
+        var profile = target is null ? profiles.Default : profiles.TryGet(target.Profile, out var p) ? p : profiles.Default;
+        http.Response.Headers["Content-Transfer-Encoding"] = "base64";
+        return Results.Text(Convert.ToBase64String(CsrAttributes.Encode(profile)) + "\n", CsrAttrsMime);
+    }
+
+    private static async Task<IResult> EnrollAsync(HttpContext http, Operation operation, CancellationToken cancellationToken)
+    {
+        var services = http.RequestServices;
+        var est = services.GetRequiredService<IOptions<FactoryCaOptions>>().Value.Est;
+        var (label, target, labelError) = ResolveLabel(http, est);
+        if (labelError is not null)
+        {
+            return labelError;
+        }
+
         StationIdentity station;
+        X509Certificate2? current = null;
+        string? currentProfile = null;
         try
         {
             var cert = await http.Connection.GetClientCertificateAsync(cancellationToken).ConfigureAwait(false);
-            station = stations.Authorize(cert);
+            if (operation == Operation.SimpleReenroll)
+            {
+                // RFC 7030 §4.2.2: the device's current certificate, chained to the issuing CA (not the RA CA).
+                (station, _, currentProfile) = services.GetRequiredService<DeviceCertificateAuthenticator>().Authenticate(cert);
+                current = cert;
+            }
+            else
+            {
+                station = services.GetRequiredService<IStationAuthorizer>().Authorize(cert);
+            }
         }
         catch (StationRejectedException ex)
         {
@@ -117,13 +194,26 @@ public static class EstEndpoints
         EnrollmentRequest request;
         try
         {
+            string? headerOrder = NullIfEmpty(http.Request.Headers[OrderIdHeader].FirstOrDefault());
+            string? labelOrder = NullIfEmpty(target?.OrderId);
+            if (labelOrder is not null && headerOrder is not null && !string.Equals(labelOrder, headerOrder, StringComparison.Ordinal))
+            {
+                throw new EnrollmentRejectedException(EnrollmentError.OrderUnknown,
+                    $"{OrderIdHeader} '{headerOrder}' conflicts with order '{labelOrder}' of EST label '{label}' (FactoryCa:Est:Labels:{label}:OrderId)");
+            }
+
             request = new EnrollmentRequest(station, body)
             {
                 OperatorId = http.Request.Headers[OperatorIdHeader].FirstOrDefault(),
-                OrderId = NullIfEmpty(http.Request.Headers[OrderIdHeader].FirstOrDefault()),
+                OrderId = labelOrder ?? headerOrder,
                 MacAddress = NullIfEmpty(http.Request.Headers[DeviceMacHeader].FirstOrDefault()),
                 PreviousDeviceId = NullIfEmpty(http.Request.Headers[PreviousDeviceIdHeader].FirstOrDefault()),
-                Kind = ParseKind(http.Request.Headers[IssuanceKindHeader].FirstOrDefault()),
+                Kind = operation == Operation.SimpleReenroll ? Journal.V1.IssuanceKind.Reenroll : ParseKind(http.Request.Headers[IssuanceKindHeader].FirstOrDefault()),
+                Label = label,
+                // A label names the profile; a re-enrollment without one renews under the current certificate's profile.
+                ProfileName = NullIfEmpty(target?.Profile) ?? currentProfile,
+                CurrentCertificate = current,
+                ServerGeneratedKey = operation == Operation.ServerKeyGen,
             };
         }
         catch (EnrollmentRejectedException ex)
@@ -133,14 +223,28 @@ public static class EstEndpoints
 
         try
         {
-            var result = await enrollment.EnrollAsync(request, cancellationToken).ConfigureAwait(false);
+            var result = await services.GetRequiredService<IEnrollmentService>().EnrollAsync(request, cancellationToken).ConfigureAwait(false);
+            if (result.PrivateKeyPkcs8 is { } key)
+            {
+                try
+                {
+                    await WriteServerKeyGenAsync(http, key, result.Certificate, cancellationToken).ConfigureAwait(false);
+                    return Results.Empty;
+                }
+                finally
+                {
+                    System.Security.Cryptography.CryptographicOperations.ZeroMemory(key);
+                }
+            }
+
             return Base64Pkcs7(http, [result.Certificate], Pkcs7CertsOnly);
         }
         catch (EnrollmentRejectedException ex)
         {
-            if (ex.Code == EnrollmentError.StationRateLimited)
+            if (ex.Code == EnrollmentError.StationRateLimited || ex.RetryAfter is not null)
             {
-                http.Response.Headers.RetryAfter = "1";
+                http.Response.Headers.RetryAfter = ((int)Math.Max(1, Math.Ceiling((ex.RetryAfter ?? TimeSpan.FromSeconds(1)).TotalSeconds)))
+                    .ToString(System.Globalization.CultureInfo.InvariantCulture);
             }
 
             return Text(StatusFor(ex.Code), ex.Message);
@@ -154,6 +258,57 @@ public static class EstEndpoints
         {
             return Text(StatusCodes.Status500InternalServerError, "internal issuance error, nothing issued: " + ex.Message);
         }
+    }
+
+    /// <summary>
+    /// RFC 7030 §4.4.2: multipart/mixed with the private key first (application/pkcs8, unencrypted PKCS#8 protected by
+    /// TLS) and the certificate second (application/pkcs7-mime certs-only), both base64. The body is built in a byte
+    /// buffer that is cleared after the write; the key is never logged.
+    /// </summary>
+    private static async Task WriteServerKeyGenAsync(HttpContext http, byte[] pkcs8, byte[] certificate, CancellationToken cancellationToken)
+    {
+        string boundary = "est-" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(12));
+        var ascii = System.Text.Encoding.ASCII;
+        byte[] keyPart = Base64Lines(pkcs8);
+        byte[] certPart = Base64Lines(CertsOnlyPkcs7.Encode([certificate]));
+        byte[] head1 = ascii.GetBytes($"--{boundary}\r\nContent-Type: application/pkcs8\r\nContent-Transfer-Encoding: base64\r\n\r\n");
+        byte[] head2 = ascii.GetBytes($"--{boundary}\r\nContent-Type: {Pkcs7CertsOnly}\r\nContent-Transfer-Encoding: base64\r\n\r\n");
+        byte[] tail = ascii.GetBytes($"--{boundary}--\r\n");
+        byte[] all = [.. head1, .. keyPart, .. head2, .. certPart, .. tail];
+        try
+        {
+            http.Response.StatusCode = StatusCodes.Status200OK;
+            http.Response.ContentType = $"multipart/mixed; boundary={boundary}";
+            http.Response.ContentLength = all.Length;
+            await http.Response.Body.WriteAsync(all, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            System.Security.Cryptography.CryptographicOperations.ZeroMemory(keyPart);
+            System.Security.Cryptography.CryptographicOperations.ZeroMemory(all);
+        }
+    }
+
+    /// <summary>Base64 in 64-character lines, each ended by CRLF, as bytes (no intermediate string).</summary>
+    private static byte[] Base64Lines(byte[] data)
+    {
+        int len = System.Buffers.Text.Base64.GetMaxEncodedToUtf8Length(data.Length);
+        byte[] flat = new byte[len];
+        System.Buffers.Text.Base64.EncodeToUtf8(data, flat, out _, out int written);
+        int lines = (written + 63) / 64;
+        byte[] outBuf = new byte[written + (lines * 2)];
+        int o = 0;
+        for (int i = 0; i < written; i += 64)
+        {
+            int n = Math.Min(64, written - i);
+            Array.Copy(flat, i, outBuf, o, n);
+            o += n;
+            outBuf[o++] = (byte)'\r';
+            outBuf[o++] = (byte)'\n';
+        }
+
+        System.Security.Cryptography.CryptographicOperations.ZeroMemory(flat);
+        return outBuf;
     }
 
     /// <summary>Reads at most <paramref name="max"/> bytes; throws <see cref="InvalidDataException"/> when there are more.</summary>

@@ -39,8 +39,25 @@ public sealed class FactoryCaOptions
     /// <summary>Stations allowed to enroll.</summary>
     public List<StationOptions> Stations { get; set; } = [];
 
-    /// <summary>The IDevID profile.</summary>
+    /// <summary>The single profile (the one-profile form); ignored when <see cref="Profiles"/> is not empty.</summary>
     public ProfileOptions Profile { get; set; } = new();
+
+    /// <summary>The profiles this factory's issuing CA serves (FactoryCa:Profiles:i); empty means the single <see cref="Profile"/>.</summary>
+    public List<ProfileOptions> Profiles { get; set; } = [];
+
+    /// <summary>The profile used when a request names none (no label); empty means the first profile.</summary>
+    public string DefaultProfile { get; set; } = string.Empty;
+
+    /// <summary>The configured profiles with the configuration key prefix of each (FactoryCa:Profile or FactoryCa:Profiles:i).</summary>
+    public IReadOnlyList<(string Key, ProfileOptions Profile)> EffectiveProfiles() => Profiles.Count == 0
+        ? [($"{SectionName}:Profile", Profile)]
+        : Profiles.Select((p, i) => ($"{SectionName}:Profiles:{i}", p)).ToList();
+
+    /// <summary>Builds the immutable profile set (every profile validated).</summary>
+    /// <exception cref="ArgumentException">A profile is invalid (see <see cref="FactoryCaOptionsValidator"/> for keyed messages).</exception>
+    /// <exception cref="FormatException">A validity is neither a TimeSpan nor "NoWellDefinedExpiration".</exception>
+    public CertificateProfileSet ToProfileSet() =>
+        new(EffectiveProfiles().Select(p => p.Profile.ToProfile()), string.IsNullOrEmpty(DefaultProfile) ? null : DefaultProfile);
 
     /// <summary>Bounded divergence from the mirror: how much of the journal may lack a mirror receipt (FactoryCa:Divergence).</summary>
     public OfflinePki.Sync.DivergenceOptions Divergence { get; set; } = new();
@@ -97,6 +114,22 @@ public sealed class EstOptions
 
     /// <summary>Retry-After sent with 503 when the journal or CA key is unavailable.</summary>
     public TimeSpan RetryAfter { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// EST labels (RFC 7030 §3.2.2): /.well-known/est/&lt;label&gt;/&lt;operation&gt; selects a profile and optionally an order.
+    /// Label names are 1-64 of [A-Za-z0-9._-] and not an operation name.
+    /// </summary>
+    public Dictionary<string, EstLabelOptions> Labels { get; set; } = new(StringComparer.Ordinal);
+}
+
+/// <summary>What an EST label selects (FactoryCa:Est:Labels:&lt;label&gt;).</summary>
+public sealed class EstLabelOptions
+{
+    /// <summary>The profile name (one of the configured profiles).</summary>
+    public string Profile { get; set; } = string.Empty;
+
+    /// <summary>A production order id every certificate under this label consumes; empty for none (the X-Order-Id header may give one).</summary>
+    public string OrderId { get; set; } = string.Empty;
 }
 
 /// <summary>One station allowed to enroll.</summary>
@@ -124,9 +157,27 @@ public sealed class StationOptions
     public bool AllowServerKeyGen { get; set; }
 }
 
-/// <summary>The IDevID profile (see <see cref="CertificateProfile"/>).</summary>
+/// <summary>One certificate profile (see <see cref="CertificateProfile"/>).</summary>
 public sealed class ProfileOptions
 {
+    /// <summary>idevid (default), tls-client or matter-dac.</summary>
+    public string Kind { get; set; } = "idevid";
+
+    /// <summary>matter-dac: Matter vendor id, 4 hex digits (e.g. "FFF1").</summary>
+    public string VendorId { get; set; } = string.Empty;
+
+    /// <summary>matter-dac: Matter product id, 4 hex digits (e.g. "8000").</summary>
+    public string ProductId { get; set; } = string.Empty;
+
+    /// <summary>True when EST serverkeygen may be used with this profile (the station must allow it too).</summary>
+    public bool AllowServerKeyGen { get; set; }
+
+    /// <summary>tls-client: also write the SAN hardwareModuleName (RFC 4108 §5); idevid always has it, matter-dac never.</summary>
+    public bool IncludeHardwareModuleName { get; set; }
+
+    /// <summary>Device key types accepted, in preference order, of P-256, P-384, RSA; empty for the kind's default.</summary>
+    public List<string> KeyTypes { get; set; } = [];
+
     /// <summary>The literal for RFC 5280 §4.1.2.5 notAfter 99991231235959Z.</summary>
     public const string NoWellDefinedExpiration = "NoWellDefinedExpiration";
 
@@ -178,13 +229,33 @@ public sealed class ProfileOptions
             validity = TimeSpan.Parse(Validity, CultureInfo.InvariantCulture);
         }
 
+        var kind = CertificateProfile.ParseKind(Kind);
         return new CertificateProfile(Name, SubjectCommonName, SubjectOrganization, validity,
             Url(CrlDistributionPointUrl, "crlDistributionPointUrl"), Url(OcspUrl, "ocspUrl"), Url(CaIssuersUrl, "caIssuersUrl"),
             HardwareModuleType, DeviceIdPattern)
         {
             FreshestCrlUrl = string.IsNullOrEmpty(FreshestCrlUrl) ? null : Url(FreshestCrlUrl, "freshestCrlUrl"),
             CrlPartitions = CrlPartitions,
-        };
+            Kind = kind,
+            MatterVendorId = Hex16(VendorId, "VendorId"),
+            MatterProductId = Hex16(ProductId, "ProductId"),
+            AllowServerKeyGen = AllowServerKeyGen,
+            IncludeHardwareModuleName = IncludeHardwareModuleName,
+            AllowedKeyTypes = KeyTypes,
+        }.EnsureValid();
+    }
+
+    // Matter Core §6.5.6.1: a 16-bit id written as 4 hex digits.
+    private static ushort? Hex16(string value, string param)
+    {
+        if (string.IsNullOrEmpty(value))
+        {
+            return null;
+        }
+
+        string v = value.StartsWith("0x", StringComparison.OrdinalIgnoreCase) ? value[2..] : value;
+        return v.Length == 4 && ushort.TryParse(v, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var id)
+            ? id : throw new ArgumentException($"'{value}' is not 4 hex digits (e.g. FFF1)", param);
     }
 
     private static Uri Url(string value, string param) =>
@@ -257,6 +328,8 @@ public sealed class FactoryCaOptionsValidator : IValidateOptions<FactoryCaOption
             errors.Add($"{S}:Stations: at least one station is required");
         }
 
+        var profileNames = ValidateProfiles(errors, options, issuing);
+
         for (int i = 0; i < options.Stations.Count; i++)
         {
             var s = options.Stations[i];
@@ -265,9 +338,9 @@ public sealed class FactoryCaOptionsValidator : IValidateOptions<FactoryCaOption
                 errors.Add($"{S}:Stations:{i}: Id and CertificateSubjectCn are required");
             }
 
-            foreach (var profile in s.Profiles.Where(p => !string.Equals(p, options.Profile.Name, StringComparison.Ordinal)))
+            foreach (var profile in s.Profiles.Where(p => !profileNames.Contains(p)))
             {
-                errors.Add($"{S}:Stations:{i}:Profiles: unknown profile '{profile}' ({S}:Profile:Name is '{options.Profile.Name}')");
+                errors.Add($"{S}:Stations:{i}:Profiles: unknown profile '{profile}' (profiles are {string.Join(", ", profileNames)})");
             }
         }
 
@@ -281,23 +354,78 @@ public sealed class FactoryCaOptionsValidator : IValidateOptions<FactoryCaOption
             errors.Add($"{S}:Stations: Id '{dup.Key}' is listed {dup.Count()} times");
         }
 
-        try
-        {
-            options.Profile.ToProfile();
-        }
-        catch (ArgumentException ex)
-        {
-            string key = ex.ParamName is { Length: > 0 } p ? char.ToUpperInvariant(p[0]) + p[1..] : "?";
-            errors.Add($"{S}:Profile:{key}: {FirstLine(ex.Message)}");
-        }
-        catch (FormatException)
-        {
-            errors.Add($"{S}:Profile:Validity: '{options.Profile.Validity}' is neither a TimeSpan (d.hh:mm:ss) nor '{ProfileOptions.NoWellDefinedExpiration}'");
-        }
-
         errors.AddRange(options.Divergence.Validate(FactoryCaOptions.SectionName + ":" + OfflinePki.Sync.DivergenceOptions.Section));
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
+
+    /// <summary>Validates every profile (keyed FactoryCa:Profile:X or FactoryCa:Profiles:i:X), the default profile and the EST labels.</summary>
+    private static HashSet<string> ValidateProfiles(List<string> errors, FactoryCaOptions options, X509Certificate2? issuing)
+    {
+        const string S = FactoryCaOptions.SectionName;
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        if (options.Profiles.Count > 0 && !string.IsNullOrEmpty(options.Profile.SubjectCommonName))
+        {
+            errors.Add($"{S}:Profile: give either {S}:Profile (one profile) or {S}:Profiles (a list), not both");
+        }
+
+        foreach (var (prefix, po) in options.EffectiveProfiles())
+        {
+            try
+            {
+                var profile = po.ToProfile();
+                if (!names.Add(profile.Name))
+                {
+                    errors.Add($"{prefix}:Name: profile name '{profile.Name}' is used twice");
+                }
+
+                if (profile.Kind == CertificateProfileKind.MatterDac && issuing is not null
+                    && issuing.GetECDsaPublicKey() is not { KeySize: 256 })
+                {
+                    errors.Add($"{prefix}:Kind: a matter-dac profile needs a P-256 issuing CA signing ecdsa-with-SHA256 (Matter Core §6.1); {S}:IssuingCa:Certificate is not P-256");
+                }
+            }
+            catch (ArgumentException ex)
+            {
+                string key = ex.ParamName is { Length: > 0 } p ? char.ToUpperInvariant(p[0]) + p[1..] : "?";
+                errors.Add($"{prefix}:{key}: {FirstLine(ex.Message)}");
+                if (!string.IsNullOrEmpty(po.Name))
+                {
+                    names.Add(po.Name);
+                }
+            }
+            catch (FormatException)
+            {
+                errors.Add($"{prefix}:Validity: '{po.Validity}' is neither a TimeSpan (d.hh:mm:ss) nor '{ProfileOptions.NoWellDefinedExpiration}'");
+                names.Add(po.Name);
+            }
+        }
+
+        if (!string.IsNullOrEmpty(options.DefaultProfile) && !names.Contains(options.DefaultProfile))
+        {
+            errors.Add($"{S}:DefaultProfile: '{options.DefaultProfile}' is not a configured profile ({string.Join(", ", names)})");
+        }
+
+        foreach (var (label, target) in options.Est.Labels)
+        {
+            if (!System.Text.RegularExpressions.Regex.IsMatch(label, "^[A-Za-z0-9._-]{1,64}$") || EstOperationNames.Contains(label))
+            {
+                errors.Add($"{S}:Est:Labels:{label}: a label is 1-64 of [A-Za-z0-9._-] and not an EST operation name (RFC 7030 §3.2.2)");
+            }
+
+            if (!names.Contains(target.Profile))
+            {
+                errors.Add($"{S}:Est:Labels:{label}:Profile: '{target.Profile}' is not a configured profile ({string.Join(", ", names)})");
+            }
+        }
+
+        return names;
+    }
+
+    /// <summary>The RFC 7030 operation path segments, which cannot be labels.</summary>
+    internal static readonly HashSet<string> EstOperationNames = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "cacerts", "simpleenroll", "simplereenroll", "fullcmc", "serverkeygen", "csrattrs",
+    };
 
     private static string FirstLine(string message)
     {

@@ -44,7 +44,8 @@ public static class FactoryCaServiceCollectionExtensions
         services.TryAddSingleton<InMemoryIssuedSerials>();
         services.TryAddSingleton<IIssuedSerials>(sp => sp.GetRequiredService<InMemoryIssuedSerials>());
         services.TryAddSingleton<IIssuedSerialsRecorder>(sp => sp.GetRequiredService<InMemoryIssuedSerials>());
-        services.TryAddSingleton(sp => sp.GetRequiredService<IOptions<FactoryCaOptions>>().Value.Profile.ToProfile());
+        services.TryAddSingleton(sp => sp.GetRequiredService<IOptions<FactoryCaOptions>>().Value.ToProfileSet());
+        services.TryAddSingleton(sp => sp.GetRequiredService<CertificateProfileSet>().Default);
         services.TryAddSingleton(sp =>
         {
             var o = sp.GetRequiredService<IOptions<FactoryCaOptions>>().Value;
@@ -54,7 +55,7 @@ public static class FactoryCaServiceCollectionExtensions
             return new IssuingAuthority(cert, key, [root]);
         });
         services.TryAddSingleton<ICertificateIssuer>(sp => new CertificateIssuer(
-            sp.GetRequiredService<IssuingAuthority>(), sp.GetRequiredService<CertificateProfile>(), sp.GetRequiredService<ISerialNumberSource>(),
+            sp.GetRequiredService<IssuingAuthority>(), sp.GetRequiredService<CertificateProfileSet>(), sp.GetRequiredService<ISerialNumberSource>(),
             sp.GetRequiredService<IIssuedSerials>(), sp.GetRequiredService<TimeProvider>()));
         services.TryAddSingleton<IEnrollmentService>(sp => new EnrollmentService(
             sp.GetRequiredService<ICertificateIssuer>(), sp.GetRequiredService<IJournalAppender>(),
@@ -63,10 +64,21 @@ public static class FactoryCaServiceCollectionExtensions
         return services;
     }
 
-    /// <summary>The station list and RA CA: who may call EST simpleenroll.</summary>
+    /// <summary>
+    /// The station list and RA CA (who may call EST simpleenroll), the device-certificate check of simplereenroll,
+    /// the locally revoked station certificates (FactoryCa:DataDirectory/revoked-stations) and the station limits
+    /// policy (revoked, suspended, rate limit).
+    /// </summary>
     public static IServiceCollection AddFactoryStationPolicy(this IServiceCollection services)
     {
         services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton(sp => new RevokedStationStore(sp.GetRequiredService<IOptions<FactoryCaOptions>>().Value.DataDirectory, sp.GetRequiredService<TimeProvider>()));
+        services.TryAddSingleton<IRevokedStations>(sp => sp.GetRequiredService<RevokedStationStore>());
+        services.TryAddSingleton(sp => new StationLimitsPolicy(sp.GetRequiredService<IRevokedStations>(), sp.GetRequiredService<TimeProvider>()));
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IEnrollmentPolicy, StationLimitsPolicy>(sp => sp.GetRequiredService<StationLimitsPolicy>()));
+        services.TryAddSingleton(sp => new DeviceCertificateAuthenticator(sp.GetRequiredService<IssuingAuthority>(),
+            sp.GetRequiredService<CertificateProfileSet>(), sp.GetRequiredService<TimeProvider>()));
+        services.AddHostedService<RevokedStationJournaler>();
         services.TryAddSingleton<IStationAuthorizer>(sp =>
         {
             var o = sp.GetRequiredService<IOptions<FactoryCaOptions>>().Value;

@@ -25,12 +25,14 @@ public static class FactoryDevicePolicyServices
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<DevicePolicyOptions>, DevicePolicyOptionsValidator>());
         services.TryAddSingleton(sp =>
         {
-            // One profile today; when profiles become a list, add one entry per profile.
-            var profile = sp.GetRequiredService<IOptions<FactoryCaOptions>>().Value.Profile;
-            return new DeviceIdCheckDigitPolicy(new Dictionary<string, DeviceIdCheckDigit>(StringComparer.Ordinal)
+            // One check-digit scheme per configured profile (FactoryCa:Profile or FactoryCa:Profiles:i).
+            var schemes = new Dictionary<string, DeviceIdCheckDigit>(StringComparer.Ordinal);
+            foreach (var (key, profile) in sp.GetRequiredService<IOptions<FactoryCaOptions>>().Value.EffectiveProfiles())
             {
-                [profile.Name] = DeviceIdFormat.Parse(profile.DeviceIdCheckDigit, "deviceIdCheckDigit"),
-            });
+                schemes[profile.Name] = DeviceIdFormat.Parse(profile.DeviceIdCheckDigit, key + ":DeviceIdCheckDigit");
+            }
+
+            return new DeviceIdCheckDigitPolicy(schemes);
         });
         services.TryAddSingleton(sp => DevicePolicy.Rebuild(sp.GetRequiredService<IJournalReader>(),
             sp.GetRequiredService<IOptions<DevicePolicyOptions>>().Value, sp.GetService<IOrderReworkWindows>()));

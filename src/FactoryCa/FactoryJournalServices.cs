@@ -54,11 +54,11 @@ public sealed class FactoryIndexCatchUpService(FactoryIndex index, IJournalReade
 /// <summary>The policy digest recorded in the genesis entry: SHA-256 of the station list and profile, as JSON.</summary>
 public static class PolicyDigest
 {
-    /// <summary>SHA-256 (32 bytes) of the JSON form of FactoryCa:Stations and FactoryCa:Profile.</summary>
+    /// <summary>SHA-256 (32 bytes) of the JSON form of FactoryCa:Stations, the profiles (FactoryCa:Profile or :Profiles, :DefaultProfile) and the EST labels.</summary>
     public static byte[] Of(FactoryCaOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var json = JsonSerializer.SerializeToUtf8Bytes(new { options.FactoryId, options.Stations, options.Profile });
+        var json = JsonSerializer.SerializeToUtf8Bytes(new { options.FactoryId, options.Stations, options.Profile, options.Profiles, options.DefaultProfile, options.Est.Labels });
         return SHA256.HashData(json);
     }
 }

@@ -46,8 +46,19 @@ importReceipt.Options.Add(config);
 importReceipt.Options.Add(inFile);
 importReceipt.SetAction((parse, ct) => FactoryCli.ImportReceiptAsync(parse.GetValue(config)!, parse.GetValue(inFile)!, ct));
 
+var fingerprint = new Option<string?>("--fingerprint") { Description = "SHA-256 (hex) of the station certificate DER" };
+var stationCert = new Option<string?>("--cert") { Description = "the station certificate (PEM or DER)" };
+var reason = new Option<string>("--reason") { Description = "why (journaled; 1-200 printable ASCII characters)", Required = true };
+var revokeStation = new Command("revoke-station", "Revoke a station's TLS certificate on this factory (durable; the daemon refuses it from then on; journaled as PolicyChanged)");
+foreach (var opt in new Option[] { config, fingerprint, stationCert, reason })
+{
+    revokeStation.Options.Add(opt);
+}
+
+revokeStation.SetAction((parse, ct) => StationRevocation.CliAsync(parse.GetValue(config)!, parse.GetValue(fingerprint), parse.GetValue(stationCert), parse.GetValue(reason)!, ct));
+
 var root = new RootCommand("OfflinePki FactoryCa: offline factory CA for IEEE 802.1AR device identity");
-foreach (var c in new[] { serve, check, syncNow, status, verify, rebuild, export, importReceipt })
+foreach (var c in new[] { serve, check, syncNow, status, verify, rebuild, export, importReceipt, revokeStation })
 {
     root.Subcommands.Add(c);
 }

@@ -24,6 +24,19 @@ public static class Oids
     /// <summary>id-kp-serverAuth, RFC 5280 §4.2.1.12.</summary>
     public const string ServerAuthEku = "1.3.6.1.5.5.7.3.1";
 
+    /// <summary>
+    /// CSR attribute carrying the operator id (id-offlinepki-at-operatorId, our arc + ".3.1"): a PKCS#10 attribute
+    /// (RFC 2986 §4.1) whose single value is a UTF8String or PrintableString of at most 64 printable ASCII characters.
+    /// The X-Operator-Id header wins when both are given; when both are given they must agree.
+    /// </summary>
+    public const string OperatorIdAttribute = OfflinePkiArc + ".3.1";
+
+    /// <summary>Matter vendor id DN attribute (Matter Core Specification §6.5.6.1): UTF8String of 4 upper-case hex digits.</summary>
+    public const string MatterVendorId = "1.3.6.1.4.1.37244.2.1";
+
+    /// <summary>Matter product id DN attribute (Matter Core Specification §6.5.6.1): UTF8String of 4 upper-case hex digits.</summary>
+    public const string MatterProductId = "1.3.6.1.4.1.37244.2.2";
+
     /// <summary>id-pkix-ocsp-nocheck, RFC 6960 §4.2.2.2.1.</summary>
     public const string OcspNoCheck = "1.3.6.1.5.5.7.48.1.5";
 

@@ -13,7 +13,11 @@ namespace OfflinePki.Enrollment;
 /// <param name="SubjectPublicKeyInfo">DER SubjectPublicKeyInfo of the device key, re-encoded canonically.</param>
 /// <param name="KeyDescription">"P-256", "P-384" or "RSA-n"; for logs and lints.</param>
 /// <param name="DeviceId">The IEEE 802.1AR device serial: the CSR subject's serialNumber (2.5.4.5).</param>
-public sealed record ValidatedCsr(byte[] Der, byte[] Sha256, byte[] SubjectPublicKeyInfo, string KeyDescription, string DeviceId);
+public sealed record ValidatedCsr(byte[] Der, byte[] Sha256, byte[] SubjectPublicKeyInfo, string KeyDescription, string DeviceId)
+{
+    /// <summary>The operator id from the CSR attribute <see cref="Oids.OperatorIdAttribute"/>, or null when absent.</summary>
+    public string? OperatorId { get; init; }
+}
 
 /// <summary>
 /// Decodes and checks an EST enrollment body (RFC 7030 §4.2.1: base64 of a DER PKCS#10 request, line breaks
@@ -37,6 +41,7 @@ public sealed class CsrIntake
     ];
 
     private readonly Regex _deviceIdPattern;
+    private readonly Issuance.CertificateProfile? _profile;
 
     /// <summary>Creates the intake.</summary>
     /// <param name="deviceIdPattern">Pattern a device serial must match in full (anchor it); compiled with a match timeout by the caller.</param>
@@ -45,6 +50,15 @@ public sealed class CsrIntake
     {
         ArgumentNullException.ThrowIfNull(deviceIdPattern);
         _deviceIdPattern = deviceIdPattern;
+    }
+
+    /// <summary>Creates the intake for one profile: its device-ID pattern and its key types (<see cref="Issuance.CertificateProfile.AllowedKeyTypes"/>).</summary>
+    /// <param name="profile">The profile.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="profile"/> is null.</exception>
+    public CsrIntake(Issuance.CertificateProfile profile)
+        : this((profile ?? throw new ArgumentNullException(nameof(profile))).DeviceIdPattern)
+    {
+        _profile = profile;
     }
 
     /// <summary>Decodes an RFC 7030 §4.2.1 body: base64 text (whitespace and line breaks allowed) or PEM "CERTIFICATE REQUEST".</summary>
@@ -119,6 +133,7 @@ public sealed class CsrIntake
         ArgumentNullException.ThrowIfNull(der);
         ReadOnlyMemory<byte> subject, spki;
         string sigAlg;
+        string? operatorId;
         try
         {
             // CertificationRequest ::= SEQUENCE {
@@ -139,6 +154,7 @@ public sealed class CsrIntake
 
             subject = info.ReadEncodedValue();
             spki = info.ReadEncodedValue();
+            operatorId = ReadOperatorId(info);
             var algId = outer.ReadSequence();
             sigAlg = algId.ReadObjectIdentifier();
             outer.ReadBitString(out _);
@@ -152,6 +168,11 @@ public sealed class CsrIntake
         // Structure only here: the signature check below imports (and so validates) the key; a key that does not
         // import is classified precisely on that failure path.
         string keyDescription = ClassifyKey(spki, importKey: false);
+        if (_profile is { } profile && !profile.AllowsKey(keyDescription))
+        {
+            throw new EnrollmentRejectedException(EnrollmentError.KeyNotAllowed,
+                $"{keyDescription} key refused: profile {profile.Name} allows {string.Join(", ", profile.AllowedKeyTypes)}");
+        }
 
         if (!AllowedSignatureAlgorithms.Contains(sigAlg))
         {
@@ -185,7 +206,81 @@ public sealed class CsrIntake
         }
 
         string deviceId = ReadDeviceId(new X500DistinguishedName(subject.Span));
-        return new ValidatedCsr(der, SHA256.HashData(der), request.PublicKey.ExportSubjectPublicKeyInfo(), keyDescription, deviceId);
+        return new ValidatedCsr(der, SHA256.HashData(der), request.PublicKey.ExportSubjectPublicKeyInfo(), keyDescription, deviceId) { OperatorId = operatorId };
+    }
+
+    /// <summary>
+    /// serverkeygen (RFC 7030 §4.4.1): the CSR only names the device, its public key and signature are ignored
+    /// because the server makes the key. Checks the structure (RFC 2986 §4) and the device ID.
+    /// </summary>
+    /// <param name="der">The CSR DER.</param>
+    /// <returns>The device ID and the CSR operator id attribute (or null).</returns>
+    /// <exception cref="EnrollmentRejectedException"><see cref="EnrollmentError.MalformedCsr"/>, <see cref="EnrollmentError.DeviceIdMissing"/> or <see cref="EnrollmentError.DeviceIdInvalid"/>.</exception>
+    public (string DeviceId, string? OperatorId) ReadServerKeyGenRequest(byte[] der)
+    {
+        ArgumentNullException.ThrowIfNull(der);
+        ReadOnlyMemory<byte> subject;
+        string? operatorId;
+        try
+        {
+            var top = new AsnReader(der, AsnEncodingRules.DER);
+            var outer = top.ReadSequence();
+            top.ThrowIfNotEmpty();
+            var info = outer.ReadSequence();
+            if (!info.TryReadInt32(out int version) || version != 0)
+            {
+                throw new EnrollmentRejectedException(EnrollmentError.MalformedCsr, "CSR version is not v1(0) (RFC 2986 §4.1)");
+            }
+
+            subject = info.ReadEncodedValue();
+            info.ReadEncodedValue();
+            operatorId = ReadOperatorId(info);
+        }
+        catch (AsnContentException ex)
+        {
+            throw new EnrollmentRejectedException(EnrollmentError.MalformedCsr, $"body is not a DER PKCS#10 request (RFC 2986 §4): {ex.Message}");
+        }
+
+        return (ReadDeviceId(new X500DistinguishedName(subject.Span)), operatorId);
+    }
+
+    // attributes [0] IMPLICIT SET OF Attribute; Attribute ::= SEQUENCE { type OBJECT IDENTIFIER, values SET SIZE(1..MAX) OF ANY }
+    private static string? ReadOperatorId(AsnReader info)
+    {
+        var attrTag = new Asn1Tag(TagClass.ContextSpecific, 0, isConstructed: true);
+        if (!info.HasData || !info.PeekTag().HasSameClassAndValue(attrTag))
+        {
+            return null;
+        }
+
+        string? found = null;
+        var attributes = info.ReadSetOf(skipSortOrderValidation: true, expectedTag: attrTag);
+        while (attributes.HasData)
+        {
+            var attribute = attributes.ReadSequence();
+            if (attribute.ReadObjectIdentifier() != Oids.OperatorIdAttribute)
+            {
+                continue;
+            }
+
+            var values = attribute.ReadSetOf(skipSortOrderValidation: true);
+            var tag = values.PeekTag();
+            if (found is not null || tag.TagClass != TagClass.Universal
+                || (UniversalTagNumber)tag.TagValue is not (UniversalTagNumber.UTF8String or UniversalTagNumber.PrintableString))
+            {
+                throw new EnrollmentRejectedException(EnrollmentError.OperatorIdInvalid,
+                    $"the CSR operator id attribute ({Oids.OperatorIdAttribute}) must appear once with one UTF8String or PrintableString value");
+            }
+
+            found = values.ReadCharacterString((UniversalTagNumber)tag.TagValue);
+            if (values.HasData)
+            {
+                throw new EnrollmentRejectedException(EnrollmentError.OperatorIdInvalid,
+                    $"the CSR operator id attribute ({Oids.OperatorIdAttribute}) must have exactly one value");
+            }
+        }
+
+        return found;
     }
 
     /// <summary>
@@ -360,7 +455,7 @@ public sealed class CsrIntake
         if (!match)
         {
             throw new EnrollmentRejectedException(EnrollmentError.DeviceIdInvalid,
-                $"device serial '{(id.Length > 64 ? id[..64] + "..." : id)}' does not match the pattern {_deviceIdPattern} (FactoryCa:Profile:DeviceIdPattern)");
+                $"device serial '{(id.Length > 64 ? id[..64] + "..." : id)}' does not match the pattern {_deviceIdPattern} ({(_profile is null ? "FactoryCa:Profile:DeviceIdPattern" : $"DeviceIdPattern of profile {_profile.Name}")})");
         }
 
         return id;

@@ -29,6 +29,8 @@ public enum EnrollmentError
     StationRateLimited,
     /// <summary>The station may not use the requested order. HTTP 403.</summary>
     StationNotAuthorizedForOrder,
+    /// <summary>serverkeygen (RFC 7030 §4.4) asked by a station without AllowServerKeyGen (FactoryCa:Stations[i]). HTTP 403.</summary>
+    StationNotAuthorizedForServerKeyGen,
     /// <summary>No profile of that name, or the EST label is unknown (RFC 7030 §3.2.2). HTTP 404.</summary>
     ProfileUnknown,
     /// <summary>No accepted production order has that id, or a profile that needs an order got none. HTTP 400.</summary>
@@ -74,6 +76,9 @@ public sealed class EnrollmentRejectedException : Exception
 
     /// <summary>True when <see cref="EnrollmentService"/> journals the refusal (EnrollmentRefused) before answering.</summary>
     public bool Report { get; }
+
+    /// <summary>How long the caller should wait before trying again (e.g. a rate limit), or null; sent as HTTP Retry-After.</summary>
+    public TimeSpan? RetryAfter { get; init; }
 }
 
 /// <summary>

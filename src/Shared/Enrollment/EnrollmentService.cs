@@ -1,5 +1,6 @@
 using Google.Protobuf;
 using Microsoft.Extensions.Logging;
+using OfflinePki.Asn1;
 using OfflinePki.Issuance;
 using OfflinePki.Journal;
 using OfflinePki.Journal.V1;
@@ -15,7 +16,17 @@ namespace OfflinePki.Enrollment;
 /// <param name="SerialHex">Upper-case hex certificate serial.</param>
 /// <param name="Sha256Fingerprint">Lower-case hex SHA-256 of <paramref name="Certificate"/>.</param>
 /// <param name="JournalSeq">Seq of the CertificateIssued entry.</param>
-public sealed record EnrollmentResult(byte[] Certificate, IReadOnlyList<byte[]> Chain, string DeviceId, string SerialHex, string Sha256Fingerprint, ulong JournalSeq);
+public sealed record EnrollmentResult(byte[] Certificate, IReadOnlyList<byte[]> Chain, string DeviceId, string SerialHex, string Sha256Fingerprint, ulong JournalSeq)
+{
+    /// <summary>
+    /// serverkeygen only (RFC 7030 §4.4.2): the generated private key as unencrypted PKCS#8 DER, for the caller to send
+    /// over TLS and then clear (<see cref="Array.Clear(Array)"/>). Never logged or journaled. Null otherwise.
+    /// </summary>
+    public byte[]? PrivateKeyPkcs8 { get; init; }
+
+    /// <summary>The profile the certificate follows.</summary>
+    public string Profile { get; init; } = string.Empty;
+}
 
 /// <summary>Enrolls devices on behalf of stations; transport-free (the EST front end calls it).</summary>
 public interface IEnrollmentService
@@ -51,7 +62,8 @@ public sealed partial class EnrollmentService : IEnrollmentService
     /// <summary>Longest operator id accepted, in characters.</summary>
     public const int MaxOperatorIdLength = 64;
 
-    private readonly CsrIntake _intake;
+    private readonly Dictionary<string, CsrIntake> _intakes;
+    private readonly CertificateProfileSet _profiles;
     private readonly ICertificateIssuer _issuer;
     private readonly IJournalAppender _journal;
     private readonly IIssuedSerialsRecorder? _recorder;
@@ -77,7 +89,8 @@ public sealed partial class EnrollmentService : IEnrollmentService
         ArgumentNullException.ThrowIfNull(journal);
         ArgumentNullException.ThrowIfNull(logger);
         _issuer = issuer;
-        _intake = new CsrIntake(issuer.Profile.DeviceIdPattern);
+        _profiles = issuer.Profiles;
+        _intakes = _profiles.ToDictionary(p => p.Name, p => new CsrIntake(p), StringComparer.Ordinal);
         _journal = journal;
         _log = logger;
         _recorder = recorder;
@@ -93,24 +106,43 @@ public sealed partial class EnrollmentService : IEnrollmentService
         ArgumentNullException.ThrowIfNull(request);
         var station = request.Station;
         ValidatedCsr? csr = null;
+        byte[]? serverKey = null;
         EnrollmentContext? context = null;
         var admissions = new List<IEnrollmentAdmission>(_policies.Count);
         try
         {
             CheckOperatorId(request.OperatorId);
-            string profile = _issuer.Profile.Name;
-            if (request.ProfileName is { } asked && !string.Equals(asked, profile, StringComparison.Ordinal))
+            CertificateProfile profileDef = _profiles.Default;
+            if (request.ProfileName is { } asked && !_profiles.TryGet(asked, out profileDef))
             {
-                throw new EnrollmentRejectedException(EnrollmentError.ProfileUnknown, $"no profile named '{asked}' (FactoryCa:Profile:Name is {profile})");
+                throw new EnrollmentRejectedException(EnrollmentError.ProfileUnknown,
+                    $"no profile named '{asked}' (FactoryCa:Profiles has {string.Join(", ", _profiles.Names)})");
             }
 
+            string profile = profileDef.Name;
             if (!station.MayRequest(profile))
             {
                 throw new EnrollmentRejectedException(EnrollmentError.StationNotAuthorizedForProfile,
                     $"station CN={station.SubjectCn} is not authorised for profile {profile} (FactoryCa:Stations, Id {station.Id}: Profiles)");
             }
 
-            csr = _intake.Validate(CsrIntake.DecodeBody(request.Body.Span));
+            var intake = _intakes[profile];
+            byte[] der = CsrIntake.DecodeBody(request.Body.Span);
+            if (request.ServerGeneratedKey)
+            {
+                (csr, serverKey) = GenerateKey(request, profileDef, intake, der);
+            }
+            else
+            {
+                csr = intake.Validate(der);
+            }
+
+            request = MergeOperatorId(request, csr.OperatorId);
+            if (request.Kind == IssuanceKind.Reenroll)
+            {
+                CheckReenroll(request, csr);
+            }
+
             context = new EnrollmentContext(request, csr.DeviceId, profile, csr.SubjectPublicKeyInfo,
                 System.Security.Cryptography.SHA256.HashData(csr.SubjectPublicKeyInfo), _time.GetUtcNow());
             foreach (var policy in _policies)
@@ -122,7 +154,7 @@ public sealed partial class EnrollmentService : IEnrollmentService
             try
             {
                 _gate?.EnsureOpen();
-                issued = _issuer.Issue(new IssuanceRequest(csr.DeviceId, csr.SubjectPublicKeyInfo));
+                issued = _issuer.Issue(new IssuanceRequest(csr.DeviceId, csr.SubjectPublicKeyInfo) { Profile = profileDef });
             }
             catch (SigningKeyUnavailableException ex)
             {
@@ -136,7 +168,8 @@ public sealed partial class EnrollmentService : IEnrollmentService
                 DeviceId = csr.DeviceId,
                 StationId = station.Id,
                 OperatorId = request.OperatorId ?? string.Empty,
-                CsrSha256 = ByteString.CopyFrom(csr.Sha256),
+                // serverkeygen: the CSR only named the device; its key was not certified, so its hash is not journaled.
+                CsrSha256 = request.ServerGeneratedKey ? ByteString.Empty : ByteString.CopyFrom(csr.Sha256),
                 Profile = profile,
                 Kind = request.Kind,
                 PublicKeySha256 = ByteString.CopyFrom(context.PublicKeySha256),
@@ -168,7 +201,12 @@ public sealed partial class EnrollmentService : IEnrollmentService
 
             _recorder?.Record(issued.Serial);
             LogIssued(station.Id, csr.DeviceId, issued.SerialHex, issued.Sha256Fingerprint, csr.KeyDescription, entry.Seq);
-            return new EnrollmentResult(issued.Der, _chain, csr.DeviceId, issued.SerialHex, issued.Sha256Fingerprint, entry.Seq);
+            var result = new EnrollmentResult(issued.Der, _chain, csr.DeviceId, issued.SerialHex, issued.Sha256Fingerprint, entry.Seq)
+            {
+                PrivateKeyPkcs8 = serverKey, Profile = profile,
+            };
+            serverKey = null;
+            return result;
         }
         catch (EnrollmentRejectedException ex)
         {
@@ -187,6 +225,12 @@ public sealed partial class EnrollmentService : IEnrollmentService
         }
         finally
         {
+            if (serverKey is not null)
+            {
+                // A server-generated key whose certificate was not returned is destroyed.
+                System.Security.Cryptography.CryptographicOperations.ZeroMemory(serverKey);
+            }
+
             // Committed admissions ignore Dispose; the others release what they reserved.
             foreach (var admission in admissions)
             {
@@ -221,6 +265,78 @@ public sealed partial class EnrollmentService : IEnrollmentService
         {
             LogUnavailable(request.Station.Id, jex.Message);
             throw new EnrollmentUnavailableException("journal unavailable while reporting a refusal: " + jex.Message, jex);
+        }
+    }
+
+    /// <summary>
+    /// serverkeygen (RFC 7030 §4.4): checks the station and profile allow it, reads the device from the CSR (whose key
+    /// is ignored), and makes a key of the profile's first key type.
+    /// </summary>
+    private static (ValidatedCsr Csr, byte[] Pkcs8) GenerateKey(EnrollmentRequest request, CertificateProfile profile, CsrIntake intake, byte[] der)
+    {
+        if (!profile.AllowServerKeyGen)
+        {
+            throw new EnrollmentRejectedException(EnrollmentError.NotSupported,
+                $"profile {profile.Name} does not allow serverkeygen (FactoryCa:Profiles: AllowServerKeyGen)");
+        }
+
+        if (!request.Station.AllowServerKeyGen)
+        {
+            throw new EnrollmentRejectedException(EnrollmentError.StationNotAuthorizedForServerKeyGen,
+                $"station CN={request.Station.SubjectCn} may not use serverkeygen (FactoryCa:Stations, Id {request.Station.Id}: AllowServerKeyGen)");
+        }
+
+        var (deviceId, operatorId) = intake.ReadServerKeyGenRequest(der);
+        string type = profile.AllowedKeyTypes[0];
+        using System.Security.Cryptography.AsymmetricAlgorithm key = type switch
+        {
+            "P-384" => System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP384),
+            "RSA" => System.Security.Cryptography.RSA.Create(CsrIntake.MinRsaBits),
+            _ => System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256),
+        };
+        byte[] spki = key.ExportSubjectPublicKeyInfo();
+        string description = type == "RSA" ? $"RSA-{CsrIntake.MinRsaBits}" : type;
+        var csr = new ValidatedCsr(der, System.Security.Cryptography.SHA256.HashData(der), spki, description, deviceId) { OperatorId = operatorId };
+        return (csr, key.ExportPkcs8PrivateKey());
+    }
+
+    /// <summary>Operator id from the header or the CSR attribute; the header wins, and the two must agree when both are given.</summary>
+    private static EnrollmentRequest MergeOperatorId(EnrollmentRequest request, string? fromCsr)
+    {
+        if (fromCsr is null)
+        {
+            return request;
+        }
+
+        CheckOperatorId(fromCsr);
+        if (request.OperatorId is { } header)
+        {
+            return string.Equals(header, fromCsr, StringComparison.Ordinal) ? request
+                : throw new EnrollmentRejectedException(EnrollmentError.OperatorIdInvalid,
+                    $"operator id '{header}' (X-Operator-Id header) differs from '{fromCsr}' in the CSR attribute {Oids.OperatorIdAttribute}");
+        }
+
+        return request with { OperatorId = fromCsr };
+    }
+
+    /// <summary>
+    /// simplereenroll (RFC 7030 §4.2.2): the request names the device of the certificate it renews. The CA writes the
+    /// subject itself, so the device ID (serialNumber) is what must be identical.
+    /// </summary>
+    private static void CheckReenroll(EnrollmentRequest request, ValidatedCsr csr)
+    {
+        if (request.CurrentCertificate is not { } current)
+        {
+            throw new EnrollmentRejectedException(EnrollmentError.ReenrollMismatch, "simplereenroll needs the current certificate in the TLS handshake (RFC 7030 §4.2.2)");
+        }
+
+        var ids = current.SubjectName.EnumerateRelativeDistinguishedNames()
+            .Where(r => !r.HasMultipleElements && r.GetSingleElementType().Value == Oids.SerialNumberAttribute)
+            .Select(r => r.GetSingleElementValue()).ToList();
+        if (ids.Count != 1 || !string.Equals(ids[0], csr.DeviceId, StringComparison.Ordinal))
+        {
+            throw new EnrollmentRejectedException(EnrollmentError.ReenrollMismatch,
+                $"CSR device serial '{csr.DeviceId}' differs from the current certificate's '{(ids.Count == 1 ? ids[0] : "?")}' (RFC 7030 §4.2.2: the subject must be identical)");
         }
     }
 

@@ -27,15 +27,19 @@ public interface ICertificateIssuer
     /// <summary>The issuing CA.</summary>
     IssuingAuthority Authority { get; }
 
-    /// <summary>The profile every certificate follows.</summary>
+    /// <summary>The default profile (<see cref="CertificateProfileSet.Default"/> of <see cref="Profiles"/>).</summary>
     CertificateProfile Profile { get; }
 
-    /// <summary>Issues one certificate.</summary>
-    /// <param name="request">Device serial (PrintableString) and SubjectPublicKeyInfo.</param>
+    /// <summary>Every profile this issuer serves with its one issuing CA.</summary>
+    CertificateProfileSet Profiles => new(Profile);
+
+    /// <summary>Issues one certificate following <see cref="IssuanceRequest.Profile"/> (or the default profile).</summary>
+    /// <param name="request">Device serial (PrintableString), SubjectPublicKeyInfo and optionally one of <see cref="Profiles"/>.</param>
     /// <returns>The signed, verified certificate.</returns>
     /// <exception cref="CertificateLintException">The prepared certificate broke a lint; nothing was signed.</exception>
     /// <exception cref="SigningKeyUnavailableException">The CA key cannot sign.</exception>
     /// <exception cref="InvalidOperationException">No unused serial could be drawn, or the signature did not verify with the CA public key.</exception>
+    /// <exception cref="ArgumentException">The request names a profile this issuer does not serve.</exception>
     IssuedCertificate Issue(IssuanceRequest request);
 }
 
@@ -84,32 +88,57 @@ public sealed class InMemoryIssuedSerials : IIssuedSerials, IIssuedSerialsRecord
 public sealed class CertificateIssuer : ICertificateIssuer
 {
     private const int MaxSerialAttempts = 4;
-    private readonly TbsCertificateBuilder _builder;
-    private readonly CertificateLinter _linter;
+    private readonly Dictionary<string, (TbsCertificateBuilder Builder, CertificateLinter Linter)> _byProfile = new(StringComparer.Ordinal);
     private readonly IIssuedSerials _issued;
     private readonly ECDsa? _verifyEcdsa;
     private readonly RSA? _verifyRsa;
     private readonly ConcurrentDictionary<string, byte> _inFlight = new(StringComparer.Ordinal);
     private readonly Lock _signLock = new();
 
-    /// <summary>Creates the issuer.</summary>
+    /// <summary>Creates an issuer for one profile.</summary>
     /// <param name="authority">Issuing CA and key.</param>
-    /// <param name="profile">The IDevID profile.</param>
+    /// <param name="profile">The profile.</param>
     /// <param name="serials">Serial source (CSPRNG in production).</param>
     /// <param name="issued">Serials already used.</param>
     /// <param name="time">Clock for notBefore.</param>
-    /// <param name="linter">Lints; <see cref="CertificateLinter.Default"/> when null.</param>
+    /// <param name="linter">Lints; the profile kind's set (<see cref="CertificateLinter.ForKind"/>) when null.</param>
     /// <exception cref="ArgumentNullException">A required argument is null.</exception>
+    /// <exception cref="ArgumentException">The profile is invalid, or a Matter DAC profile with a CA that does not sign ecdsa-with-SHA256.</exception>
     public CertificateIssuer(IssuingAuthority authority, CertificateProfile profile, ISerialNumberSource serials, IIssuedSerials issued,
+        TimeProvider time, CertificateLinter? linter = null)
+        : this(authority, new CertificateProfileSet(profile ?? throw new ArgumentNullException(nameof(profile))), serials, issued, time, linter)
+    {
+    }
+
+    /// <summary>Creates an issuer serving several profiles with one issuing CA.</summary>
+    /// <param name="authority">Issuing CA and key.</param>
+    /// <param name="profiles">The profiles, with a default.</param>
+    /// <param name="serials">Serial source (CSPRNG in production).</param>
+    /// <param name="issued">Serials already used.</param>
+    /// <param name="time">Clock for notBefore.</param>
+    /// <param name="linter">Lints for every profile; null to use each profile kind's set (<see cref="CertificateLinter.ForKind"/>).</param>
+    /// <exception cref="ArgumentNullException">A required argument is null.</exception>
+    /// <exception cref="ArgumentException">A Matter DAC profile with an issuing key that does not sign ecdsa-with-SHA256 (Matter Core §6.1).</exception>
+    public CertificateIssuer(IssuingAuthority authority, CertificateProfileSet profiles, ISerialNumberSource serials, IIssuedSerials issued,
         TimeProvider time, CertificateLinter? linter = null)
     {
         ArgumentNullException.ThrowIfNull(authority);
-        ArgumentNullException.ThrowIfNull(profile);
+        ArgumentNullException.ThrowIfNull(profiles);
         ArgumentNullException.ThrowIfNull(issued);
         Authority = authority;
-        Profile = profile;
-        _builder = new TbsCertificateBuilder(profile, authority, serials, time);
-        _linter = linter ?? CertificateLinter.Default;
+        Profiles = profiles;
+        Profile = profiles.Default;
+        foreach (var p in profiles)
+        {
+            if (p.Kind == CertificateProfileKind.MatterDac
+                && new AsnReader(authority.SigningKey.SignatureAlgorithmIdentifier, AsnEncodingRules.DER).ReadSequence().ReadObjectIdentifier() != Oids.EcdsaWithSha256)
+            {
+                throw new ArgumentException($"profile {p.Name} is a Matter DAC, which must be signed with ecdsa-with-SHA256 by a P-256 CA key (Matter Core §6.1); the issuing CA key {authority.SigningKey.KeyId} signs otherwise", nameof(profiles));
+            }
+
+            _byProfile[p.Name] = (new TbsCertificateBuilder(p, authority, serials, time), linter ?? CertificateLinter.ForKind(p.Kind));
+        }
+
         _issued = issued;
 
         // The CA public key, imported once (OpenSSL verification with a shared key is safe across threads).
@@ -126,13 +155,23 @@ public sealed class CertificateIssuer : ICertificateIssuer
     public CertificateProfile Profile { get; }
 
     /// <inheritdoc />
+    public CertificateProfileSet Profiles { get; }
+
+    /// <inheritdoc />
     public IssuedCertificate Issue(IssuanceRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
+        var profile = request.Profile ?? Profile;
+        if (!Profiles.Contains(profile))
+        {
+            throw new ArgumentException($"profile {profile.Name} is not served by this issuer ({string.Join(", ", Profiles.Names)})", nameof(request));
+        }
+
+        var (builder, linter) = _byProfile[profile.Name];
         for (int attempt = 0; attempt < MaxSerialAttempts; attempt++)
         {
-            var prepared = _builder.Prepare(request);
-            _linter.Lint(new LintContext(Authority, Profile, prepared));
+            var prepared = builder.Prepare(request);
+            linter.Lint(new LintContext(Authority, profile, prepared));
             string key = Convert.ToHexString(prepared.Serial);
             if (_issued.Contains(prepared.Serial) || !_inFlight.TryAdd(key, 0))
             {

@@ -59,7 +59,7 @@ public sealed class CertificateLinter
         Lints = lints.ToArray();
     }
 
-    /// <summary>The IDevID lint set.</summary>
+    /// <summary>The IDevID lint set (IEEE 802.1AR §8).</summary>
     public static CertificateLinter Default { get; } = new(
     [
         new VersionIsV3Lint(),
@@ -81,6 +81,69 @@ public sealed class CertificateLinter
         new NoDuplicateExtensionsLint(),
         new AllowedSubjectKeyLint(),
     ]);
+
+    /// <summary>The tls-client lint set: the IDevID rules that apply to any device certificate, plus clientAuth and a finite validity.</summary>
+    public static CertificateLinter TlsClient { get; } = new(
+    [
+        new VersionIsV3Lint(),
+        new SerialNumberPositiveLint(),
+        new SerialNumberLengthLint(),
+        new SerialNumberEntropyLint(),
+        new SignatureAlgorithmMatchesIssuerKeyLint(),
+        new IssuerIsCaSubjectLint(),
+        new ValidityOrderLint(),
+        new ValidityTimeEncodingLint(),
+        new FiniteValidityLint(),
+        new SubjectSerialNumberLint(),
+        new HardwareModuleNameLint(),
+        new BasicConstraintsNotCaLint(),
+        new KeyUsageCriticalDigitalSignatureLint(),
+        new ExtendedKeyUsageClientAuthLint(),
+        new AuthorityKeyIdentifierLint(),
+        new SubjectKeyIdentifierLint(),
+        new CrlDistributionPointLint(),
+        new AuthorityInfoAccessLint(),
+        new NoDuplicateExtensionsLint(),
+        new AllowedSubjectKeyLint(),
+    ]);
+
+    /// <summary>The Matter DAC lint set (Matter Core Specification §6.1, §6.2.2, §6.5.6.1) on top of the RFC 5280 rules.</summary>
+    public static CertificateLinter MatterDac { get; } = new(
+    [
+        new VersionIsV3Lint(),
+        new SerialNumberPositiveLint(),
+        new SerialNumberLengthLint(),
+        new SerialNumberEntropyLint(),
+        new SignatureAlgorithmMatchesIssuerKeyLint(),
+        new MatterSignatureAlgorithmLint(),
+        new IssuerIsCaSubjectLint(),
+        new ValidityOrderLint(),
+        new ValidityTimeEncodingLint(),
+        new MatterNotAfterNoExpirationLint(),
+        new SubjectSerialNumberLint(),
+        new MatterVendorProductIdLint(),
+        new HardwareModuleNameLint(),
+        new BasicConstraintsNotCaLint(),
+        new MatterKeyUsageDigitalSignatureOnlyLint(),
+        new MatterNoExtendedKeyUsageLint(),
+        new AuthorityKeyIdentifierLint(),
+        new SubjectKeyIdentifierLint(),
+        new CrlDistributionPointLint(),
+        new AuthorityInfoAccessLint(),
+        new NoDuplicateExtensionsLint(),
+        new AllowedSubjectKeyLint(),
+        new MatterSubjectKeyP256Lint(),
+    ]);
+
+    /// <summary>The lint set for a profile kind.</summary>
+    /// <param name="kind">The kind.</param>
+    /// <returns><see cref="Default"/>, <see cref="TlsClient"/> or <see cref="MatterDac"/>.</returns>
+    public static CertificateLinter ForKind(CertificateProfileKind kind) => kind switch
+    {
+        CertificateProfileKind.TlsClient => TlsClient,
+        CertificateProfileKind.MatterDac => MatterDac,
+        _ => Default,
+    };
 
     /// <summary>The lints run, in order.</summary>
     public IReadOnlyList<ICertificateLint> Lints { get; }

@@ -5,12 +5,33 @@ using OfflinePki.Crl;
 
 namespace OfflinePki.Issuance;
 
+/// <summary>What kind of certificate a profile makes; each kind has its own TBS layout and lint set.</summary>
+public enum CertificateProfileKind
+{
+    /// <summary>IEEE 802.1AR IDevID: subject O, CN, serialNumber; SAN hardwareModuleName (RFC 4108 §5); config "idevid".</summary>
+    IDevId,
+
+    /// <summary>A generic device TLS client: EKU id-kp-clientAuth, keyUsage digitalSignature, SAN optional, finite validity; config "tls-client".</summary>
+    TlsClient,
+
+    /// <summary>
+    /// A Matter Device Attestation Certificate (Matter Core Specification §6.2.2): subject carries the Matter vendor
+    /// and product id attributes (§6.5.6.1), ECDSA P-256 with SHA-256 only (§6.1), basicConstraints cA FALSE and
+    /// keyUsage digitalSignature only, both critical, no EKU, notAfter 99991231235959Z; config "matter-dac".
+    /// </summary>
+    MatterDac,
+}
+
 /// <summary>
-/// The immutable IEEE 802.1AR IDevID profile: what every device certificate of this factory looks like apart
-/// from its serial, times, device serial and key. Built once from options and validated at startup.
+/// An immutable certificate profile: what every device certificate of one kind looks like apart from its serial,
+/// times, device serial and key. Built once from options and validated at startup (<see cref="EnsureValid"/>).
+/// One issuing CA serves several profiles (<see cref="CertificateProfileSet"/>).
 /// </summary>
 public sealed class CertificateProfile
 {
+    /// <summary>The key types a device key may be, as named by <c>CsrIntake.ClassifyKey</c> ("RSA" stands for RSA 2048..16384).</summary>
+    public static IReadOnlyList<string> AllKeyTypes { get; } = ["P-256", "P-384", "RSA"];
+
     /// <summary>Default hwType of the hardwareModuleName otherName (RFC 4108 §5): our arc + ".2.1".</summary>
     public const string DefaultHardwareModuleType = Oids.OfflinePkiArc + ".2.1";
 
@@ -127,6 +148,128 @@ public sealed class CertificateProfile
 
     /// <summary>Pattern for device serials (100 ms match timeout).</summary>
     public Regex DeviceIdPattern { get; }
+
+    /// <summary>The kind of certificate; <see cref="CertificateProfileKind.IDevId"/> by default.</summary>
+    public CertificateProfileKind Kind { get; init; } = CertificateProfileKind.IDevId;
+
+    /// <summary>
+    /// Matter vendor id (matter-dac only), written as the 1.3.6.1.4.1.37244.2.1 subject attribute in 4 upper-case
+    /// hex digits (Matter Core Specification §6.5.6.1). Null for other kinds.
+    /// </summary>
+    public ushort? MatterVendorId { get; init; }
+
+    /// <summary>Matter product id (matter-dac only), the 1.3.6.1.4.1.37244.2.2 subject attribute (Matter §6.5.6.1). Null for other kinds.</summary>
+    public ushort? MatterProductId { get; init; }
+
+    /// <summary>True when EST serverkeygen (RFC 7030 §4.4) may be used with this profile (the station must allow it too).</summary>
+    public bool AllowServerKeyGen { get; init; }
+
+    /// <summary>
+    /// tls-client only: also write the SAN otherName hardwareModuleName (RFC 4108 §5). IDevID profiles always carry
+    /// it, Matter DACs never do.
+    /// </summary>
+    public bool IncludeHardwareModuleName
+    {
+        get => Kind switch { CertificateProfileKind.IDevId => true, CertificateProfileKind.MatterDac => false, _ => _includeHw };
+        init => _includeHw = value;
+    }
+
+    private readonly bool _includeHw;
+
+    /// <summary>
+    /// The device key types accepted (subset of <see cref="AllKeyTypes"/>, in preference order: the first is the
+    /// one csrattrs advertises and serverkeygen makes). Default: P-256 only for matter-dac (Matter §6.1), else all.
+    /// </summary>
+    public IReadOnlyList<string> AllowedKeyTypes
+    {
+        get => _keyTypes ?? (Kind == CertificateProfileKind.MatterDac ? ["P-256"] : AllKeyTypes);
+        init => _keyTypes = value is { Count: > 0 } ? value.ToArray() : null;
+    }
+
+    private readonly IReadOnlyList<string>? _keyTypes;
+
+    /// <summary>True when a device key classified as <paramref name="keyDescription"/> ("P-256", "P-384", "RSA-n") is allowed.</summary>
+    /// <param name="keyDescription">The key as named by the CSR intake.</param>
+    public bool AllowsKey(string keyDescription)
+    {
+        ArgumentNullException.ThrowIfNull(keyDescription);
+        string type = keyDescription.StartsWith("RSA-", StringComparison.Ordinal) ? "RSA" : keyDescription;
+        return AllowedKeyTypes.Contains(type, StringComparer.Ordinal);
+    }
+
+    /// <summary>
+    /// Checks the rules that tie the fields to <see cref="Kind"/>: tls-client needs a finite validity; matter-dac needs
+    /// a vendor and product id, notAfter 99991231235959Z (no validity) and P-256 keys only; key types are known.
+    /// </summary>
+    /// <returns>This profile.</returns>
+    /// <exception cref="ArgumentException">A rule fails; ParamName is the configuration key (Validity, VendorId, ProductId, KeyTypes).</exception>
+    public CertificateProfile EnsureValid()
+    {
+        foreach (var k in AllowedKeyTypes)
+        {
+            if (!AllKeyTypes.Contains(k, StringComparer.Ordinal))
+            {
+                throw new ArgumentException($"key type '{k}' is not one of {string.Join(", ", AllKeyTypes)}", "KeyTypes");
+            }
+        }
+
+        switch (Kind)
+        {
+            case CertificateProfileKind.TlsClient when Validity is null:
+                throw new ArgumentException("a tls-client profile needs a finite validity (a TimeSpan such as 825.00:00:00)", "Validity");
+            case CertificateProfileKind.MatterDac:
+                if (MatterVendorId is null)
+                {
+                    throw new ArgumentException("a matter-dac profile needs a vendor id: 4 hex digits, e.g. FFF1 (Matter Core §6.5.6.1)", "VendorId");
+                }
+
+                if (MatterProductId is null)
+                {
+                    throw new ArgumentException("a matter-dac profile needs a product id: 4 hex digits, e.g. 8000 (Matter Core §6.5.6.1)", "ProductId");
+                }
+
+                if (Validity is not null)
+                {
+                    throw new ArgumentException("a matter-dac profile has notAfter 99991231235959Z: set Validity to NoWellDefinedExpiration (Matter Core §6.2.2)", "Validity");
+                }
+
+                if (AllowedKeyTypes is not ["P-256"])
+                {
+                    throw new ArgumentException("a matter-dac profile allows P-256 keys only (Matter Core §6.1)", "KeyTypes");
+                }
+
+                break;
+            case CertificateProfileKind.IDevId or CertificateProfileKind.TlsClient:
+                if (MatterVendorId is not null || MatterProductId is not null)
+                {
+                    throw new ArgumentException("VendorId and ProductId apply to matter-dac profiles only", MatterVendorId is not null ? "VendorId" : "ProductId");
+                }
+
+                break;
+        }
+
+        return this;
+    }
+
+    /// <summary>Parses a configuration kind: "idevid", "tls-client" or "matter-dac" (case-insensitive).</summary>
+    /// <param name="value">The configured text.</param>
+    /// <exception cref="ArgumentException">Another value; ParamName is "Kind".</exception>
+    public static CertificateProfileKind ParseKind(string? value) => value?.Trim().ToLowerInvariant() switch
+    {
+        null or "" or "idevid" => CertificateProfileKind.IDevId,
+        "tls-client" => CertificateProfileKind.TlsClient,
+        "matter-dac" => CertificateProfileKind.MatterDac,
+        _ => throw new ArgumentException($"'{value}' is not a profile kind: use idevid, tls-client or matter-dac", "Kind"),
+    };
+
+    /// <summary>The configuration name of a kind ("idevid", "tls-client", "matter-dac").</summary>
+    /// <param name="kind">The kind.</param>
+    public static string KindName(CertificateProfileKind kind) => kind switch
+    {
+        CertificateProfileKind.TlsClient => "tls-client",
+        CertificateProfileKind.MatterDac => "matter-dac",
+        _ => "idevid",
+    };
 
     private static string Bounded(string value, string param)
     {

@@ -7,7 +7,11 @@ namespace OfflinePki.Issuance;
 /// <summary>What to certify: a device serial and its public key (already checked by enrollment intake).</summary>
 /// <param name="DeviceId">IEEE 802.1AR device serial; a non-empty PrintableString.</param>
 /// <param name="SubjectPublicKeyInfo">DER SubjectPublicKeyInfo of the device key.</param>
-public sealed record IssuanceRequest(string DeviceId, byte[] SubjectPublicKeyInfo);
+public sealed record IssuanceRequest(string DeviceId, byte[] SubjectPublicKeyInfo)
+{
+    /// <summary>The profile to follow (one of the issuer's <see cref="ICertificateIssuer.Profiles"/>), or null for its default.</summary>
+    public CertificateProfile? Profile { get; init; }
+}
 
 /// <summary>A prepared, not yet signed, certificate: the TBSCertificate DER and the values it was built from.</summary>
 /// <param name="TbsDer">DER TBSCertificate (RFC 5280 §4.1).</param>
@@ -18,8 +22,9 @@ public sealed record IssuanceRequest(string DeviceId, byte[] SubjectPublicKeyInf
 public sealed record PreparedCertificate(byte[] TbsDer, byte[] Serial, DateTimeOffset NotBefore, DateTimeOffset NotAfter, string DeviceId);
 
 /// <summary>
-/// Builds an IDevID TBSCertificate (RFC 5280 §4.1, IEEE 802.1AR §8) from the profile, the issuing CA, a fresh
-/// serial and the clock. Builds bytes only; it never signs.
+/// Builds a TBSCertificate (RFC 5280 §4.1) for one profile from the profile, the issuing CA, a fresh serial and the
+/// clock, laid out per <see cref="CertificateProfile.Kind"/>: IDevID (IEEE 802.1AR §8), tls-client, or Matter DAC
+/// (Matter Core Specification §6.2.2). Builds bytes only; it never signs.
 /// </summary>
 public sealed class TbsCertificateBuilder
 {
@@ -122,6 +127,12 @@ public sealed class TbsCertificateBuilder
             WriteRdn(w, "2.5.4.3", UniversalTagNumber.UTF8String, _profile.SubjectCommonName);
             // X520SerialNumber ::= PrintableString (SIZE (1..ub-serial-number)); IEEE 802.1AR §8.6
             WriteRdn(w, Oids.SerialNumberAttribute, UniversalTagNumber.PrintableString, deviceId);
+            if (_profile.Kind == CertificateProfileKind.MatterDac)
+            {
+                // Matter Core §6.5.6.1: vendor id and product id as UTF8String of exactly 4 upper-case hex digits.
+                WriteRdn(w, Oids.MatterVendorId, UniversalTagNumber.UTF8String, _profile.MatterVendorId!.Value.ToString("X4", System.Globalization.CultureInfo.InvariantCulture));
+                WriteRdn(w, Oids.MatterProductId, UniversalTagNumber.UTF8String, _profile.MatterProductId!.Value.ToString("X4", System.Globalization.CultureInfo.InvariantCulture));
+            }
         }
     }
 
@@ -150,6 +161,18 @@ public sealed class TbsCertificateBuilder
         // KeyUsage ::= BIT STRING { digitalSignature (0), ... }  (RFC 5280 §4.2.1.3)
         WriteExtension(w, Oids.KeyUsage, critical: true, v => v.WriteBitString([0x80], unusedBitCount: 7));
 
+        if (_profile.Kind == CertificateProfileKind.TlsClient)
+        {
+            // ExtKeyUsageSyntax ::= SEQUENCE SIZE (1..MAX) OF KeyPurposeId  (RFC 5280 §4.2.1.12): id-kp-clientAuth
+            WriteExtension(w, Oids.ExtendedKeyUsage, critical: false, v =>
+            {
+                using (v.PushSequence())
+                {
+                    v.WriteObjectIdentifier(Oids.ClientAuthEku);
+                }
+            });
+        }
+
         // AuthorityKeyIdentifier ::= SEQUENCE { keyIdentifier [0] KeyIdentifier OPTIONAL, ... }  (RFC 5280 §4.2.1.1)
         WriteExtension(w, Oids.AuthorityKeyIdentifier, critical: false, v =>
         {
@@ -167,20 +190,23 @@ public sealed class TbsCertificateBuilder
         // GeneralName ::= CHOICE { otherName [0] OtherName, ... }
         // OtherName ::= SEQUENCE { type-id OBJECT IDENTIFIER, value [0] EXPLICIT ANY DEFINED BY type-id }
         // HardwareModuleName ::= SEQUENCE { hwType OBJECT IDENTIFIER, hwSerialNum OCTET STRING }  (RFC 4108 §5)
-        WriteExtension(w, Oids.SubjectAltName, critical: false, v =>
+        if (_profile.IncludeHardwareModuleName)
         {
-            using (v.PushSequence())
-            using (v.PushSequence(new Asn1Tag(TagClass.ContextSpecific, 0, isConstructed: true)))
+            WriteExtension(w, Oids.SubjectAltName, critical: false, v =>
             {
-                v.WriteObjectIdentifier(Oids.HardwareModuleName);
-                using (v.PushSequence(new Asn1Tag(TagClass.ContextSpecific, 0, isConstructed: true)))
                 using (v.PushSequence())
+                using (v.PushSequence(new Asn1Tag(TagClass.ContextSpecific, 0, isConstructed: true)))
                 {
-                    v.WriteObjectIdentifier(_profile.HardwareModuleType);
-                    v.WriteOctetString(Encoding.ASCII.GetBytes(request.DeviceId));
+                    v.WriteObjectIdentifier(Oids.HardwareModuleName);
+                    using (v.PushSequence(new Asn1Tag(TagClass.ContextSpecific, 0, isConstructed: true)))
+                    using (v.PushSequence())
+                    {
+                        v.WriteObjectIdentifier(_profile.HardwareModuleType);
+                        v.WriteOctetString(Encoding.ASCII.GetBytes(request.DeviceId));
+                    }
                 }
-            }
-        });
+            });
+        }
 
         // CRLDistributionPoints ::= SEQUENCE SIZE (1..MAX) OF DistributionPoint
         // DistributionPoint ::= SEQUENCE { distributionPoint [0] DistributionPointName OPTIONAL, ... }

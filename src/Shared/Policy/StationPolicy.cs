@@ -89,8 +89,8 @@ public interface IStationAuthorizer
 /// <summary>
 /// Stations are identified by a client certificate that chains to the RA/TLS CA (a separate hierarchy from
 /// device identities), carries clientAuth, and whose subject CN is in the configured list.
-/// Revocation of station certificates is not checked (the RA CA publishes no CRL on the factory LAN);
-/// a compromised station is removed from the list instead.
+/// The RA CA publishes no CRL on the factory LAN: a compromised station certificate is revoked locally
+/// (<see cref="RevokedStationStore"/>, enforced per enrollment by <see cref="StationLimitsPolicy"/>) or removed from the list.
 /// </summary>
 public sealed class StationAuthorizer : IStationAuthorizer
 {

@@ -113,7 +113,7 @@ public class CsrIntakeTests
         Assert.That(ok.DeviceId, Is.EqualTo("DEV-0008"));
         // ValidatedCsr carries only the key and device ID; the issuer builds extensions from the profile alone.
         Assert.That(typeof(ValidatedCsr).GetProperties().Select(p => p.Name),
-            Is.EquivalentTo(new[] { "Der", "Sha256", "SubjectPublicKeyInfo", "KeyDescription", "DeviceId" }));
+            Is.EquivalentTo(new[] { "Der", "Sha256", "SubjectPublicKeyInfo", "KeyDescription", "DeviceId", "OperatorId" }));
     }
 
     [Test]

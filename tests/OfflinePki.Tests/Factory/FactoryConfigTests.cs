@@ -51,7 +51,7 @@ public class FactoryConfigTests
         Assert.That(failures, Has.Some.StartWith("FactoryCa:Profile:Validity: 'ten years'"));
         Assert.That(failures, Has.Member("FactoryCa:Stations: CertificateSubjectCn 'station-01' is listed 2 times"));
         Assert.That(failures, Has.Some.StartWith("FactoryCa:Est:Listen:"));
-        Assert.That(failures, Has.Member("FactoryCa:Stations:0:Profiles: unknown profile 'idevid-gw' (FactoryCa:Profile:Name is 'idevid')"));
+        Assert.That(failures, Has.Member("FactoryCa:Stations:0:Profiles: unknown profile 'idevid-gw' (profiles are idevid)"));
     }
 
     [Test]

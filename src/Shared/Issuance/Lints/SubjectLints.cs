@@ -33,6 +33,11 @@ public sealed class SubjectSerialNumberLint : ICertificateLint
             return "subject serialNumber differs from the device ID";
         }
 
+        if (!context.Profile.IncludeHardwareModuleName)
+        {
+            return null;
+        }
+
         var hw = HardwareModuleNameLint.Read(tbs);
         if (hw is null || !hw.Value.SerialNum.AsSpan().SequenceEqual(Encoding.ASCII.GetBytes(values[0]!)))
         {
@@ -58,6 +63,12 @@ public sealed class HardwareModuleNameLint : ICertificateLint
     public string? Check(TbsCertificateView tbs, LintContext context)
     {
         var ext = tbs.Find(Oids.SubjectAltName);
+        if (!context.Profile.IncludeHardwareModuleName)
+        {
+            // Profiles without it (tls-client by choice, matter-dac always) must not carry one either.
+            return Read(tbs) is null ? null : "subjectAltName carries a hardwareModuleName the profile does not ask for";
+        }
+
         if (ext is null)
         {
             return "subjectAltName is missing";
@@ -117,7 +128,8 @@ public sealed class HardwareModuleNameLint : ICertificateLint
 }
 
 /// <summary>
-/// IEEE 802.1AR §8.7 (as profiled here): the device key is P-256, P-384 or RSA of 2048 to 16384 bits.
+/// IEEE 802.1AR §8.7 (as profiled here): the device key is P-256, P-384 or RSA of 2048 to 16384 bits, and one of
+/// the profile's key types (<see cref="CertificateProfile.AllowedKeyTypes"/>).
 /// </summary>
 public sealed class AllowedSubjectKeyLint : ICertificateLint
 {
@@ -131,8 +143,9 @@ public sealed class AllowedSubjectKeyLint : ICertificateLint
         try
         {
             // Structure only (algorithm, curve, modulus size): the key itself was validated by the CSR signature check.
-            CsrIntake.ClassifyKey(tbs.SubjectPublicKeyInfo, importKey: false);
-            return null;
+            string key = CsrIntake.ClassifyKey(tbs.SubjectPublicKeyInfo, importKey: false);
+            return context.Profile.AllowsKey(key) ? null
+                : $"{key} key is not allowed by profile {context.Profile.Name} ({string.Join(", ", context.Profile.AllowedKeyTypes)})";
         }
         catch (EnrollmentRejectedException ex)
         {
