@@ -17,7 +17,7 @@ public class StationEndToEndTests
     private static readonly string[] Keys =
     [
         "pass", "serial", "wrong-key-slot", "wrong-key-slot-alt", "swapped-id", "failed-write", "refused-signature",
-        "label", "refused", "order",
+        "label", "refused",
     ];
 
     private StationTestBed _bed = null!;
