@@ -51,6 +51,9 @@ public sealed record EvidenceRecord
     /// <summary>Order ID, if given.</summary>
     public string? Order { get; init; }
 
+    /// <summary>Issuance kind asked for (initial, rework, refurb), if given.</summary>
+    public string? Kind { get; init; }
+
     /// <summary>EST server URL (and label).</summary>
     public string? Est { get; init; }
 
@@ -75,6 +78,7 @@ public sealed record EvidenceRecord
             Station = station,
             Operator = options.Operator,
             Order = options.Order,
+            Kind = options.Kind,
             Est = options.EstLabel is null ? options.Est.AbsoluteUri : $"{options.Est.AbsoluteUri} label {options.EstLabel}",
         };
     }

@@ -46,6 +46,8 @@ public static class StationCli
         var ca = new Option<string>("--ca") { Description = "TLS/RA CA certificate(s) (PEM) the EST server's certificate must chain to", Required = true };
         var root = new Option<string?>("--root") { Description = "pin the device-identity root CA (PEM); default: the root EST cacerts returns" };
         var order = new Option<string?>("--order") { Description = "production order ID (X-Order-Id)" };
+        var kind = new Option<string?>("--kind") { Description = "issuance kind (X-Issuance-Kind): initial, rework or refurb" };
+        kind.AcceptOnlyFromAmong("initial", "rework", "refurb");
         var op = new Option<string?>("--operator") { Description = "operator ID (X-Operator-Id)" };
         var stationId = new Option<string?>("--station-id") { Description = "station ID for the evidence (default: the client certificate's CN)" };
         var profile = new Option<string?>("--profile") { Description = "profile named to the device in its csr request (default: the EST label, else idevid)" };
@@ -54,7 +56,7 @@ public static class StationCli
         var estTimeout = new Option<string>("--est-timeout") { Description = "longest wait for one EST request", DefaultValueFactory = _ => "30s" };
 
         var run = new Command("run", "Enroll one device: identify, CSR, EST enroll, verify, write, challenge-response, finalize; append evidence");
-        foreach (var o in new Option[] { device, label, est, estLabel, clientCert, clientKey, passEnv, ca, root, order, op, stationId, profile, evidence, timeout, estTimeout })
+        foreach (var o in new Option[] { device, label, est, estLabel, clientCert, clientKey, passEnv, ca, root, order, kind, op, stationId, profile, evidence, timeout, estTimeout })
         {
             run.Options.Add(o);
         }
@@ -97,6 +99,7 @@ public static class StationCli
                     TlsTrustAnchors = anchors,
                     PinnedRoot = pinned,
                     Order = parse.GetValue(order),
+                    Kind = parse.GetValue(kind),
                     Operator = parse.GetValue(op),
                     StationId = station,
                     Profile = parse.GetValue(profile),

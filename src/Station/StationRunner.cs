@@ -62,6 +62,9 @@ public sealed record StationRunOptions
     /// <summary>Production order ID (X-Order-Id) or null.</summary>
     public string? Order { get; init; }
 
+    /// <summary>Issuance kind (X-Issuance-Kind: initial, rework or refurb) or null for the server's default (initial).</summary>
+    public string? Kind { get; init; }
+
     /// <summary>Operator ID (X-Operator-Id) or null.</summary>
     public string? Operator { get; init; }
 
@@ -199,6 +202,7 @@ public sealed class StationRunner(TextWriter progress, TimeProvider? time = null
                 est.EnrollHeaders["X-Order-Id"] = options.Order;
                 est.EnrollHeaders["X-Operator-Id"] = options.Operator;
                 est.EnrollHeaders["X-Device-Mac"] = info.Mac;
+                est.EnrollHeaders["X-Issuance-Kind"] = options.Kind;
                 caCerts = await Est(() => est.GetCaCertsAsync(cancellationToken), "cacerts").ConfigureAwait(false);
                 cert = await Est(() => est.SimpleEnrollAsync(csrDer, cancellationToken), "simpleenroll").ConfigureAwait(false);
             }

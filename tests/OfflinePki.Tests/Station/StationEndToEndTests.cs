@@ -17,7 +17,7 @@ public class StationEndToEndTests
     private static readonly string[] Keys =
     [
         "pass", "serial", "wrong-key-slot", "wrong-key-slot-alt", "swapped-id", "failed-write", "refused-signature",
-        "label", "refused",
+        "label", "refused", "pinned-root", "kind",
     ];
 
     private StationTestBed _bed = null!;
@@ -184,6 +184,35 @@ public class StationEndToEndTests
         Assert.That(_bed.Issued().Count, Is.EqualTo(before));
         Assert.That(sim.Log, Does.Not.Contain("write:"));
         Assert.That((await StationTestBed.InfoAsync(sim.Endpoint)).Locked, Is.False);
+    }
+
+    [Test]
+    public async Task A_certificate_that_does_not_chain_to_the_pinned_root_fails_verify_and_the_unit_is_not_written()
+    {
+        using var sim = _bed.StartSimulator("SIM-40002", "pinned-root");
+        var rogue = Peers.RogueCa();
+        string evidence = _bed.NewEvidencePath();
+        var run = await StationTestBed.RunStationAsync(_bed.StationArgs(sim.Endpoint, "SIM-40002", evidence, null, "--root", rogue.Crt));
+
+        Assert.That(run.ExitCode, Is.EqualTo(1), run.ToString());
+        Assert.That(run.Error, Does.Contain("FAIL at step 'verify': EST cacerts does not hold the pinned root 'CN=Rogue CA'"));
+        var line = StationTestBed.ReadEvidence(evidence).Single();
+        Assert.That(line.GetProperty("step").GetString(), Is.EqualTo("verify"));
+        Assert.That(line.GetProperty("serial").GetString(), Is.Not.Empty, "the issued certificate is named so it can be revoked");
+        Assert.That(sim.Log, Does.Not.Contain("write:"));
+    }
+
+    [Test]
+    public async Task The_pinned_root_and_the_issuance_kind_pass_through()
+    {
+        using var sim = _bed.StartSimulator("SIM-40003", "kind");
+        string evidence = _bed.NewEvidencePath();
+        var run = await StationTestBed.RunStationAsync(_bed.StationArgs(sim.Endpoint, "SIM-40003", evidence, null,
+            "--root", _bed.Pki.PathOf("root-ca.crt"), "--kind", "initial", "--station-id", "line-3-station-01"));
+        Assert.That(run.ExitCode, Is.Zero, run.ToString());
+        var line = StationTestBed.ReadEvidence(evidence).Single();
+        Assert.That(line.GetProperty("kind").GetString(), Is.EqualTo("initial"));
+        Assert.That(line.GetProperty("station").GetString(), Is.EqualTo("line-3-station-01"));
     }
 
     [Test]
