@@ -203,8 +203,8 @@ public sealed class StationRunner(TextWriter progress, TimeProvider? time = null
                 est.EnrollHeaders["X-Operator-Id"] = options.Operator;
                 est.EnrollHeaders["X-Device-Mac"] = info.Mac;
                 est.EnrollHeaders["X-Issuance-Kind"] = options.Kind;
-                caCerts = await Est(() => est.GetCaCertsAsync(cancellationToken), "cacerts").ConfigureAwait(false);
-                cert = await Est(() => est.SimpleEnrollAsync(csrDer, cancellationToken), "simpleenroll").ConfigureAwait(false);
+                caCerts = await Est(() => est.GetCaCertsAsync(cancellationToken), "cacerts", cancellationToken).ConfigureAwait(false);
+                cert = await Est(() => est.SimpleEnrollAsync(csrDer, cancellationToken), "simpleenroll", cancellationToken).ConfigureAwait(false);
             }
 
             o = o with
@@ -343,7 +343,7 @@ public sealed class StationRunner(TextWriter progress, TimeProvider? time = null
         return chain.ChainElements.Skip(1).Take(chain.ChainElements.Count - 2).Select(e => e.Certificate).ToList();
     }
 
-    private static async Task<T> Est<T>(Func<Task<T>> call, string what)
+    private static async Task<T> Est<T>(Func<Task<T>> call, string what, CancellationToken cancellationToken)
     {
         try
         {
@@ -357,7 +357,7 @@ public sealed class StationRunner(TextWriter progress, TimeProvider? time = null
         {
             throw new StationStepException(StationSteps.Enroll, $"EST {what} failed: {ex.Message}{(ex.InnerException is { } i ? " (" + i.Message + ")" : string.Empty)}", ex);
         }
-        catch (TaskCanceledException ex)
+        catch (TaskCanceledException ex) when (!cancellationToken.IsCancellationRequested)
         {
             throw new StationStepException(StationSteps.Enroll, $"EST {what} timed out", ex);
         }
