@@ -216,6 +216,18 @@ public class StationEndToEndTests
     }
 
     [Test]
+    public void The_simulator_refuses_to_start_with_a_wrong_PIN_and_does_not_echo_it()
+    {
+        string wrongPin = "wrong-pin-" + Guid.NewGuid().ToString("N")[..8];
+        string pinFile = Path.Combine(_bed.Scratch, "wrong.pin");
+        File.WriteAllText(pinFile, wrongPin + "\n");
+        var ex = Assert.Throws<InvalidOperationException>(() => Simulator.Start(_bed.Conf, [
+            "--device-id", "SIM-70001", "--token-label", StationTestBed.Token, "--key-label", "pass", "--pin-file", pinFile]))!;
+        Assert.That(ex.Message, Does.Contain("device-sim: secure element: device-sim --key-label: PKCS#11 key 'pkcs11:token=sim-se;object=pass;type=private' cannot be opened"));
+        Assert.That(ex.Message, Does.Not.Contain(wrongPin));
+    }
+
+    [Test]
     public async Task An_unreachable_device_fails_at_connect()
     {
         using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);

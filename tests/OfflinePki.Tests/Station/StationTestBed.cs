@@ -166,7 +166,12 @@ internal sealed class Simulator : IDisposable
         {
             if (e.Data is null)
             {
-                ready.TrySetException(new InvalidOperationException("device-sim exited before listening: " + sim.Log));
+                // WaitForExit() also waits for stderr to be drained, so the log is complete.
+                _ = Task.Run(() =>
+                {
+                    p.WaitForExit();
+                    ready.TrySetException(new InvalidOperationException("device-sim exited before listening: " + sim.Log));
+                });
                 return;
             }
 
@@ -193,13 +198,16 @@ internal sealed class Simulator : IDisposable
         };
         p.BeginOutputReadLine();
         p.BeginErrorReadLine();
-        if (!ready.Task.Wait(TimeSpan.FromSeconds(60)))
+        try
+        {
+            sim.Endpoint = ready.Task.WaitAsync(TimeSpan.FromSeconds(60)).GetAwaiter().GetResult();
+        }
+        catch (Exception)
         {
             sim.Dispose();
-            throw new TimeoutException("device-sim did not start listening: " + sim.Log);
+            throw;
         }
 
-        sim.Endpoint = ready.Task.Result;
         return sim;
     }
 
