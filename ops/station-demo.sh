@@ -10,13 +10,14 @@
 #   DEVICES=3                   good devices to enroll (device 1 goes through a pty made by socat, as a serial port)
 #   DEVICE_IDS="A B C"          device IDs to use instead of generated SIM-<time>-<n> (must satisfy the factory's rules)
 #   ORDER=ID  OPERATOR=ID       sent as X-Order-Id / X-Operator-Id    EST_LABEL=L   EST label (RFC 7030 §3.2.2)
+#   ROOT=root-ca.crt            pin the device-identity root (default: trust the root EST cacerts returns)
 #   FAULTS=0                    skip the fault-mode runs
 #   STATION_BIN_DIR             where station.dll and device-sim.dll are (default: Release build output; built if missing)
 # Writes WORKDIR/evidence.jsonl (default WORKDIR: .demo/station). Exits non-zero if a good device fails or a faulty
 # one passes.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-[ $# -ge 4 ] || { sed -n 2,18p "$0" >&2; exit 2; }
+[ $# -ge 4 ] || { sed -n 2,19p "$0" >&2; exit 2; }
 est=$1; cert=$2; key=$3; ca=$4; work=${5:-$root/.demo/station}
 devices=${DEVICES:-3}
 bin=${STATION_BIN_DIR:-$root/src/Station/bin/Release/net10.0}
@@ -54,7 +55,7 @@ start_sim() {
   [ -n "$sim_port" ] || { echo "device-sim did not start: $(cat "$work/logs/sim-$1.log")" >&2; exit 1; }
 }
 stop_sim() { kill "$sim_pid" 2>/dev/null || true; wait "$sim_pid" 2>/dev/null || true; sim_pid=; }
-extra=(); [ -z "${ORDER:-}" ] || extra+=(--order "$ORDER"); [ -z "${EST_LABEL:-}" ] || extra+=(--est-label "$EST_LABEL")
+extra=(); [ -z "${ORDER:-}" ] || extra+=(--order "$ORDER"); [ -z "${EST_LABEL:-}" ] || extra+=(--est-label "$EST_LABEL"); [ -z "${ROOT:-}" ] || extra+=(--root "$ROOT")
 station() {
   dotnet "$bin/station.dll" run --est "$est" --client-cert "$cert" --client-key "$key" --ca "$ca" \
     --operator "${OPERATOR:-op-demo}" --evidence "$evidence" "${extra[@]}" "$@"
