@@ -17,7 +17,7 @@
 # one passes.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-[ $# -ge 4 ] || { sed -n 2,19p "$0" >&2; exit 2; }
+[ $# -ge 4 ] || { awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0" >&2; exit 2; }
 est=$1; cert=$2; key=$3; ca=$4; work=${5:-$root/.demo/station}
 devices=${DEVICES:-3}
 bin=${STATION_BIN_DIR:-$root/src/Station/bin/Release/net10.0}
