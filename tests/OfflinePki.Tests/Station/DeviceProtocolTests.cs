@@ -199,6 +199,83 @@ public class DeviceProtocolTests
     public async Task A_device_without_an_ID_fails_identify() =>
         Assert.That(await StationAgainst("{\"ok\":true}\n"u8.ToArray()), Does.Contain("FAIL at step 'identify': device reported no device ID"));
 
+    /// <summary>A scripted device on loopback TCP: each request is answered by <paramref name="answer"/>.</summary>
+    private static async Task<(StationRun Run, string Evidence)> StationAgainstScript(Func<DeviceRequest, DeviceResponse> answer, string? evidence = null)
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        int port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var peer = Task.Run(async () =>
+        {
+            using var client = await listener.AcceptTcpClientAsync(cts.Token);
+            await using var channel = new JsonLineChannel(client.GetStream());
+            while (await channel.ReadLineAsync(cts.Token) is { } line)
+            {
+                await channel.WriteLineAsync(DeviceProtocol.Encode(answer(DeviceProtocol.Decode<DeviceRequest>(line))), cts.Token);
+            }
+        });
+
+        var pki = Support.TestPki.Default;
+        evidence ??= Path.Combine(Path.GetTempPath(), "offlinepki-tests", Guid.NewGuid().ToString("N") + "-evidence.jsonl");
+        Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), "offlinepki-tests"));
+        var run = await StationTestBed.RunStationAsync([
+            "run", "--device", $"tcp:127.0.0.1:{port}", "--label", "UNIT-0002", "--est", "https://127.0.0.1:9",
+            "--client-cert", pki.PathOf("station-01.crt"), "--client-key", pki.PathOf("station-01.key"), "--ca", pki.PathOf("tls-ca.crt"),
+            "--evidence", evidence]);
+        await cts.CancelAsync();
+        await peer.ContinueWith(_ => { }, TaskScheduler.Default);
+        return (run, evidence);
+    }
+
+    private static DeviceResponse Scripted(DeviceRequest request, byte[] csr) => request.Op switch
+    {
+        "info" => new DeviceResponse { Ok = true, DeviceId = "UNIT-0002", Firmware = "t", Protocol = 1, Locked = false },
+        "csr" => new DeviceResponse { Ok = true, Csr = Convert.ToBase64String(csr) },
+        _ => DeviceResponse.Fail("unexpected " + request.Op),
+    };
+
+    [Test]
+    public async Task A_CSR_whose_signature_does_not_verify_fails_at_csr_and_is_never_sent_to_EST()
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        byte[] csr = new CertificateRequest(new X500DistinguishedName("SERIALNUMBER=UNIT-0002, CN=UNIT-0002"), key, HashAlgorithmName.SHA256).CreateSigningRequest();
+        csr[^3] ^= 0x01; // inside the signature
+        var (run, evidence) = await StationAgainstScript(r => Scripted(r, csr));
+        Assert.That(run.ExitCode, Is.EqualTo(1), run.ToString());
+        Assert.That(run.Error, Does.Contain("FAIL at step 'csr': device CSR is malformed or its signature does not verify (no proof of possession)"));
+        Assert.That(run.Output, Does.Not.Contain("[enroll]"));
+        Assert.That(StationTestBed.ReadEvidence(evidence).Single().GetProperty("step").GetString(), Is.EqualTo("csr"));
+    }
+
+    [Test]
+    public async Task A_CSR_without_a_device_ID_fails_at_csr()
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        byte[] csr = new CertificateRequest(new X500DistinguishedName("CN=UNIT-0002"), key, HashAlgorithmName.SHA256).CreateSigningRequest();
+        var (run, _) = await StationAgainstScript(r => Scripted(r, csr));
+        Assert.That(run.ExitCode, Is.EqualTo(1), run.ToString());
+        Assert.That(run.Error, Does.Contain("FAIL at step 'csr': CSR names device '(none)' but the label and the device say 'UNIT-0002'"));
+    }
+
+    [Test]
+    public async Task A_locked_device_is_refused_at_identify()
+    {
+        var (run, _) = await StationAgainstScript(r => new DeviceResponse { Ok = true, DeviceId = "UNIT-0002", Locked = true });
+        Assert.That(run.ExitCode, Is.EqualTo(1), run.ToString());
+        Assert.That(run.Error, Does.Contain("FAIL at step 'identify': device 'UNIT-0002' is already finalized (debug lock set); send it to rework"));
+    }
+
+    [Test]
+    public async Task Evidence_that_cannot_be_written_exits_3_after_printing_the_result()
+    {
+        string evidence = Path.Combine(Path.GetTempPath(), "offlinepki-tests", "no-such-dir-" + Guid.NewGuid().ToString("N"), "evidence.jsonl");
+        var (run, _) = await StationAgainstScript(r => new DeviceResponse { Ok = true, DeviceId = "UNIT-0009" }, evidence);
+        Assert.That(run.ExitCode, Is.EqualTo(3), run.ToString());
+        Assert.That(run.Error, Does.Contain("FAIL at step 'identify'"));
+        Assert.That(run.Error, Does.Contain($"station: evidence NOT written to '{evidence}'"));
+    }
+
     [Test]
     public void Durations_parse_with_units_and_refuse_bare_numbers()
     {
