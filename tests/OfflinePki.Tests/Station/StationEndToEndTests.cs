@@ -17,7 +17,7 @@ public class StationEndToEndTests
     private static readonly string[] Keys =
     [
         "pass", "serial", "wrong-key-slot", "wrong-key-slot-alt", "swapped-id", "failed-write", "refused-signature",
-        "label", "refused", "pinned-root", "kind",
+        "label", "refused", "pinned-root", "kind", "python",
     ];
 
     private StationTestBed _bed = null!;
@@ -225,6 +225,51 @@ public class StationEndToEndTests
             "--device-id", "SIM-70001", "--token-label", StationTestBed.Token, "--key-label", "pass", "--pin-file", pinFile]))!;
         Assert.That(ex.Message, Does.Contain("device-sim: secure element: device-sim --key-label: PKCS#11 key 'pkcs11:token=sim-se;object=pass;type=private' cannot be opened"));
         Assert.That(ex.Message, Does.Not.Contain(wrongPin));
+    }
+
+    /// <summary>
+    /// The spec in docs/device-protocol.md is enough to talk to the device: a python3 client speaks the protocol, and
+    /// openssl checks the CSR's proof of possession and the challenge signature over context || 0x00 || challenge.
+    /// </summary>
+    [Test]
+    public void A_python_client_and_openssl_agree_with_the_protocol_spec()
+    {
+        using var sim = _bed.StartSimulator("SIM-80001", "python");
+        string dir = Path.Combine(_bed.Scratch, "py-" + Guid.NewGuid().ToString("N")[..6]);
+        Directory.CreateDirectory(dir);
+        const string script = """
+            import base64, json, os, socket, sys
+            host, port, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+            s = socket.create_connection((host, port), timeout=20)
+            f = s.makefile("rwb")
+            def call(req):
+                f.write((json.dumps(req) + "\n").encode()); f.flush()
+                line = f.readline()
+                assert line.endswith(b"\n"), line
+                return json.loads(line)
+            info = call({"op": "info"})
+            assert info["ok"] and info["deviceId"] == "SIM-80001" and info["protocol"] == 1 and info["locked"] is False, info
+            csr = call({"op": "csr", "profile": "idevid"})
+            open(os.path.join(out, "csr.der"), "wb").write(base64.b64decode(csr["csr"]))
+            challenge = os.urandom(32)
+            sig = call({"op": "sign", "challenge": base64.b64encode(challenge).decode()})
+            open(os.path.join(out, "sig.der"), "wb").write(base64.b64decode(sig["signature"]))
+            open(os.path.join(out, "msg.bin"), "wb").write(b"OfflinePki station challenge v1\x00" + challenge)
+            bad = call({"op": "sign", "challenge": "AAAA"})
+            assert bad == {"ok": False, "error": "challenge must be 16..64 bytes, got 3"}, bad
+            print("ok")
+            """;
+        string py = Path.Combine(dir, "client.py");
+        File.WriteAllText(py, script);
+        Tool.Run("/usr/bin/python3", [py, "127.0.0.1", sim.Port, dir]).EnsureSuccess("python3 protocol client");
+
+        string csr = Path.Combine(dir, "csr.der"), pub = Path.Combine(dir, "pub.pem");
+        var verify = Tool.OpenSsl("req", "-inform", "DER", "-in", csr, "-verify", "-noout", "-subject");
+        Assert.That(verify.ExitCode, Is.Zero, verify.StdErr);
+        Assert.That(verify.StdOut + verify.StdErr, Does.Contain("serialNumber").IgnoreCase.And.Contain("SIM-80001"));
+        Tool.OpenSsl("req", "-inform", "DER", "-in", csr, "-pubkey", "-noout", "-out", pub).EnsureSuccess("openssl req -pubkey");
+        var dgst = Tool.OpenSsl("dgst", "-sha256", "-verify", pub, "-signature", Path.Combine(dir, "sig.der"), Path.Combine(dir, "msg.bin"));
+        Assert.That(dgst.StdOut, Does.Contain("Verified OK"), dgst.StdErr);
     }
 
     [Test]
