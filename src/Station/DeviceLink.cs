@@ -133,7 +133,7 @@ public sealed class DeviceLink : IAsyncDisposable
 
         if (!response.Ok)
         {
-            throw new StationStepException(step, $"device refused '{request.Op}': {response.Error ?? "(no reason given)"}");
+            throw new StationStepException(step, $"device refused '{request.Op}': {DeviceText.Clean(response.Error ?? "(no reason given)")}");
         }
 
         return response;

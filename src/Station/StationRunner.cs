@@ -151,11 +151,24 @@ public sealed class StationRunner(TextWriter progress, TimeProvider? time = null
             // identify: the unit on the fixture is the one whose label was scanned.
             step = StationSteps.Identify;
             var info = await device.CallAsync(step, new DeviceRequest { Op = DeviceProtocol.Ops.Info }, cancellationToken).ConfigureAwait(false);
-            o = o with { DeviceId = info.DeviceId, Mac = info.Mac, Firmware = info.Firmware };
             if (string.IsNullOrEmpty(info.DeviceId))
             {
                 throw new StationStepException(step, "device reported no device ID");
             }
+
+            // Device text reaches the operator's terminal, the evidence and an HTTP header: refuse what does not fit.
+            if (info.DeviceId.Length > 64 || info.DeviceId.Any(char.IsControl))
+            {
+                throw new StationStepException(step, $"device reported a malformed device ID '{DeviceText.Clean(info.DeviceId)}' (at most 64 printable characters)");
+            }
+
+            if (info.Mac is not null && !DeviceText.IsMac(info.Mac))
+            {
+                throw new StationStepException(step, $"device reported a malformed MAC '{DeviceText.Clean(info.Mac)}' (expected aa:bb:cc:dd:ee:ff)");
+            }
+
+            info = info with { Firmware = info.Firmware is null ? null : DeviceText.Clean(info.Firmware) };
+            o = o with { DeviceId = info.DeviceId, Mac = info.Mac, Firmware = info.Firmware };
 
             if (!string.Equals(info.DeviceId, options.Label, StringComparison.Ordinal))
             {
@@ -188,7 +201,7 @@ public sealed class StationRunner(TextWriter progress, TimeProvider? time = null
             string? csrId = SerialNumberOf(csr.SubjectName);
             if (!string.Equals(csrId, options.Label, StringComparison.Ordinal))
             {
-                throw new StationStepException(step, $"CSR names device '{csrId ?? "(none)"}' but the label and the device say '{options.Label}' (swapped ID)");
+                throw new StationStepException(step, $"CSR names device '{DeviceText.Clean(csrId ?? "(none)")}' but the label and the device say '{options.Label}' (swapped ID)");
             }
 
             Log(step, $"CSR for {csrId}, key {o.PublicKeySha256}, signature verified");
@@ -251,7 +264,7 @@ public sealed class StationRunner(TextWriter progress, TimeProvider? time = null
             string? certId = SerialNumberOf(cert.SubjectName);
             if (!string.Equals(certId, info.DeviceId, StringComparison.Ordinal))
             {
-                throw new StationStepException(step, $"certificate device ID '{certId}' differs from the device's '{info.DeviceId}'");
+                throw new StationStepException(step, $"certificate device ID '{DeviceText.Clean(certId ?? "(none)")}' differs from the device's '{info.DeviceId}'");
             }
 
             Log(step, $"device proved possession of the key of serial {o.Serial} ({DeviceProtocol.ChallengeBytes}-byte random challenge)");
@@ -293,7 +306,7 @@ public sealed class StationRunner(TextWriter progress, TimeProvider? time = null
         string? certId = SerialNumberOf(cert.SubjectName);
         if (!string.Equals(certId, options.Label, StringComparison.Ordinal))
         {
-            throw new StationStepException(step, $"certificate subject serialNumber is '{certId ?? "(none)"}', expected '{options.Label}'");
+            throw new StationStepException(step, $"certificate subject serialNumber is '{DeviceText.Clean(certId ?? "(none)")}', expected '{options.Label}'");
         }
 
         if (!cert.PublicKey.ExportSubjectPublicKeyInfo().AsSpan().SequenceEqual(csrSpki))

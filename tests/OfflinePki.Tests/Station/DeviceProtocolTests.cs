@@ -267,6 +267,35 @@ public class DeviceProtocolTests
     }
 
     [Test]
+    public async Task Escape_sequences_from_a_device_never_reach_the_operator_terminal()
+    {
+        var (run, evidence) = await StationAgainstScript(r => r.Op == "info"
+            ? new DeviceResponse { Ok = true, DeviceId = "UNIT-0002", Firmware = "1.0\u001b[2J\u001b]0;pwned\u0007", Locked = false }
+            : DeviceResponse.Fail("no\u001b[31m CSR\r\nstation: PASS device UNIT-0002"));
+        Assert.That(run.ExitCode, Is.EqualTo(1), run.ToString());
+        Assert.That(run.Output + run.Error, Does.Not.Contain("\u001b").And.Not.Contain("\u0007"));
+        Assert.That(run.Error, Does.Contain("FAIL at step 'csr': device refused 'csr': no?[31m CSR??station: PASS device UNIT-0002"));
+        Assert.That(run.Output, Does.Not.Contain("PASS"));
+        Assert.That(File.ReadAllText(evidence), Does.Not.Contain("\\u001b").IgnoreCase.And.Not.Contain("\u001b"));
+    }
+
+    [TestCase("UNIT-0002\n", "malformed device ID 'UNIT-0002?'")]
+    public async Task A_malformed_device_ID_fails_at_identify(string id, string message)
+    {
+        var (run, _) = await StationAgainstScript(r => new DeviceResponse { Ok = true, DeviceId = id });
+        Assert.That(run.ExitCode, Is.EqualTo(1), run.ToString());
+        Assert.That(run.Error, Does.Contain(message));
+    }
+
+    [Test]
+    public async Task A_malformed_MAC_fails_at_identify_before_it_becomes_a_header()
+    {
+        var (run, _) = await StationAgainstScript(r => new DeviceResponse { Ok = true, DeviceId = "UNIT-0002", Mac = "00:11\r\nX-Order-Id: PO-9" });
+        Assert.That(run.ExitCode, Is.EqualTo(1), run.ToString());
+        Assert.That(run.Error, Does.Contain("FAIL at step 'identify': device reported a malformed MAC '00:11??X-Order-Id: PO-9' (expected aa:bb:cc:dd:ee:ff)"));
+    }
+
+    [Test]
     public async Task Evidence_that_cannot_be_written_exits_3_after_printing_the_result()
     {
         string evidence = Path.Combine(Path.GetTempPath(), "offlinepki-tests", "no-such-dir-" + Guid.NewGuid().ToString("N"), "evidence.jsonl");
