@@ -5,6 +5,7 @@
 #   softhsm2, opensc,        a PKCS#11 token, pkcs11-tool, and OpenSSL's pkcs11 engine (libp11)
 #   libengine-pkcs11-openssl
 #   wrk                      HTTP load generator for the benchmarks
+#   socat                    a pty standing in for a device's serial port (station tool tests and demo)
 set -euo pipefail
 need=()
 command -v openssl >/dev/null || need+=(openssl)
@@ -14,6 +15,7 @@ command -v pkcs11-tool >/dev/null || need+=(opensc)
 [ -e /usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so ] || [ -e /usr/lib/aarch64-linux-gnu/engines-3/pkcs11.so ] || need+=(libengine-pkcs11-openssl)
 /usr/bin/python3 -c "import grpc" 2>/dev/null || need+=(python3-grpcio python3-protobuf)
 command -v wrk >/dev/null || need+=(wrk)
+command -v socat >/dev/null || need+=(socat)
 command -v dotnet >/dev/null || { echo "install-deps: the .NET 10 SDK (dotnet) is required" >&2; exit 1; }
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then

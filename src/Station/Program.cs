@@ -1,0 +1,3 @@
+using OfflinePki.Station;
+
+return await StationCli.RunAsync(args, Console.Out, Console.Error).ConfigureAwait(false);
