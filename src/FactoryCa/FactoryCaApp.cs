@@ -45,6 +45,7 @@ public static class FactoryCaApp
         builder.Services.AddFactoryStationPolicy();
         builder.Services.AddFactoryJournal(builder.Configuration);
         builder.Services.AddFactorySync(builder.Configuration, Path.GetDirectoryName(fullPath)!);
+        builder.Services.AddFactoryOrders();
         builder.Services.AddFactoryEstListener();
         overrideServices?.Invoke(builder.Services);
 
@@ -56,6 +57,7 @@ public static class FactoryCaApp
         _ = app.Services.GetRequiredService<IStationAuthorizer>();
 
         _ = app.Services.GetRequiredService<JournalWriter>();
+        _ = app.Services.GetService<Orders.OrderBook>(); // rebuilt from the journal now, not at the first enrollment
 
         app.MapEst();
         app.MapControl();

@@ -45,6 +45,9 @@ public sealed class FactoryCaOptions
     /// <summary>Bounded divergence from the mirror: how much of the journal may lack a mirror receipt (FactoryCa:Divergence).</summary>
     public OfflinePki.Sync.DivergenceOptions Divergence { get; set; } = new();
 
+    /// <summary>Production orders (FactoryCa:Orders): whether every enrollment must name one.</summary>
+    public OfflinePki.Orders.OrderPolicyOptions Orders { get; set; } = new();
+
     /// <summary>Makes every relative path absolute against <paramref name="baseDirectory"/>.</summary>
     public void ResolvePaths(string baseDirectory)
     {
@@ -259,6 +262,11 @@ public sealed class FactoryCaOptionsValidator : IValidateOptions<FactoryCaOption
             if (string.IsNullOrWhiteSpace(s.Id) || string.IsNullOrWhiteSpace(s.CertificateSubjectCn))
             {
                 errors.Add($"{S}:Stations:{i}: Id and CertificateSubjectCn are required");
+            }
+
+            foreach (var order in s.Orders.Where(o => !OfflinePki.Orders.ProductionOrder.IsValidOrderId(o)))
+            {
+                errors.Add($"{S}:Stations:{i}:Orders: '{order}' is not an order id (1-64 of [A-Za-z0-9._-])");
             }
 
             foreach (var profile in s.Profiles.Where(p => !string.Equals(p, options.Profile.Name, StringComparison.Ordinal)))

@@ -46,8 +46,18 @@ importReceipt.Options.Add(config);
 importReceipt.Options.Add(inFile);
 importReceipt.SetAction((parse, ct) => FactoryCli.ImportReceiptAsync(parse.GetValue(config)!, parse.GetValue(inFile)!, ct));
 
+var orderFile = new Argument<string>("order") { Description = "signed order file (DER CMS, see ops/sign-order.sh)" };
+var importOrder = new Command("import-order", "Send a signed production order to the running daemon, which verifies and journals it (OrderAccepted)");
+importOrder.Options.Add(config);
+importOrder.Arguments.Add(orderFile);
+importOrder.SetAction((parse, ct) => FactoryCli.ImportOrderAsync(parse.GetValue(config)!, parse.GetValue(orderFile)!, ct));
+
+var orders = new Command("orders", "List the running daemon's accepted production orders: quantity, issued, in flight, remaining");
+orders.Options.Add(config);
+orders.SetAction((parse, ct) => FactoryCli.OrdersAsync(parse.GetValue(config)!, ct));
+
 var root = new RootCommand("OfflinePki FactoryCa: offline factory CA for IEEE 802.1AR device identity");
-foreach (var c in new[] { serve, check, syncNow, status, verify, rebuild, export, importReceipt })
+foreach (var c in new[] { serve, check, syncNow, status, verify, rebuild, export, importReceipt, importOrder, orders })
 {
     root.Subcommands.Add(c);
 }
