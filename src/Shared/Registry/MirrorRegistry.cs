@@ -78,6 +78,7 @@ public sealed partial class MirrorRegistry : IJournalSink, IRevocationSource, IR
         using var c = Open();
         Exec(c, "PRAGMA journal_mode=WAL;");
         Exec(c, Schema);
+        Exec(c, OrdersSchema);
     }
 
     /// <summary>Absolute path of the SQLite file.</summary>
@@ -347,7 +348,7 @@ public sealed partial class MirrorRegistry : IJournalSink, IRevocationSource, IR
         return cmd;
     }
 
-    private sealed class ApplyTransaction : IJournalApplyTransaction
+    private sealed partial class ApplyTransaction : IJournalApplyTransaction
     {
         private readonly SqliteConnection _c;
         private readonly SqliteTransaction _tx;
@@ -388,6 +389,10 @@ public sealed partial class MirrorRegistry : IJournalSink, IRevocationSource, IR
                     ("$i", record.IssuerKeyHash), ("$s", serial), ("$d", record.DeviceId), ("$st", record.StationId), ("$b", record.BatchId ?? string.Empty),
                     ("$nb", record.NotBefore.ToUnixTimeSeconds()), ("$na", record.NotAfter.ToUnixTimeSeconds()), ("$j", record.JournalId),
                     ("$q", checked((long)record.Seq)), ("$c", record.Certificate));
+                if (record.Details is { } details)
+                {
+                    AddDetails(record.IssuerKeyHash, serial, details);
+                }
             }
             catch (SqliteException ex) when (ex.SqliteErrorCode == 19)
             {

@@ -77,6 +77,22 @@ public sealed class SyncApplier
     /// </summary>
     public MirrorReceiptSigner? ReceiptSigner { get; init; }
 
+    /// <summary>The mirror's OEM production orders, sent to the calling factory in GetHead and push responses (sync.proto v1.2); null: none.</summary>
+    public IOrderOutbox? Orders { get; init; }
+
+    private void AddOrders(Google.Protobuf.Collections.RepeatedField<ByteString> field, string factoryId)
+    {
+        if (Orders is null)
+        {
+            return;
+        }
+
+        foreach (var order in Orders.OrdersFor(factoryId))
+        {
+            field.Add(ByteString.CopyFrom(order));
+        }
+    }
+
     /// <summary>The receipt for a head, or null when no <see cref="ReceiptSigner"/> is configured.</summary>
     /// <param name="state">The applied head.</param>
     /// <exception cref="GrpcException"><see cref="GrpcStatusCode.Unavailable"/>: the receipt key cannot sign (the push itself is applied).</exception>
@@ -121,11 +137,15 @@ public sealed class SyncApplier
         var state = _sink.GetJournal(request.JournalId.Span);
         if (state is null)
         {
-            return new GetHeadResponse { Known = false };
+            var unknown = new GetHeadResponse { Known = false };
+            AddOrders(unknown.Orders, request.FactoryId);
+            return unknown;
         }
 
         CheckFactory(caller, state.FactoryId);
-        return new GetHeadResponse { Known = true, Seq = state.HeadSeq, Hash = ByteString.CopyFrom(state.HeadHash), Receipt = ReceiptFor(state) };
+        var head = new GetHeadResponse { Known = true, Seq = state.HeadSeq, Hash = ByteString.CopyFrom(state.HeadHash), Receipt = ReceiptFor(state) };
+        AddOrders(head.Orders, state.FactoryId);
+        return head;
     }
 
     /// <summary>Verifies and applies a pushed range of a journal (JournalSync.PushEntries).</summary>
@@ -361,6 +381,7 @@ public sealed class SyncApplier
             var response = headState is null
                 ? new PushResponse { AppliedSeq = 0, HeadHash = ByteString.CopyFrom(new byte[JournalCodec.HashSize]), EntriesApplied = 0 }
                 : new PushResponse { AppliedSeq = headState.HeadSeq, HeadHash = ByteString.CopyFrom(headState.HeadHash), EntriesApplied = _applied, Receipt = _owner.ReceiptFor(headState) };
+            _owner.AddOrders(response.Orders, _meta.FactoryId);
             _owner._logger.LogInformation(
                 "journal {Journal} factory {Factory}: applied {Applied} entries, replayed {Replayed}, dropped {Dropped} after the last checkpoint; head seq {Seq} ({Elapsed} ms)",
                 _journalKey, _meta.FactoryId, _applied, _replayed, _pending.Count, response.AppliedSeq, sw.ElapsedMilliseconds);
@@ -396,6 +417,7 @@ public sealed class SyncApplier
 
             var verified = _verifier!.Accept(entry);
             IssuedCertificateRecord? record = null;
+            FactoryOrderRecord? order = null;
             switch (verified.Payload)
             {
                 case Genesis g:
@@ -414,12 +436,16 @@ public sealed class SyncApplier
                     _issuerKeyHash = IssuerKeyHash(g.IssuingCaChain[0].Span);
                     break;
                 case CertificateIssued c:
-                    record = Record(entry.Seq, c);
+                    record = Record(entry.Seq, c) with { Details = Details(entry, c) };
+                    break;
+                case OrderAccepted o:
+                    order = new FactoryOrderRecord(_journalId, entry.Seq, o.OrderId, o.SignedOrder.ToByteArray(), o.OrderSha256.ToByteArray(), o.Source,
+                        JournalCodec.FromUnixMicros(entry.TimeUnixMicros));
                     break;
             }
 
             var raw = entry.ToByteArray();
-            _pending.Add(new Pending(entry.Seq, entry.Hash.ToByteArray(), (int)entry.Type, raw, record));
+            _pending.Add(new Pending(entry.Seq, entry.Hash.ToByteArray(), (int)entry.Type, raw, record) { Order = order });
             _pendingBytes += raw.Length;
             if (entry.Type == EntryType.Checkpoint)
             {
@@ -441,6 +467,11 @@ public sealed class SyncApplier
                 if (p.Certificate is not null)
                 {
                     _tx.AddCertificate(p.Certificate);
+                }
+
+                if (p.Order is not null)
+                {
+                    _tx.AddOrderAccepted(p.Order);
                 }
             }
 
@@ -469,13 +500,21 @@ public sealed class SyncApplier
                 seq);
         }
 
+        /// <summary>The journal's issuance facts for the mirror's per-order and batch reports (issuance_details).</summary>
+        private static IssuanceDetails Details(JournalEntry entry, CertificateIssued c) => new(
+            c.OperatorId, c.MacAddress, (int)c.Kind, c.Label, c.Profile, JournalCodec.FromUnixMicros(entry.TimeUnixMicros),
+            Convert.ToHexStringLower(SHA256.HashData(c.Certificate.Span)), c.SupersedesSerial.ToByteArray(), c.ServerGeneratedKey);
+
         public void Dispose()
         {
             _tx?.Dispose();
             _verifier?.Dispose();
         }
 
-        private sealed record Pending(ulong Seq, byte[] Hash, int Type, byte[] Raw, IssuedCertificateRecord? Certificate);
+        private sealed record Pending(ulong Seq, byte[] Hash, int Type, byte[] Raw, IssuedCertificateRecord? Certificate)
+        {
+            public FactoryOrderRecord? Order { get; init; }
+        }
     }
 
     /// <summary>RFC 6960 §4.1.1 issuerKeyHash: SHA-1 over the value (excluding tag, length and unused-bits octet) of the issuing CA's subjectPublicKey BIT STRING.</summary>
