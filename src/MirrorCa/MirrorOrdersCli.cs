@@ -132,7 +132,8 @@ public static class MirrorOrdersCli
             {
                 var options = MirrorCaCli.LoadOptions(parseResult.GetRequiredValue(config2));
                 using var registry = new MirrorRegistry(options.RegistryPath, TimeProvider.System);
-                if (!registry.ReportOrders().Orders.Any(l => l.OrderId == orderId))
+                var known = registry.ReportOrders();
+                if (!known.Orders.Any(l => l.OrderId == orderId) && !known.UnknownBatchIds.Contains(orderId, StringComparer.Ordinal))
                 {
                     err.WriteLine($"error: order '{orderId}' is unknown to the registry (see 'MirrorCa report orders')");
                     return 1;
