@@ -1,4 +1,6 @@
+using System.Diagnostics;
 using System.Net;
+using System.Net.Sockets;
 using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
@@ -81,10 +83,13 @@ public class OrderEstTests
         return new HttpClient(handler);
     }
 
-    private static async Task<(HttpStatusCode Status, string Body)> EnrollAsync(HttpClient station, WebApplication app, string deviceId, string? orderId,
-        string? kind = null)
+    private static Task<(HttpStatusCode Status, string Body)> EnrollAsync(HttpClient station, WebApplication app, string deviceId, string? orderId,
+        string? kind = null) =>
+        EnrollCoreAsync(station, app.Urls.Single(u => u.StartsWith("https://", StringComparison.Ordinal)).TrimEnd('/') + "/.well-known/est/simpleenroll",
+            deviceId, orderId, kind);
+
+    private static async Task<(HttpStatusCode Status, string Body)> EnrollCoreAsync(HttpClient station, string url, string deviceId, string? orderId, string? kind)
     {
-        string url = app.Urls.Single(u => u.StartsWith("https://", StringComparison.Ordinal)).TrimEnd('/') + "/.well-known/est/simpleenroll";
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var csr = new CertificateRequest($"CN={deviceId}, SERIALNUMBER={deviceId}", key, HashAlgorithmName.SHA256).CreateSigningRequest();
         using var request = new HttpRequestMessage(HttpMethod.Post, url) { Content = new StringContent(Convert.ToBase64String(csr)) };
@@ -266,5 +271,172 @@ public class OrderEstTests
             await app.StopAsync();
             await app.DisposeAsync();
         }
+    }
+
+    [Test]
+    public async Task SIGKILLs_while_8_stations_drain_an_order_never_push_issuance_past_the_quantity()
+    {
+        const int quantity = 60, kills = 3;
+        string config = Config();
+        int port;
+        using (var l = new TcpListener(IPAddress.Loopback, 0))
+        {
+            l.Start();
+            port = ((IPEndPoint)l.LocalEndpoint).Port;
+            l.Stop();
+        }
+
+        var node = JsonNode.Parse(File.ReadAllText(config))!;
+        node["FactoryCa"]!["Est"]!["Listen"] = $"https://127.0.0.1:{port}";
+        node["FactoryCa"]!["Journal"]!["CheckpointEveryEntries"] = 5;
+        File.WriteAllText(config, node.ToJsonString());
+        string url = $"https://127.0.0.1:{port}/.well-known/est";
+        string data = Path.GetDirectoryName(Path.GetDirectoryName(JournalPath(config)))!;
+        var clients = Enumerable.Range(0, HammerStations).Select(Station).ToList();
+        var received = new System.Collections.Concurrent.ConcurrentBag<string>();
+        int next = 0, exhausted = 0;
+        var random = new Random(6);
+        var atKill = new List<int>();
+        try
+        {
+            for (int round = 0; round <= kills; round++)
+            {
+                using var process = StartProcess(config);
+                try
+                {
+                    await WaitReadyAsync(clients[0], url, process);
+                    if (round == 0)
+                    {
+                        using var control = ControlEndpoints.CreateClient(data);
+                        using var content = new ByteArrayContent(OrderFiles.Sign(_pki, OrderFiles.Json("PO-KILL", quantity, "F1")));
+                        using var r = await control.PostAsync(new Uri("control/order", UriKind.Relative), content);
+                        Assert.That(r.IsSuccessStatusCode, Is.True, await r.Content.ReadAsStringAsync());
+                    }
+
+                    using var stop = new CancellationTokenSource();
+                    var loops = clients.Select(c => Task.Run(async () =>
+                    {
+                        while (!stop.IsCancellationRequested)
+                        {
+                            try
+                            {
+                                var (status, body) = await EnrollAsync(c, url, $"ORD-{Interlocked.Increment(ref next):D5}", "PO-KILL");
+                                if (status == HttpStatusCode.OK)
+                                {
+                                    received.Add(body);
+                                }
+                                else if (status == HttpStatusCode.Conflict)
+                                {
+                                    Interlocked.Increment(ref exhausted);
+                                    return;
+                                }
+                                else
+                                {
+                                    Assert.Fail($"unexpected {(int)status}: {body}");
+                                }
+                            }
+                            catch (HttpRequestException)
+                            {
+                                return; // the daemon was killed under us
+                            }
+                        }
+                    })).ToList();
+                    if (round < kills)
+                    {
+                        // Kill mid-drain, with requests in flight: once a share of the order has been received.
+                        int threshold = (round + 1) * quantity / (kills + 1) - random.Next(0, 5);
+                        while (received.Count < threshold && loops.Any(l => !l.IsCompleted))
+                        {
+                            await Task.Delay(2);
+                        }
+
+                        atKill.Add(received.Count);
+                        process.Kill(entireProcessTree: true); // SIGKILL
+                        await process.WaitForExitAsync();
+                        stop.Cancel();
+                    }
+
+                    await Task.WhenAll(loops);
+                }
+                finally
+                {
+                    if (!process.HasExited)
+                    {
+                        process.Kill(entireProcessTree: true);
+                        await process.WaitForExitAsync();
+                    }
+                }
+            }
+        }
+        finally
+        {
+            foreach (var c in clients)
+            {
+                c.Dispose();
+            }
+        }
+
+        var issued = Issued(config).Where(c => c.BatchId == "PO-KILL").ToList();
+        TestContext.Out.WriteLine($"{kills} SIGKILLs (at {string.Join(", ", atKill)} received), {next} requests, {received.Count} certificates received, {issued.Count} journaled for PO-KILL, {exhausted} stations saw 409");
+        Assert.That(issued, Has.Count.EqualTo(quantity), "after the kills and restarts the order was drained to exactly its quantity");
+        Assert.That(received, Has.Count.LessThanOrEqualTo(quantity));
+        Assert.That(exhausted, Is.EqualTo(HammerStations), "every station ends on a 409, in the last round only");
+        Assert.That(atKill, Has.Count.EqualTo(kills).And.All.InRange(1, quantity - 1), "every kill hit the order mid-drain");
+        var journaled = issued.Select(c => Convert.ToBase64String(c.Certificate.Span)).ToHashSet();
+        Assert.That(received.Select(b => Convert.ToBase64String(CertsOnlyLeaf(Convert.FromBase64String(b)))).All(journaled.Contains), Is.True,
+            "every certificate a station received is in the journal");
+    }
+
+    private static Process StartProcess(string configPath)
+    {
+        string build = Path.GetFileName(Path.GetDirectoryName(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar)))!; // bin/<Config>/net10.0
+        string dll = Path.Combine(TestPki.RepoRoot, "src", "FactoryCa", "bin", build, "net10.0", "FactoryCa.dll");
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { dll, "serve", "--config", configPath })
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        psi.Environment["Logging__LogLevel__Default"] = "Warning";
+        var p = Process.Start(psi)!;
+        p.OutputDataReceived += (_, _) => { };
+        p.ErrorDataReceived += (_, _) => { };
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        return p;
+    }
+
+    private static async Task WaitReadyAsync(HttpClient client, string estBase, Process process)
+    {
+        for (int i = 0; i < 1200; i++)
+        {
+            Assert.That(process.HasExited, Is.False, "FactoryCa exited while starting");
+            try
+            {
+                using var r = await client.GetAsync(estBase + "/cacerts");
+                if (r.StatusCode == HttpStatusCode.OK)
+                {
+                    return;
+                }
+            }
+            catch (HttpRequestException)
+            {
+            }
+
+            await Task.Delay(50);
+        }
+
+        Assert.Fail("FactoryCa did not become ready in 60 s");
+    }
+
+    private static Task<(HttpStatusCode Status, string Body)> EnrollAsync(HttpClient station, string estBase, string deviceId, string orderId) =>
+        EnrollCoreAsync(station, estBase + "/simpleenroll", deviceId, orderId, null);
+
+    /// <summary>The first certificate of an RFC 7030 §4.1.3 certs-only CMS SignedData (RFC 5652 §5.1).</summary>
+    private static byte[] CertsOnlyLeaf(byte[] cms)
+    {
+        var signed = new System.Security.Cryptography.Pkcs.SignedCms();
+        signed.Decode(cms);
+        return signed.Certificates[0].RawData;
     }
 }
