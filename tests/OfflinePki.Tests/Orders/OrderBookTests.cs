@@ -197,4 +197,16 @@ public class OrderBookTests
         var late = new OrderBook(new ProductionOrderVerifier(Pki.Root, "F1", new FixedTimeProvider(Now.AddYears(30))), journal);
         Assert.That(late.LoadFrom(journal), Is.EqualTo(1));
     }
+
+    [Test]
+    public void A_station_order_list_with_a_malformed_order_id_fails_validation_naming_the_key()
+    {
+        var config = new Microsoft.Extensions.Configuration.ConfigurationBuilder().AddJsonFile(Pki.PathOf("factoryca.json")).Build();
+        var o = Microsoft.Extensions.Configuration.ConfigurationBinder.Get<OfflinePki.FactoryCa.FactoryCaOptions>(config.GetSection("FactoryCa"))!;
+        o.ResolvePaths(Pki.Directory);
+        Assert.That(o.Orders.Required, Is.False, "the sample config says orders are optional");
+        o.Stations[0].Orders = ["PO-1", "bad id!"];
+        var result = new OfflinePki.FactoryCa.FactoryCaOptionsValidator().Validate(null, o);
+        Assert.That(result.Failures, Is.EqualTo(new[] { "FactoryCa:Stations:0:Orders: 'bad id!' is not an order id (1-64 of [A-Za-z0-9._-])" }));
+    }
 }
