@@ -1,4 +1,5 @@
 using Google.Protobuf;
+using Microsoft.Extensions.Configuration;
 using NUnit.Framework;
 using OfflinePki.Enrollment;
 using OfflinePki.Journal.V1;
@@ -201,8 +202,8 @@ public class OrderBookTests
     [Test]
     public void A_station_order_list_with_a_malformed_order_id_fails_validation_naming_the_key()
     {
-        var config = new Microsoft.Extensions.Configuration.ConfigurationBuilder().AddJsonFile(Pki.PathOf("factoryca.json")).Build();
-        var o = Microsoft.Extensions.Configuration.ConfigurationBinder.Get<OfflinePki.FactoryCa.FactoryCaOptions>(config.GetSection("FactoryCa"))!;
+        var config = new ConfigurationBuilder().AddJsonFile(Pki.PathOf("factoryca.json")).Build();
+        var o = config.GetSection("FactoryCa").Get<OfflinePki.FactoryCa.FactoryCaOptions>()!;
         o.ResolvePaths(Pki.Directory);
         Assert.That(o.Orders.Required, Is.False, "the sample config says orders are optional");
         o.Stations[0].Orders = ["PO-1", "bad id!"];
