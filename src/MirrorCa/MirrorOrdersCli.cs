@@ -84,7 +84,7 @@ public static class MirrorOrdersCli
             {
                 var options = MirrorCaCli.LoadOptions(parseResult.GetRequiredValue(config1));
                 using var registry = new MirrorRegistry(options.RegistryPath, TimeProvider.System);
-                var report = registry.ReportOrders();
+                var report = registry.ReportOrders(new ProductionOrderVerifier(X509CertificateLoader.LoadCertificateFromFile(options.RootCertificate), null, TimeProvider.System));
                 output.WriteLine("order\tsku\tprofile\tfactories\tauthorized\tissued\treissued\trevoked");
                 foreach (var l in report.Orders)
                 {
@@ -94,6 +94,11 @@ public static class MirrorOrdersCli
 
                 output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"outside every order: {report.OutsideCertificates} certificate(s), {report.OutsideRevoked} revoked{(report.UnknownBatchIds.Count > 0 ? "; unknown batch ids: " + string.Join(", ", report.UnknownBatchIds) : string.Empty)}"));
+                foreach (var l in report.Orders.Where(l => l.Problem is not null))
+                {
+                    output.WriteLine($"ALERT order {l.OrderId}: {l.Problem}");
+                }
+
                 foreach (var l in report.Orders.Where(l => l.Authorized is { } a && l.Issued > a))
                 {
                     output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ALERT order {l.OrderId}: {l.Issued} issued exceeds the authorized {l.Authorized}"));

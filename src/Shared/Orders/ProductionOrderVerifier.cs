@@ -44,7 +44,20 @@ public sealed class ProductionOrderVerifier
     /// <see cref="OrderFault.WrongFactory"/>: the order names another factory;
     /// <see cref="OrderFault.Expired"/>: the order's notAfter has passed.
     /// </exception>
-    public ProductionOrder Verify(byte[] signedOrder)
+    public ProductionOrder Verify(byte[] signedOrder) => VerifyCore(signedOrder, checkTime: true);
+
+    /// <summary>
+    /// Verifies who signed an order that was accepted in the past (e.g. read back from a factory journal): the signature,
+    /// the chain to the root and the order-signing EKU, and the schema; neither the signer's validity nor the order's end
+    /// is checked against the clock, and the factory is not checked.
+    /// </summary>
+    /// <param name="signedOrder">DER CMS SignedData with the order JSON embedded.</param>
+    /// <returns>The order.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="signedOrder"/> is null.</exception>
+    /// <exception cref="OrderRejectedException">As <see cref="Verify"/>, except <see cref="OrderFault.SignerNotValidNow"/>, <see cref="OrderFault.WrongFactory"/> and <see cref="OrderFault.Expired"/>.</exception>
+    public ProductionOrder VerifyOrigin(byte[] signedOrder) => VerifyCore(signedOrder, checkTime: false);
+
+    private ProductionOrder VerifyCore(byte[] signedOrder, bool checkTime)
     {
         ArgumentNullException.ThrowIfNull(signedOrder);
         var cms = ProductionOrder.DecodeCms(signedOrder);
@@ -67,7 +80,7 @@ public sealed class ProductionOrderVerifier
         var now = _time.GetUtcNow();
         var notBefore = new DateTimeOffset(cert.NotBefore.ToUniversalTime(), TimeSpan.Zero);
         var notAfter = new DateTimeOffset(cert.NotAfter.ToUniversalTime(), TimeSpan.Zero);
-        if (now < notBefore || now > notAfter)
+        if (checkTime && (now < notBefore || now > notAfter))
         {
             throw new OrderRejectedException(OrderFault.SignerNotValidNow,
                 $"the order signer '{cert.Subject}' is valid {notBefore:O}..{notAfter:O}, not now ({now:O})");
@@ -85,6 +98,11 @@ public sealed class ProductionOrderVerifier
             chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
             chain.ChainPolicy.VerificationTime = now.UtcDateTime;
             chain.ChainPolicy.VerificationTimeIgnored = false;
+            if (!checkTime)
+            {
+                chain.ChainPolicy.VerificationFlags = X509VerificationFlags.IgnoreNotTimeValid;
+            }
+
             chain.ChainPolicy.DisableCertificateDownloads = true;
             bool ok = chain.Build(cert);
             if (!ok || !chain.ChainElements[^1].Certificate.RawDataMemory.Span.SequenceEqual(_root.RawDataMemory.Span))
@@ -104,6 +122,11 @@ public sealed class ProductionOrderVerifier
         }
 
         var order = ProductionOrder.Parse(cms.ContentInfo.Content, signedOrder);
+        if (!checkTime)
+        {
+            return order;
+        }
+
         if (_factoryId is not null && order.FactoryId is not null && !string.Equals(order.FactoryId, _factoryId, StringComparison.Ordinal))
         {
             throw new OrderRejectedException(OrderFault.WrongFactory, $"order {order.OrderId} is for factory {order.FactoryId}, this is factory {_factoryId}");

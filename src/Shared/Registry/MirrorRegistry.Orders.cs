@@ -25,7 +25,14 @@ public enum OrderAddOutcome
 /// <param name="Revoked">Certificates of the order that are revoked (any kind).</param>
 /// <param name="HeldByMirror">True when the order was added at the mirror (MirrorCa order add).</param>
 public sealed record OrderReportLine(string OrderId, string? Sku, string? Profile, long? Authorized, IReadOnlyList<string> Factories, long Issued,
-    long Reissued, long Revoked, bool HeldByMirror);
+    long Reissued, long Revoked, bool HeldByMirror)
+{
+    /// <summary>
+    /// Why the order is suspect, or null: a factory journaled an order the OEM did not sign (it does not verify against the
+    /// root), or content that differs from the OEM order stored at the mirror. A suspect order authorises nothing.
+    /// </summary>
+    public string? Problem { get; init; }
+}
 
 /// <summary>The per-order report (issue 6 §2): every known order, plus the certificates outside every order.</summary>
 /// <param name="Orders">One line per order, by order id.</param>
@@ -148,45 +155,52 @@ public sealed partial class MirrorRegistry : IOrderOutbox
     /// authorised quantity, the certificates issued (initial, refurb), re-issued (rework, reenroll) and revoked; and the
     /// certificates outside every order. One pass over the certificates.
     /// </summary>
+    /// <param name="verifier">
+    /// Checks that orders journaled by factories were signed by the OEM (<see cref="ProductionOrderVerifier.VerifyOrigin"/>);
+    /// null trusts the factories' journals. An order that fails, or differs from the one stored at the mirror, is reported
+    /// with a <see cref="OrderReportLine.Problem"/> and authorises nothing.
+    /// </param>
     /// <returns>The report.</returns>
-    public OrderReport ReportOrders()
+    public OrderReport ReportOrders(ProductionOrderVerifier? verifier = null)
     {
         using var c = Open();
-        var orders = new SortedDictionary<string, (string? Sku, string? Profile, long? Quantity, SortedSet<string> Factories, bool AtMirror)>(StringComparer.Ordinal);
-        using (var cmd = Cmd(c, "SELECT order_id, sku, profile, quantity FROM oem_orders"))
+        var orders = new SortedDictionary<string, OrderAcc>(StringComparer.Ordinal);
+        using (var cmd = Cmd(c, "SELECT order_id, sku, profile, quantity, sha256 FROM oem_orders"))
         using (var r = cmd.ExecuteReader())
         {
             while (r.Read())
             {
-                orders[r.GetString(0)] = (r.GetString(1), r.GetString(2), r.GetInt64(3), new SortedSet<string>(StringComparer.Ordinal), true);
+                orders[r.GetString(0)] = new OrderAcc { Sku = r.GetString(1), Profile = r.GetString(2), Quantity = r.GetInt64(3), AtMirror = true, Sha256 = (byte[])r[4] };
             }
         }
 
-        using (var cmd = Cmd(c, "SELECT fo.order_id, j.factory_id, fo.signed FROM factory_orders fo JOIN journals j ON j.journal_id = fo.journal_id ORDER BY fo.journal_id, fo.seq"))
+        using (var cmd = Cmd(c, "SELECT fo.order_id, j.factory_id, fo.signed, fo.sha256 FROM factory_orders fo JOIN journals j ON j.journal_id = fo.journal_id ORDER BY fo.journal_id, fo.seq"))
         using (var r = cmd.ExecuteReader())
         {
             while (r.Read())
             {
-                string id = r.GetString(0);
+                string id = r.GetString(0), factory = r.GetString(1);
+                var signed = (byte[])r[2];
                 if (!orders.TryGetValue(id, out var o))
                 {
-                    string? sku = null, profile = null;
-                    long? quantity = null;
+                    o = new OrderAcc { Sha256 = (byte[])r[3] };
+                    orders[id] = o;
                     try
                     {
-                        var parsed = ProductionOrder.ParseSigned((byte[])r[2]);
-                        (sku, profile, quantity) = (parsed.Sku, parsed.Profile, parsed.Quantity);
+                        var parsed = verifier is null ? ProductionOrder.ParseSigned(signed) : verifier.VerifyOrigin(signed);
+                        (o.Sku, o.Profile, o.Quantity) = (parsed.Sku, parsed.Profile, parsed.Quantity);
                     }
-                    catch (OrderRejectedException)
+                    catch (OrderRejectedException ex)
                     {
-                        // Journaled by the factory, so verified there; unreadable here only through a defect. Report it without a quantity.
+                        o.Problem = $"the order journaled by factory {factory} is not a valid OEM order ({ex.Fault}): {ex.Message}";
                     }
-
-                    o = (sku, profile, quantity, new SortedSet<string>(StringComparer.Ordinal), false);
-                    orders[id] = o;
+                }
+                else if (!o.Sha256.AsSpan().SequenceEqual((byte[])r[3]))
+                {
+                    o.Problem ??= $"factory {factory} journaled order {id} with content (sha256 {Convert.ToHexStringLower((byte[])r[3])}) that differs from the order {(o.AtMirror ? "stored at the mirror" : "another journal accepted")}";
                 }
 
-                o.Factories.Add(r.GetString(1));
+                o.Factories.Add(factory);
             }
         }
 
@@ -213,7 +227,11 @@ public sealed partial class MirrorRegistry : IOrderOutbox
         var lines = orders.Select(kv =>
         {
             var t = counts.GetValueOrDefault(kv.Key);
-            return new OrderReportLine(kv.Key, kv.Value.Sku, kv.Value.Profile, kv.Value.Quantity, kv.Value.Factories.ToList(), t.Issued, t.Reissued, t.Revoked, kv.Value.AtMirror);
+            var o = kv.Value;
+            return new OrderReportLine(kv.Key, o.Sku, o.Profile, o.Problem is null ? o.Quantity : null, o.Factories.ToList(), t.Issued, t.Reissued, t.Revoked, o.AtMirror)
+            {
+                Problem = o.Problem,
+            };
         }).ToList();
         long outside = 0, outsideRevoked = 0;
         var unknown = new SortedSet<string>(StringComparer.Ordinal);
@@ -273,6 +291,23 @@ public sealed partial class MirrorRegistry : IOrderOutbox
     };
 
     private static string? NullIfEmpty(string s) => s.Length == 0 ? null : s;
+
+    private sealed class OrderAcc
+    {
+        public string? Sku { get; set; }
+
+        public string? Profile { get; set; }
+
+        public long? Quantity { get; set; }
+
+        public SortedSet<string> Factories { get; } = new(StringComparer.Ordinal);
+
+        public bool AtMirror { get; init; }
+
+        public byte[] Sha256 { get; init; } = [];
+
+        public string? Problem { get; set; }
+    }
 
     private sealed partial class ApplyTransaction
     {

@@ -178,6 +178,49 @@ public class OrderMirrorTests
     }
 
     [Test]
+    public async Task Orders_a_factory_journals_without_the_OEM_signature_or_with_altered_content_authorise_nothing()
+    {
+        using var bed = new MirrorTestBed();
+        var registry = bed.Registry;
+        registry.AddOrder(new ProductionOrderVerifier(Pki.Root, null, TimeProvider.System).Verify(OrderFiles.Sign(Pki, OrderFiles.Json("PO-REAL", 5, "F1"))), "test");
+        var applier = new SyncApplier(registry, Pki.Root);
+        await using var host = await GrpcTestHost.StartAsync(Pki, e => e.MapJournalSync(applier, GrpcTestHost.SyncCallers(Pki)));
+        var b = new JournalTestData.Builder();
+        var journal = new ReceiptTests.BuilderJournal(b);
+
+        // A compromised factory journals an order signed by its own journal key, and a bigger copy of a real order id.
+        void Journal(string id, byte[] signed) => b.Add(EntryType.OrderAccepted, new OrderAccepted
+        {
+            OrderId = id, SignedOrder = ByteString.CopyFrom(signed), OrderSha256 = ByteString.CopyFrom(SHA256.HashData(signed)), Source = "file",
+        });
+        Journal("PO-FORGED", OrderFiles.Sign(Pki, OrderFiles.Json("PO-FORGED", 100000), "journal-signer-F1"));
+        Journal("PO-REAL", OrderFiles.Sign(Pki, OrderFiles.Json("PO-REAL", 500, "F1")));
+        for (int i = 1; i <= 3; i++)
+        {
+            var device = $"ORD-{i:D5}";
+            b.Add(EntryType.CertificateIssued, new CertificateIssued
+            {
+                Certificate = ByteString.CopyFrom(b.M.DeviceCertificate(device)), DeviceId = device, StationId = "station-01", BatchId = "PO-FORGED",
+            });
+        }
+
+        using var grpc = new GrpcClient(host.BaseAddress, Pki.CertWithKey("factory-F1-sync-client"), Pki.Cert("tls-ca"));
+        await new JournalSyncClient(grpc, journal, journal, new SyncOptions { Timeout = TimeSpan.FromSeconds(10), PushTimeout = TimeSpan.FromSeconds(20) }).SyncOnceAsync();
+
+        var report = registry.ReportOrders(new ProductionOrderVerifier(Pki.Root, null, TimeProvider.System));
+        var forged = report.Orders.Single(o => o.OrderId == "PO-FORGED");
+        Assert.That((forged.Authorized, forged.Issued), Is.EqualTo(((long?)null, 3L)));
+        Assert.That(forged.Problem, Does.Contain("not a valid OEM order (WrongEku)"));
+        var real = report.Orders.Single(o => o.OrderId == "PO-REAL");
+        Assert.That(real.Authorized, Is.Null);
+        Assert.That(real.Problem, Does.Contain("differs from the order stored at the mirror"));
+
+        var text = MirrorCliTests.Run("report", "orders", "--config", bed.ConfigPath);
+        Assert.That(text.Out, Does.Contain("ALERT order PO-FORGED: the order journaled by factory F1 is not a valid OEM order"));
+        Assert.That(text.Out, Does.Contain("ALERT order PO-REAL: factory F1 journaled order PO-REAL with content"));
+    }
+
+    [Test]
     public void Certificates_recorded_without_issuance_details_still_report_with_their_fingerprint()
     {
         // As a registry filled before issuance_details existed (or by a sink that records no details).
