@@ -165,6 +165,14 @@ public class OrderEstTests
             // A rework re-issue does not consume a unit, so it is allowed on a used-up order.
             var rework = await EnrollAsync(clients[0], app, "ORD-00001", "PO-HAMMER", "rework");
             Assert.That(rework.Status, Is.EqualTo(HttpStatusCode.OK), rework.Body);
+
+            // `FactoryCa orders` lists the book through the control socket.
+            Assert.That(await FactoryCli.OrdersAsync(config, CancellationToken.None), Is.Zero);
+            string data = Path.GetDirectoryName(Path.GetDirectoryName(JournalPath(config)))!;
+            using var control = ControlEndpoints.CreateClient(data);
+            var listed = JsonDocument.Parse(await control.GetStringAsync(new Uri("control/orders", UriKind.Relative))).RootElement.EnumerateArray().Single();
+            Assert.That((listed.GetProperty("orderId").GetString(), listed.GetProperty("issued").GetInt64(), listed.GetProperty("remaining").GetInt64()),
+                Is.EqualTo(("PO-HAMMER", (long)quantity, 0L)));
         }
         finally
         {
