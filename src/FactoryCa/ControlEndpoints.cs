@@ -28,12 +28,12 @@ public static class ControlEndpoints
         ArgumentNullException.ThrowIfNull(endpoints);
         var group = endpoints.MapGroup("/control").AddEndpointFilter(async (ctx, next) =>
             ctx.HttpContext.Connection.RemoteIpAddress is null ? await next(ctx).ConfigureAwait(false) : Results.NotFound());
+        group.MapPost("/order", ImportOrder);
+        group.MapGet("/orders", ListOrders);
         group.MapPost("/sync", SyncNow);
         group.MapGet("/status", Status);
         group.MapPost("/checkpoint", Checkpoint);
         group.MapPost("/receipt", Receipt);
-        group.MapPost("/order", ImportOrder);
-        group.MapGet("/orders", ListOrders);
         return endpoints;
     }
 

@@ -54,10 +54,10 @@ public static class FactoryCaApp
         // Fail at build time, not at the first request: options (with key names), CA key/cert, station list.
         _ = app.Services.GetRequiredService<IOptions<FactoryCaOptions>>().Value;
         _ = app.Services.GetRequiredService<ICertificateIssuer>();
+        _ = app.Services.GetService<Orders.OrderBook>(); // rebuilt from the journal now, not at the first enrollment
         _ = app.Services.GetRequiredService<IStationAuthorizer>();
 
         _ = app.Services.GetRequiredService<JournalWriter>();
-        _ = app.Services.GetService<Orders.OrderBook>(); // rebuilt from the journal now, not at the first enrollment
 
         app.MapEst();
         app.MapControl();

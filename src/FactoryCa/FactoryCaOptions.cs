@@ -264,11 +264,6 @@ public sealed class FactoryCaOptionsValidator : IValidateOptions<FactoryCaOption
                 errors.Add($"{S}:Stations:{i}: Id and CertificateSubjectCn are required");
             }
 
-            foreach (var order in s.Orders.Where(o => !OfflinePki.Orders.ProductionOrder.IsValidOrderId(o)))
-            {
-                errors.Add($"{S}:Stations:{i}:Orders: '{order}' is not an order id (1-64 of [A-Za-z0-9._-])");
-            }
-
             foreach (var profile in s.Profiles.Where(p => !string.Equals(p, options.Profile.Name, StringComparison.Ordinal)))
             {
                 errors.Add($"{S}:Stations:{i}:Profiles: unknown profile '{profile}' ({S}:Profile:Name is '{options.Profile.Name}')");
@@ -278,6 +273,14 @@ public sealed class FactoryCaOptionsValidator : IValidateOptions<FactoryCaOption
         foreach (var dup in options.Stations.GroupBy(s => s.CertificateSubjectCn, StringComparer.Ordinal).Where(g => g.Count() > 1))
         {
             errors.Add($"{S}:Stations: CertificateSubjectCn '{dup.Key}' is listed {dup.Count()} times");
+        }
+
+        for (int i = 0; i < options.Stations.Count; i++)
+        {
+            foreach (var order in options.Stations[i].Orders.Where(o => !OfflinePki.Orders.ProductionOrder.IsValidOrderId(o)))
+            {
+                errors.Add($"{S}:Stations:{i}:Orders: '{order}' is not an order id (1-64 of [A-Za-z0-9._-])");
+            }
         }
 
         foreach (var dup in options.Stations.GroupBy(s => s.Id, StringComparer.Ordinal).Where(g => g.Count() > 1))

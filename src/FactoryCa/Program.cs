@@ -46,6 +46,12 @@ importReceipt.Options.Add(config);
 importReceipt.Options.Add(inFile);
 importReceipt.SetAction((parse, ct) => FactoryCli.ImportReceiptAsync(parse.GetValue(config)!, parse.GetValue(inFile)!, ct));
 
+var root = new RootCommand("OfflinePki FactoryCa: offline factory CA for IEEE 802.1AR device identity");
+foreach (var c in new[] { serve, check, syncNow, status, verify, rebuild, export, importReceipt })
+{
+    root.Subcommands.Add(c);
+}
+
 var orderFile = new Argument<string>("order") { Description = "signed order file (DER CMS, see ops/sign-order.sh)" };
 var importOrder = new Command("import-order", "Send a signed production order to the running daemon, which verifies and journals it (OrderAccepted)");
 importOrder.Options.Add(config);
@@ -56,10 +62,7 @@ var orders = new Command("orders", "List the running daemon's accepted productio
 orders.Options.Add(config);
 orders.SetAction((parse, ct) => FactoryCli.OrdersAsync(parse.GetValue(config)!, ct));
 
-var root = new RootCommand("OfflinePki FactoryCa: offline factory CA for IEEE 802.1AR device identity");
-foreach (var c in new[] { serve, check, syncNow, status, verify, rebuild, export, importReceipt, importOrder, orders })
-{
-    root.Subcommands.Add(c);
-}
+root.Subcommands.Add(importOrder);
+root.Subcommands.Add(orders);
 
 return await root.Parse(args).InvokeAsync().ConfigureAwait(false);

@@ -77,8 +77,8 @@ public sealed partial class MirrorRegistry : IJournalSink, IRevocationSource, IR
 
         using var c = Open();
         Exec(c, "PRAGMA journal_mode=WAL;");
-        Exec(c, Schema);
         Exec(c, OrdersSchema);
+        Exec(c, Schema);
     }
 
     /// <summary>Absolute path of the SQLite file.</summary>
