@@ -286,6 +286,8 @@ public sealed class SyncApplier
         private readonly string _journalKey;
         private readonly byte[] _journalId;
         private readonly List<Pending> _pending = [];
+        private readonly List<FactoryOrderRecord> _pendingOrders = [];
+        private long _entryTimeMicros;
         private long _pendingBytes;
         private JournalState? _state;
         private JournalChainVerifier? _verifier;
@@ -415,11 +417,15 @@ public sealed class SyncApplier
                 return;
             }
 
+            _entryTimeMicros = entry.TimeUnixMicros;
             var verified = _verifier!.Accept(entry);
             IssuedCertificateRecord? record = null;
-            FactoryOrderRecord? order = null;
             switch (verified.Payload)
             {
+                case OrderAccepted o:
+                    _pendingOrders.Add(new FactoryOrderRecord(_journalId, entry.Seq, o.OrderId, o.SignedOrder.ToByteArray(), o.OrderSha256.ToByteArray(), o.Source,
+                        JournalCodec.FromUnixMicros(entry.TimeUnixMicros)));
+                    break;
                 case Genesis g:
                     if (!string.Equals(g.FactoryId, _caller.Principal, StringComparison.Ordinal))
                     {
@@ -436,16 +442,12 @@ public sealed class SyncApplier
                     _issuerKeyHash = IssuerKeyHash(g.IssuingCaChain[0].Span);
                     break;
                 case CertificateIssued c:
-                    record = Record(entry.Seq, c) with { Details = Details(entry, c) };
-                    break;
-                case OrderAccepted o:
-                    order = new FactoryOrderRecord(_journalId, entry.Seq, o.OrderId, o.SignedOrder.ToByteArray(), o.OrderSha256.ToByteArray(), o.Source,
-                        JournalCodec.FromUnixMicros(entry.TimeUnixMicros));
+                    record = Record(entry.Seq, c);
                     break;
             }
 
             var raw = entry.ToByteArray();
-            _pending.Add(new Pending(entry.Seq, entry.Hash.ToByteArray(), (int)entry.Type, raw, record) { Order = order });
+            _pending.Add(new Pending(entry.Seq, entry.Hash.ToByteArray(), (int)entry.Type, raw, record));
             _pendingBytes += raw.Length;
             if (entry.Type == EntryType.Checkpoint)
             {
@@ -461,17 +463,18 @@ public sealed class SyncApplier
         private void Flush()
         {
             _tx ??= _owner._sink.BeginApply();
+            foreach (var order in _pendingOrders)
+            {
+                _tx.AddOrderAccepted(order);
+            }
+
+            _pendingOrders.Clear();
             foreach (var p in _pending)
             {
                 _tx.AddEntry(_journalId, p.Seq, p.Hash, p.Type, p.Raw);
                 if (p.Certificate is not null)
                 {
                     _tx.AddCertificate(p.Certificate);
-                }
-
-                if (p.Order is not null)
-                {
-                    _tx.AddOrderAccepted(p.Order);
                 }
             }
 
@@ -497,12 +500,15 @@ public sealed class SyncApplier
                 parts.NotBefore,
                 parts.NotAfter,
                 _journalId,
-                seq);
+                seq)
+            {
+                Details = Details(c),
+            };
         }
 
-        /// <summary>The journal's issuance facts for the mirror's per-order and batch reports (issuance_details).</summary>
-        private static IssuanceDetails Details(JournalEntry entry, CertificateIssued c) => new(
-            c.OperatorId, c.MacAddress, (int)c.Kind, c.Label, c.Profile, JournalCodec.FromUnixMicros(entry.TimeUnixMicros),
+        /// <summary>The journal's issuance facts for the mirror's per-order and batch reports (issuance_details), at the current entry's time.</summary>
+        private IssuanceDetails Details(CertificateIssued c) => new(
+            c.OperatorId, c.MacAddress, (int)c.Kind, c.Label, c.Profile, JournalCodec.FromUnixMicros(_entryTimeMicros),
             Convert.ToHexStringLower(SHA256.HashData(c.Certificate.Span)), c.SupersedesSerial.ToByteArray(), c.ServerGeneratedKey);
 
         public void Dispose()
@@ -511,10 +517,7 @@ public sealed class SyncApplier
             _verifier?.Dispose();
         }
 
-        private sealed record Pending(ulong Seq, byte[] Hash, int Type, byte[] Raw, IssuedCertificateRecord? Certificate)
-        {
-            public FactoryOrderRecord? Order { get; init; }
-        }
+        private sealed record Pending(ulong Seq, byte[] Hash, int Type, byte[] Raw, IssuedCertificateRecord? Certificate);
     }
 
     /// <summary>RFC 6960 §4.1.1 issuerKeyHash: SHA-1 over the value (excluding tag, length and unused-bits octet) of the issuing CA's subjectPublicKey BIT STRING.</summary>
