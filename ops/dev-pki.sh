@@ -8,6 +8,7 @@
 #   issuing-ca-F1      the factory issuing CA (P-256, pathLen 0); the mirror holds a clone of this key
 #   journal-signer-F1  signs journal checkpoints only (EKU offlinepki journal signer)
 #   mirror-receipt     the mirror's countersignature key (EKU offlinepki mirror receipt)
+#   order-signer       the OEM's production-order signer (EKU offlinepki order signing); see ops/sign-order.sh
 #   ocsp-F1            delegated OCSP responder (RFC 6960 §4.2.2.2: id-kp-OCSPSigning + ocsp-nocheck), short-lived
 #   tls-ca             a separate TLS/RA CA: a station certificate can never pass as a device certificate
 #   est-server, station-01, station-02, mirror-sync-server, factory-F1-sync-client   TLS end entities
@@ -64,6 +65,7 @@ key root-ca secp384r1;            selfsigned root-ca "/O=OfflinePki $envname/CN=
 key "issuing-ca-$factory" prime256v1; issue "issuing-ca-$factory" "/O=OfflinePki $envname/CN=Factory $factory Issuing CA" 3650 issuing root-ca
 key "journal-signer-$factory" prime256v1; issue "journal-signer-$factory" "/O=OfflinePki $envname/CN=Factory $factory Journal Signer" 3650 journal_signer root-ca
 key mirror-receipt prime256v1;    issue mirror-receipt "/O=OfflinePki $envname/CN=Mirror Receipt Signer" 3650 mirror_receipt root-ca
+key order-signer prime256v1;      issue order-signer "/O=OfflinePki $envname/CN=OEM Production Order Signer" 3650 order_signer root-ca
 key "ocsp-$factory" prime256v1;   issue "ocsp-$factory" "/O=OfflinePki $envname/CN=Factory $factory OCSP Responder" 30 ocsp "issuing-ca-$factory"
 
 # TLS/RA hierarchy, separate from the device hierarchy.

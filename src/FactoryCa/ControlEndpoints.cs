@@ -28,6 +28,8 @@ public static class ControlEndpoints
         ArgumentNullException.ThrowIfNull(endpoints);
         var group = endpoints.MapGroup("/control").AddEndpointFilter(async (ctx, next) =>
             ctx.HttpContext.Connection.RemoteIpAddress is null ? await next(ctx).ConfigureAwait(false) : Results.NotFound());
+        group.MapPost("/order", ImportOrder);
+        group.MapGet("/orders", ListOrders);
         group.MapPost("/sync", SyncNow);
         group.MapGet("/status", Status);
         group.MapPost("/checkpoint", Checkpoint);
@@ -85,6 +87,38 @@ public static class ControlEndpoints
             return Results.Text("receipt refused: " + ex.Message + "\n", statusCode: StatusCodes.Status400BadRequest);
         }
     }
+
+    private static async Task<IResult> ImportOrder(HttpRequest request, OfflinePki.Orders.OrderBook book, CancellationToken cancellationToken)
+    {
+        using var buffer = new MemoryStream();
+        await request.Body.CopyToAsync(buffer, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var r = await book.AcceptAsync(buffer.ToArray(), "file", cancellationToken).ConfigureAwait(false);
+            return Results.Json(new { orderId = r.OrderId, accepted = r.Accepted, quantity = r.Quantity, issued = r.Issued, journalSeq = r.JournalSeq });
+        }
+        catch (OfflinePki.Orders.OrderRejectedException ex)
+        {
+            return Results.Text($"order refused ({ex.Fault}): {ex.Message}\n", statusCode: StatusCodes.Status400BadRequest);
+        }
+        catch (JournalUnavailableException ex)
+        {
+            return Results.Text("order not accepted, the journal is unavailable: " + ex.Message + "\n", statusCode: StatusCodes.Status503ServiceUnavailable);
+        }
+    }
+
+    private static IResult ListOrders(OfflinePki.Orders.OrderBook book) => Results.Json(book.Snapshot().Select(s => new
+    {
+        orderId = s.Order.OrderId,
+        sku = s.Order.Sku,
+        profile = s.Order.Profile,
+        quantity = s.Order.Quantity,
+        issued = s.Issued,
+        inFlight = s.InFlight,
+        remaining = s.Remaining,
+        notBefore = s.Order.NotBefore,
+        notAfter = s.Order.NotAfter,
+    }), new JsonSerializerOptions { WriteIndented = true });
 
     private static IResult Status(JournalWriter journal, FactoryIndex index, JournalSyncWorker sync, IOptions<FactoryCaOptions> options, DivergenceGate divergence,
         MirrorReceiptStore receipts)

@@ -46,6 +46,7 @@ public static class FactoryCaApp
         builder.Services.AddFactoryJournal(builder.Configuration);
         builder.Services.AddFactoryDevicePolicy(builder.Configuration);
         builder.Services.AddFactorySync(builder.Configuration, Path.GetDirectoryName(fullPath)!);
+        builder.Services.AddFactoryOrders();
         builder.Services.AddFactoryEstListener();
         overrideServices?.Invoke(builder.Services);
 
@@ -54,6 +55,7 @@ public static class FactoryCaApp
         // Fail at build time, not at the first request: options (with key names), CA key/cert, station list.
         _ = app.Services.GetRequiredService<IOptions<FactoryCaOptions>>().Value;
         _ = app.Services.GetRequiredService<ICertificateIssuer>();
+        _ = app.Services.GetService<Orders.OrderBook>(); // rebuilt from the journal now, not at the first enrollment
         _ = app.Services.GetRequiredService<IStationAuthorizer>();
 
         _ = app.Services.GetRequiredService<JournalWriter>();

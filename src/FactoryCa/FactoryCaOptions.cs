@@ -62,6 +62,9 @@ public sealed class FactoryCaOptions
     /// <summary>Bounded divergence from the mirror: how much of the journal may lack a mirror receipt (FactoryCa:Divergence).</summary>
     public OfflinePki.Sync.DivergenceOptions Divergence { get; set; } = new();
 
+    /// <summary>Production orders (FactoryCa:Orders): whether every enrollment must name one.</summary>
+    public OfflinePki.Orders.OrderPolicyOptions Orders { get; set; } = new();
+
     /// <summary>Makes every relative path absolute against <paramref name="baseDirectory"/>.</summary>
     public void ResolvePaths(string baseDirectory)
     {
@@ -347,6 +350,14 @@ public sealed class FactoryCaOptionsValidator : IValidateOptions<FactoryCaOption
         foreach (var dup in options.Stations.GroupBy(s => s.CertificateSubjectCn, StringComparer.Ordinal).Where(g => g.Count() > 1))
         {
             errors.Add($"{S}:Stations: CertificateSubjectCn '{dup.Key}' is listed {dup.Count()} times");
+        }
+
+        for (int i = 0; i < options.Stations.Count; i++)
+        {
+            foreach (var order in options.Stations[i].Orders.Where(o => !OfflinePki.Orders.ProductionOrder.IsValidOrderId(o)))
+            {
+                errors.Add($"{S}:Stations:{i}:Orders: '{order}' is not an order id (1-64 of [A-Za-z0-9._-])");
+            }
         }
 
         foreach (var dup in options.Stations.GroupBy(s => s.Id, StringComparer.Ordinal).Where(g => g.Count() > 1))

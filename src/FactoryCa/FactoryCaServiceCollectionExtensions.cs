@@ -9,6 +9,7 @@ using OfflinePki.Journal.Index;
 using OfflinePki.Hosting.Sync;
 using OfflinePki.Sync;
 using OfflinePki.Keys;
+using OfflinePki.Orders;
 using OfflinePki.Policy;
 
 namespace OfflinePki.FactoryCa;
@@ -130,6 +131,31 @@ public static class FactoryCaServiceCollectionExtensions
         services.TryAddSingleton(sp => new DivergenceGate(sp.GetRequiredService<IJournalReader>(), sp.GetRequiredService<MirrorReceiptStore>(),
             sp.GetRequiredService<IOptions<FactoryCaOptions>>().Value.Divergence, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<DivergenceGate>>()));
         services.TryAddSingleton<IIssuanceGate>(sp => sp.GetRequiredService<DivergenceGate>());
+        return services;
+    }
+
+    /// <summary>
+    /// Production orders: the <see cref="OrderBook"/> (rebuilt from the journal when first resolved), its verifier
+    /// (FactoryCa:RootCertificate, this FactoryId), the <see cref="OrderPolicy"/> (FactoryCa:Orders) as an
+    /// <see cref="IEnrollmentPolicy"/>, and the book as the sync client's <see cref="IOrderInbox"/>.
+    /// </summary>
+    public static IServiceCollection AddFactoryOrders(this IServiceCollection services)
+    {
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton(sp =>
+        {
+            var o = sp.GetRequiredService<IOptions<FactoryCaOptions>>().Value;
+            return new ProductionOrderVerifier(X509CertificateLoader.LoadCertificateFromFile(o.RootCertificate), o.FactoryId, sp.GetRequiredService<TimeProvider>());
+        });
+        services.TryAddSingleton(sp =>
+        {
+            var book = new OrderBook(sp.GetRequiredService<ProductionOrderVerifier>(), sp.GetRequiredService<IJournalAppender>(), sp.GetService<ILogger<OrderBook>>());
+            book.LoadFrom(sp.GetRequiredService<IJournalReader>());
+            return book;
+        });
+        services.TryAddSingleton<IOrderInbox>(sp => sp.GetRequiredService<OrderBook>());
+        services.TryAddSingleton(sp => sp.GetRequiredService<IOptions<FactoryCaOptions>>().Value.Orders);
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IEnrollmentPolicy, OrderPolicy>());
         return services;
     }
 

@@ -228,6 +228,32 @@ public static class FactoryCli
         }
     }
 
+    /// <summary>import-order: sends a signed production order to the running daemon, which verifies and journals it.</summary>
+    public static async Task<int> ImportOrderAsync(string configPath, string orderPath, CancellationToken cancellationToken)
+    {
+        byte[] bytes;
+        try
+        {
+            bytes = await File.ReadAllBytesAsync(orderPath, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"cannot read order file '{orderPath}': {ex.Message}");
+            return 2;
+        }
+
+        using var client = ControlEndpoints.CreateClient(DataDirectoryOf(configPath));
+        using var content = new ByteArrayContent(bytes);
+        return await CallAsync(() => client.PostAsync(new Uri("control/order", UriKind.Relative), content, cancellationToken), "import-order").ConfigureAwait(false);
+    }
+
+    /// <summary>orders: lists the running daemon's accepted orders with issued, in-flight and remaining units.</summary>
+    public static async Task<int> OrdersAsync(string configPath, CancellationToken cancellationToken)
+    {
+        using var client = ControlEndpoints.CreateClient(DataDirectoryOf(configPath));
+        return await CallAsync(() => client.GetAsync(new Uri("control/orders", UriKind.Relative), cancellationToken), "orders").ConfigureAwait(false);
+    }
+
     /// <summary>The FactoryCa options of a config file, with paths resolved like the daemon resolves them (not validated).</summary>
     internal static FactoryCaOptions LoadOptions(string configPath)
     {

@@ -63,4 +63,17 @@ foreach (var c in new[] { serve, check, syncNow, status, verify, rebuild, export
     root.Subcommands.Add(c);
 }
 
+var orderFile = new Argument<string>("order") { Description = "signed order file (DER CMS, see ops/sign-order.sh)" };
+var importOrder = new Command("import-order", "Send a signed production order to the running daemon, which verifies and journals it (OrderAccepted)");
+importOrder.Options.Add(config);
+importOrder.Arguments.Add(orderFile);
+importOrder.SetAction((parse, ct) => FactoryCli.ImportOrderAsync(parse.GetValue(config)!, parse.GetValue(orderFile)!, ct));
+
+var orders = new Command("orders", "List the running daemon's accepted production orders: quantity, issued, in flight, remaining");
+orders.Options.Add(config);
+orders.SetAction((parse, ct) => FactoryCli.OrdersAsync(parse.GetValue(config)!, ct));
+
+root.Subcommands.Add(importOrder);
+root.Subcommands.Add(orders);
+
 return await root.Parse(args).InvokeAsync().ConfigureAwait(false);

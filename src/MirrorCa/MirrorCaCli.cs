@@ -22,6 +22,8 @@ public static class MirrorCaCli
         root.Subcommands.Add(ReleaseHold());
         root.Subcommands.Add(Audit());
         root.Subcommands.Add(Import());
+        root.Subcommands.Add(MirrorOrdersCli.Order());
+        root.Subcommands.Add(MirrorOrdersCli.Report());
         return root;
     }
 

@@ -28,6 +28,7 @@ public static class MirrorCaServices
         services.AddSingleton<IJournalSink>(sp => sp.GetRequiredService<MirrorRegistry>());
         services.AddSingleton<IRevocationSource>(sp => sp.GetRequiredService<MirrorRegistry>());
         services.AddSingleton<IRevocationStore>(sp => sp.GetRequiredService<MirrorRegistry>());
+        services.AddSingleton<IOrderOutbox>(sp => sp.GetRequiredService<MirrorRegistry>());
         services.AddSingleton<MirrorFactories>();
         services.AddMirrorOcsp();
         services.AddHostedService<CrlRefresher>();

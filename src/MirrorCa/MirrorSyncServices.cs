@@ -45,6 +45,7 @@ public static class MirrorSyncServices
             return new SyncApplier(sink, root, applierOptions, sp.GetRequiredService<ILogger<SyncApplier>>())
             {
                 ReceiptSigner = CreateReceiptSigner(o, sp.GetRequiredService<TimeProvider>()),
+                Orders = sp.GetService<IOrderOutbox>(),
             };
         });
         services.AddSingleton(sp => CreateImporter(sp.GetRequiredService<IOptions<MirrorCaOptions>>().Value, sp.GetRequiredService<SyncApplier>(),

@@ -41,6 +41,7 @@ public static class JournalSyncServiceCollectionExtensions
                 sp.GetRequiredService<ILogger<JournalSyncClient>>())
             {
                 Receipts = sp.GetService<MirrorReceiptBook>(),
+                Orders = sp.GetService<OfflinePki.Orders.IOrderInbox>(),
             };
         });
         services.AddSingleton(sp => new JournalSyncWorker(sp.GetRequiredService<JournalSyncClient>(), sp.GetRequiredService<IOptions<SyncOptions>>(),

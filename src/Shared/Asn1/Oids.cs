@@ -15,6 +15,9 @@ public static class Oids
     /// <summary>Extended key usage for the mirror's receipt (countersignature) key.</summary>
     public const string MirrorReceiptEku = OfflinePkiArc + ".1.2";
 
+    /// <summary>Extended key usage for the OEM's production-order signer: signs order files (CMS), never certificates.</summary>
+    public const string OrderSignerEku = OfflinePkiArc + ".1.3";
+
     /// <summary>id-kp-OCSPSigning, RFC 5280 §4.2.1.12.</summary>
     public const string OcspSigningEku = "1.3.6.1.5.5.7.3.9";
 

@@ -53,6 +53,8 @@ public enum EnrollmentError
     ReenrollMismatch,
     /// <summary>The request asked for something this factory does not offer (e.g. serverkeygen off). HTTP 400.</summary>
     NotSupported,
+    /// <summary>The named production order is for another certificate profile than the request. HTTP 400.</summary>
+    OrderProfileMismatch,
 }
 
 /// <summary>

@@ -77,6 +77,7 @@ public sealed partial class MirrorRegistry : IJournalSink, IRevocationSource, IR
 
         using var c = Open();
         Exec(c, "PRAGMA journal_mode=WAL;");
+        Exec(c, OrdersSchema);
         Exec(c, Schema);
         Exec(c, DeviceSchema);
     }
@@ -389,6 +390,10 @@ public sealed partial class MirrorRegistry : IJournalSink, IRevocationSource, IR
                     ("$i", record.IssuerKeyHash), ("$s", serial), ("$d", record.DeviceId), ("$st", record.StationId), ("$b", record.BatchId ?? string.Empty),
                     ("$nb", record.NotBefore.ToUnixTimeSeconds()), ("$na", record.NotAfter.ToUnixTimeSeconds()), ("$j", record.JournalId),
                     ("$q", checked((long)record.Seq)), ("$c", record.Certificate));
+                if (record.Details is { } details)
+                {
+                    AddDetails(record.IssuerKeyHash, serial, details);
+                }
             }
             catch (SqliteException ex) when (ex.SqliteErrorCode == 19)
             {

@@ -36,7 +36,34 @@ public sealed record IssuedCertificateRecord(
     DateTimeOffset NotBefore,
     DateTimeOffset NotAfter,
     byte[] JournalId,
-    ulong Seq);
+    ulong Seq)
+{
+    /// <summary>The journal's issuance facts beyond the certificate (operator, MAC, kind, ...), stored in issuance_details; null for none.</summary>
+    public IssuanceDetails? Details { get; init; }
+}
+
+/// <summary>What the journal says about one issuance beyond the certificate (CertificateIssued fields 4, 7-13 and the entry time).</summary>
+/// <param name="OperatorId">Operator id, empty when none.</param>
+/// <param name="MacAddress">MAC address as the station gave it, empty when none.</param>
+/// <param name="Kind">Issuance kind (journal.proto IssuanceKind: 0 initial, 1 rework, 2 refurb, 3 reenroll).</param>
+/// <param name="Label">EST label, empty when none.</param>
+/// <param name="Profile">Certificate profile name.</param>
+/// <param name="IssuedAt">The CertificateIssued entry's time, UTC.</param>
+/// <param name="Sha256Fingerprint">Lower-case hex SHA-256 of the certificate DER.</param>
+/// <param name="SupersedesSerial">Serial of the certificate this one replaces (rework, refurb, reenroll), empty when none.</param>
+/// <param name="ServerGeneratedKey">True when FactoryCa generated the key pair (EST serverkeygen).</param>
+public sealed record IssuanceDetails(string OperatorId, string MacAddress, int Kind, string Label, string Profile, DateTimeOffset IssuedAt,
+    string Sha256Fingerprint, byte[] SupersedesSerial, bool ServerGeneratedKey);
+
+/// <summary>A production order a factory journaled as accepted (OrderAccepted entry).</summary>
+/// <param name="JournalId">The journal.</param>
+/// <param name="Seq">The entry's seq.</param>
+/// <param name="OrderId">The order id.</param>
+/// <param name="SignedOrder">The signed order file (DER CMS) as journaled.</param>
+/// <param name="OrderSha256">SHA-256 of <paramref name="SignedOrder"/>.</param>
+/// <param name="Source">"sync" or "file".</param>
+/// <param name="AcceptedAt">The entry's time, UTC.</param>
+public sealed record FactoryOrderRecord(byte[] JournalId, ulong Seq, string OrderId, byte[] SignedOrder, byte[] OrderSha256, string Source, DateTimeOffset AcceptedAt);
 
 /// <summary>The slice of the mirror registry that sync writes to.</summary>
 public interface IJournalSink
@@ -59,6 +86,11 @@ public interface IJournalApplyTransaction : IDisposable
 
     /// <summary>Records an issued certificate. A duplicate (same issuer and serial) is an error.</summary>
     void AddCertificate(IssuedCertificateRecord record);
+
+    /// <summary>Records a production order the factory accepted (OrderAccepted). Stores that keep no orders ignore it.</summary>
+    void AddOrderAccepted(FactoryOrderRecord record)
+    {
+    }
 
     /// <summary>Creates or advances the journal's state (head seq/hash).</summary>
     void SetJournal(JournalState state);

@@ -80,6 +80,12 @@ public sealed class JournalSyncClient
     public MirrorReceiptBook? Receipts { get; init; }
 
     /// <summary>
+    /// Where production orders the mirror sends in its GetHead and PushEntries responses (sync.proto v1.2) go; null: they
+    /// are ignored. A bad order is logged and skipped by the inbox; it never fails the sync.
+    /// </summary>
+    public OfflinePki.Orders.IOrderInbox? Orders { get; init; }
+
+    /// <summary>
     /// Runs one sync: writes a checkpoint unless the journal head already is one, asks the mirror for its head, checks
     /// that our entry at that seq has the same hash, and streams the entries after it up to the checkpoint in batches of
     /// at most <see cref="SyncOptions.BatchMaxEntries"/> entries / about <see cref="SyncOptions.BatchMaxBytes"/> bytes.
@@ -117,6 +123,7 @@ public sealed class JournalSyncClient
         var mirror = await _client.UnaryAsync<GetHeadRequest, GetHeadResponse>(GetHeadPath,
             new GetHeadRequest { JournalId = genesis.JournalId, FactoryId = genesis.FactoryId }, _options.Timeout, cancellationToken).ConfigureAwait(false);
 
+        await DeliverOrdersAsync(mirror.Orders, cancellationToken).ConfigureAwait(false);
         ulong mirrorSeq = mirror.Known ? mirror.Seq : 0;
         if (mirrorSeq > target)
         {
@@ -154,6 +161,7 @@ public sealed class JournalSyncClient
         }
 
         AcceptReceipt(response.Receipt, response.AppliedSeq);
+        await DeliverOrdersAsync(response.Orders, cancellationToken).ConfigureAwait(false);
         var result = new SyncResult(response.AppliedSeq, response.HeadHash.ToByteArray(), pushed.Value, response.EntriesApplied, _time.GetElapsedTime(started));
         _logger.LogInformation("journal sync: pushed {Pushed} entries ({From}..{To}), mirror applied {Applied}, head seq {Head} in {Ms} ms",
             result.EntriesPushed, mirrorSeq + 1, target, result.EntriesApplied, result.AppliedSeq, (long)result.Duration.TotalMilliseconds);
@@ -236,6 +244,20 @@ public sealed class JournalSyncClient
         {
             _logger.LogError("ALERT mirror receipt refused: {Reason}", ex.Message);
             throw new JournalSyncException("mirror receipt refused: " + ex.Message, isFork: false);
+        }
+    }
+
+    private async Task DeliverOrdersAsync(Google.Protobuf.Collections.RepeatedField<ByteString> orders, CancellationToken cancellationToken)
+    {
+        if (Orders is null || orders.Count == 0)
+        {
+            return;
+        }
+
+        int accepted = await Orders.DeliverAsync(orders.Select(o => o.ToByteArray()).ToList(), "sync", cancellationToken).ConfigureAwait(false);
+        if (accepted > 0)
+        {
+            _logger.LogInformation("journal sync: accepted {Accepted} new production order(s) from the mirror", accepted);
         }
     }
 

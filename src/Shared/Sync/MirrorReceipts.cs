@@ -58,7 +58,7 @@ public static class MirrorReceiptFormat
 
 /// <summary>
 /// The mirror's receipt signer (MirrorCa:ReceiptSigner): countersigns a journal head it has verified and applied.
-/// The certificate must carry the mirror-receipt EKU (<see cref="Oids.MirrorReceiptEku"/>) and match the key.
+/// The certificate must carry the mirror-receipt EKU (<see cref="Asn1.Oids.MirrorReceiptEku"/>) and match the key.
 /// </summary>
 public sealed class MirrorReceiptSigner
 {

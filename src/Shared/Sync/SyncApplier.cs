@@ -77,6 +77,22 @@ public sealed class SyncApplier
     /// </summary>
     public MirrorReceiptSigner? ReceiptSigner { get; init; }
 
+    /// <summary>The mirror's OEM production orders, sent to the calling factory in GetHead and push responses (sync.proto v1.2); null: none.</summary>
+    public IOrderOutbox? Orders { get; init; }
+
+    private void AddOrders(Google.Protobuf.Collections.RepeatedField<ByteString> field, string factoryId)
+    {
+        if (Orders is null)
+        {
+            return;
+        }
+
+        foreach (var order in Orders.OrdersFor(factoryId))
+        {
+            field.Add(ByteString.CopyFrom(order));
+        }
+    }
+
     /// <summary>The receipt for a head, or null when no <see cref="ReceiptSigner"/> is configured.</summary>
     /// <param name="state">The applied head.</param>
     /// <exception cref="GrpcException"><see cref="GrpcStatusCode.Unavailable"/>: the receipt key cannot sign (the push itself is applied).</exception>
@@ -121,11 +137,15 @@ public sealed class SyncApplier
         var state = _sink.GetJournal(request.JournalId.Span);
         if (state is null)
         {
-            return new GetHeadResponse { Known = false };
+            var unknown = new GetHeadResponse { Known = false };
+            AddOrders(unknown.Orders, request.FactoryId);
+            return unknown;
         }
 
         CheckFactory(caller, state.FactoryId);
-        return new GetHeadResponse { Known = true, Seq = state.HeadSeq, Hash = ByteString.CopyFrom(state.HeadHash), Receipt = ReceiptFor(state) };
+        var head = new GetHeadResponse { Known = true, Seq = state.HeadSeq, Hash = ByteString.CopyFrom(state.HeadHash), Receipt = ReceiptFor(state) };
+        AddOrders(head.Orders, state.FactoryId);
+        return head;
     }
 
     /// <summary>Verifies and applies a pushed range of a journal (JournalSync.PushEntries).</summary>
@@ -266,6 +286,8 @@ public sealed class SyncApplier
         private readonly string _journalKey;
         private readonly byte[] _journalId;
         private readonly List<Pending> _pending = [];
+        private readonly List<FactoryOrderRecord> _pendingOrders = [];
+        private long _entryTimeMicros;
         private long _pendingBytes;
         private JournalState? _state;
         private JournalChainVerifier? _verifier;
@@ -361,6 +383,7 @@ public sealed class SyncApplier
             var response = headState is null
                 ? new PushResponse { AppliedSeq = 0, HeadHash = ByteString.CopyFrom(new byte[JournalCodec.HashSize]), EntriesApplied = 0 }
                 : new PushResponse { AppliedSeq = headState.HeadSeq, HeadHash = ByteString.CopyFrom(headState.HeadHash), EntriesApplied = _applied, Receipt = _owner.ReceiptFor(headState) };
+            _owner.AddOrders(response.Orders, _meta.FactoryId);
             _owner._logger.LogInformation(
                 "journal {Journal} factory {Factory}: applied {Applied} entries, replayed {Replayed}, dropped {Dropped} after the last checkpoint; head seq {Seq} ({Elapsed} ms)",
                 _journalKey, _meta.FactoryId, _applied, _replayed, _pending.Count, response.AppliedSeq, sw.ElapsedMilliseconds);
@@ -394,11 +417,16 @@ public sealed class SyncApplier
                 return;
             }
 
+            _entryTimeMicros = entry.TimeUnixMicros;
             var verified = _verifier!.Accept(entry);
             IssuedCertificateRecord? record = null;
             object? device = null;
             switch (verified.Payload)
             {
+                case OrderAccepted o:
+                    _pendingOrders.Add(new FactoryOrderRecord(_journalId, entry.Seq, o.OrderId, o.SignedOrder.ToByteArray(), o.OrderSha256.ToByteArray(), o.Source,
+                        JournalCodec.FromUnixMicros(entry.TimeUnixMicros)));
+                    break;
                 case Genesis g:
                     if (!string.Equals(g.FactoryId, _caller.Principal, StringComparison.Ordinal))
                     {
@@ -440,6 +468,12 @@ public sealed class SyncApplier
         private void Flush()
         {
             _tx ??= _owner._sink.BeginApply();
+            foreach (var order in _pendingOrders)
+            {
+                _tx.AddOrderAccepted(order);
+            }
+
+            _pendingOrders.Clear();
             foreach (var p in _pending)
             {
                 _tx.AddEntry(_journalId, p.Seq, p.Hash, p.Type, p.Raw);
@@ -476,8 +510,16 @@ public sealed class SyncApplier
                 parts.NotBefore,
                 parts.NotAfter,
                 _journalId,
-                seq);
+                seq)
+            {
+                Details = Details(c),
+            };
         }
+
+        /// <summary>The journal's issuance facts for the mirror's per-order and batch reports (issuance_details), at the current entry's time.</summary>
+        private IssuanceDetails Details(CertificateIssued c) => new(
+            c.OperatorId, c.MacAddress, (int)c.Kind, c.Label, c.Profile, JournalCodec.FromUnixMicros(_entryTimeMicros),
+            Convert.ToHexStringLower(SHA256.HashData(c.Certificate.Span)), c.SupersedesSerial.ToByteArray(), c.ServerGeneratedKey);
 
         public void Dispose()
         {
