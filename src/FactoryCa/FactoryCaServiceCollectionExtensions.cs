@@ -154,6 +154,7 @@ public static class FactoryCaServiceCollectionExtensions
             return book;
         });
         services.TryAddSingleton<IOrderInbox>(sp => sp.GetRequiredService<OrderBook>());
+        services.TryAddSingleton<Policy.IOrderReworkWindows>(sp => sp.GetRequiredService<OrderBook>());
         services.TryAddSingleton(sp => sp.GetRequiredService<IOptions<FactoryCaOptions>>().Value.Orders);
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IEnrollmentPolicy, OrderPolicy>());
         return services;

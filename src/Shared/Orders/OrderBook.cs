@@ -44,7 +44,7 @@ public interface IOrderInbox
 /// issued + in flight &lt; quantity, made permanent after the certificate is durable, and released otherwise.
 /// Thread-safe.
 /// </summary>
-public sealed class OrderBook : IOrderInbox
+public sealed class OrderBook : IOrderInbox, Policy.IOrderReworkWindows
 {
     private readonly ProductionOrderVerifier _verifier;
     private readonly IJournalAppender _journal;
@@ -133,6 +133,22 @@ public sealed class OrderBook : IOrderInbox
     /// <summary>The accepted order <paramref name="orderId"/>, or null.</summary>
     /// <param name="orderId">The order id.</param>
     public ProductionOrder? Find(string orderId) => _orders.TryGetValue(orderId, out var s) ? s.Order : null;
+
+    /// <summary>The order's reworkWindowHours as a window, for the device policy's rework rule.</summary>
+    /// <param name="orderId">The order id.</param>
+    /// <param name="window">The order's window when it sets one.</param>
+    /// <returns>False when the order is unknown or sets no window (FactoryCa:Rework:Window applies).</returns>
+    public bool TryGetReworkWindow(string orderId, out TimeSpan window)
+    {
+        window = default;
+        if (Find(orderId)?.ReworkWindow is not { } w)
+        {
+            return false;
+        }
+
+        window = w;
+        return true;
+    }
 
     /// <summary>Every accepted order with its counts, ordered by id.</summary>
     public IReadOnlyList<OrderStatus> Snapshot() =>

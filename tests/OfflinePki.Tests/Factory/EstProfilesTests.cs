@@ -120,6 +120,13 @@ public class EstProfilesTests
             o => o.Est.Listen = "https://127.0.0.1:0");
         await _app.StartAsync();
         _base = _app.Urls.Single(u => u.StartsWith("https://", StringComparison.Ordinal)).TrimEnd('/');
+
+        // The "matter" label names order ORD-1: accept it as the OEM would (a signed order file).
+        var order = OfflinePki.Tests.Orders.OrderFiles.Json("ORD-1", 100);
+        order["profile"] = "matter";
+        order["deviceIds"] = new JsonObject { ["from"] = "ORD-0001", ["to"] = "ORD-9999" };
+        await _app.Services.GetRequiredService<OfflinePki.Orders.OrderBook>().AcceptAsync(
+            OfflinePki.Tests.Orders.OrderFiles.Sign(Pki, order), "file", CancellationToken.None);
     }
 
     [OneTimeTearDown]
