@@ -7,7 +7,10 @@
 #   5. sync the journal to the mirror, revoke a few devices, fetch the CRL
 #   6. show with `openssl verify -crl_check` and `openssl ocsp` that revoked devices are revoked, good ones
 #      are good, and a certificate minted outside the journal with the CA key is reported revoked
-#   7. verify the journal against the root alone, print a summary, stop the daemons
+#   7. verify the journal against the root alone
+#   8. a production order: the OEM signs it (openssl cms), the mirror delivers it by sync, and the station tool
+#      drives simulated devices (keys in a SoftHSM2 token) through enroll, write and challenge-response under it;
+#      faulty devices are caught; the mirror writes the order's batch report. Then a summary, and the daemons stop.
 #
 #   bash ops/demo.sh [--soft-keys] [WORKDIR]      (default: .demo; DEVICES=100 by default)
 #
@@ -125,7 +128,28 @@ say "7. verify the factory journal with nothing but the journal and the root cer
 journal=$(find "$pki" -name journal.log | head -n 1)
 dotnet "$factory_bin" verify --journal "$journal" --root "$pki/root-ca.crt"
 
+say "8. a production order through the station tool and the device simulator"
+now=$(date -u +%s)
+cat > "$work/po-demo.json" <<JSON
+{ "orderId": "PO-DEMO-1", "sku": "GW-100", "profile": "$(/usr/bin/python3 -c 'import json,sys; c=json.load(open(sys.argv[1]))["FactoryCa"]; print(c.get("Profile",{}).get("Name") or "idevid")' "$pki/factoryca.json")",
+  "quantity": 10, "deviceIds": { "from": "GW-0001", "to": "GW-0010" },
+  "notBefore": "$(date -u -d "@$((now - 3600))" +%Y-%m-%dT%H:%M:%SZ)", "notAfter": "$(date -u -d "@$((now + 30 * 86400))" +%Y-%m-%dT%H:%M:%SZ)",
+  "factoryId": "F1" }
+JSON
+bash "$root/ops/sign-order.sh" "$work/po-demo.json" "$work/po-demo.p7" --signer "$pki/order-signer"
+dotnet "$mirror_bin" order add --config "$pki/mirrorca.json" "$work/po-demo.p7"
+dotnet "$factory_bin" sync-now --config "$pki/factoryca.json"      # the order travels to the factory in the sync answer
+dotnet "$factory_bin" orders --config "$pki/factoryca.json"
+ORDER=PO-DEMO-1 OPERATOR=line-2-op DEVICE_IDS="GW-0001 GW-0002 GW-0003" FAULT_IDS="GW-0004 GW-0005 GW-0006 GW-0007" ROOT="$pki/root-ca.crt" \
+  bash "$root/ops/station-demo.sh" "https://127.0.0.1:8443" "$pki/station-01.crt" "$pki/station-01.key" "$pki/tls-ca.crt" "$work/station"
+dotnet "$factory_bin" orders --config "$pki/factoryca.json"
+dotnet "$factory_bin" sync-now --config "$pki/factoryca.json"
+dotnet "$mirror_bin" report orders --config "$pki/mirrorca.json"
+dotnet "$mirror_bin" report order PO-DEMO-1 --format csv --out "$work/po-demo-report.csv" --config "$pki/mirrorca.json"
+echo "batch report $work/po-demo-report.csv:"; sed "s|^|  |" "$work/po-demo-report.csv"
+
 say "summary"
 echo "devices enrolled over EST/mTLS: $devices, verified by openssl: $ok"
 echo "revoked: ${revoked[*]} (CRL and OCSP agree); rogue certificate outside the journal: reported revoked by OCSP"
+echo "order PO-DEMO-1: 3 good simulated devices passed the station tool, 4 faulty ones were caught; evidence: $work/station/evidence.jsonl"
 echo "logs: $work/logs   PKI: $pki"

@@ -9,6 +9,7 @@
 # Environment (all optional):
 #   DEVICES=3                   good devices to enroll (device 1 goes through a pty made by socat, as a serial port)
 #   DEVICE_IDS="A B C"          device IDs to use instead of generated SIM-<time>-<n> (must satisfy the factory's rules)
+#   FAULT_IDS="D E F G"         device IDs for the four fault-mode devices (default: generated SIM-<time>-F<n>)
 #   ORDER=ID  OPERATOR=ID       sent as X-Order-Id / X-Operator-Id    EST_LABEL=L   EST label (RFC 7030 §3.2.2)
 #   ROOT=root-ca.crt            pin the device-identity root (default: trust the root EST cacerts returns)
 #   FAULTS=0                    skip the fault-mode runs
@@ -33,6 +34,7 @@ stamp=$(date -u +%H%M%S)
 if [ -n "${DEVICE_IDS:-}" ]; then read -r -a ids <<< "$DEVICE_IDS"; else ids=(); for i in $(seq 1 "$devices"); do ids+=("SIM-$stamp-$i"); done; fi
 faults=(wrong-key-slot swapped-id failed-write refused-signature)
 [ "${FAULTS:-1}" = 1 ] || faults=()
+fault_ids=(); [ -z "${FAULT_IDS:-}" ] || read -r -a fault_ids <<< "$FAULT_IDS"
 
 say "station demo: secure-element token for ${#ids[@]} good and ${#faults[@]} faulty simulated devices"
 keys=(); for id in "${ids[@]}"; do keys+=("key-$id"); done
@@ -81,7 +83,7 @@ done
 
 k=0
 for f in "${faults[@]}"; do
-  k=$((k + 1)); id="SIM-$stamp-F$k"
+  k=$((k + 1)); id=${fault_ids[$((k - 1))]:-SIM-$stamp-F$k}
   start_sim "$id" "key-$stamp-$f" "$f"
   say "device $id started with --fault $f: the station must refuse it"
   if station --device "tcp:127.0.0.1:$sim_port" --label "$id" > "$work/logs/station-$f.out" 2>&1; then
