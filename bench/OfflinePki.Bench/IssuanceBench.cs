@@ -140,7 +140,7 @@ public static class IssuanceBench
                 string order = Path.Combine(pki, "po-bench.json"), signed = Path.Combine(pki, "po-bench.p7");
                 File.WriteAllText(order, $$"""
                     { "orderId": "{{OrderId}}", "sku": "BENCH", "profile": "idevid", "quantity": {{certs * 2 + 10000}},
-                      "deviceIds": { "pattern": "BENCH-[0-9]{2}-[0-9]{8}[0-9A-Z]" },
+                      "deviceIds": { "pattern": "BENCH[0-9]{10}[0-9A-Z]" },
                       "notBefore": "2020-01-01T00:00:00Z", "notAfter": "2099-01-01T00:00:00Z" }
                     """);
                 BenchSupport.Run("bash", [Path.Combine(BenchSupport.RepoRoot, "ops", "sign-order.sh"), order, signed, "--signer", Path.Combine(pki, "order-signer")]);
@@ -172,7 +172,7 @@ public static class IssuanceBench
             {
                 using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
                 string id = OfflinePki.Policy.DeviceIdFormat.Append(OfflinePki.Policy.DeviceIdCheckDigit.Iso7064Mod37_36,
-                    $"BENCH-{round:D2}-{i:D8}");
+                    $"BENCH{round:D2}{i:D8}");
                 csrs[i] = Convert.ToBase64String(new CertificateRequest($"CN={id}, SERIALNUMBER={id}", key, HashAlgorithmName.SHA256).CreateSigningRequest());
             });
             return await Drive(_clients, _url, csrs).ConfigureAwait(false);
