@@ -27,22 +27,10 @@ public class OrderWholeSystemTests
     public async Task An_order_added_at_the_mirror_is_delivered_by_sync_enforced_on_EST_and_reported()
     {
         var pki = TestPki.Create("F1");
-        await using var mirror = MirrorCaApp.Build(pki.PathOf("mirrorca.json"), new Dictionary<string, string?>
-        {
-            ["MirrorCa:Http:Listen"] = "http://127.0.0.1:0",
-            ["MirrorCa:Sync:Listen"] = "https://127.0.0.1:0",
-        });
-        await mirror.StartAsync();
-        string mirrorSync = mirror.Urls.Single(u => u.StartsWith("https://", StringComparison.Ordinal));
-        await using var factory = FactoryCaApp.Build(pki.PathOf("factoryca.json"),
-            services => services.PostConfigure<SyncOptions>(o =>
-            {
-                o.MirrorUrl = mirrorSync.Replace("127.0.0.1", "localhost", StringComparison.Ordinal);
-                o.Enabled = false;
-            }),
-            o => o.Est.Listen = "https://127.0.0.1:0");
-        await factory.StartAsync();
-        string est = factory.Urls.Single(u => u.StartsWith("https://", StringComparison.Ordinal)).TrimEnd('/') + "/.well-known/est/simpleenroll";
+        await using var daemons = await BothDaemons.StartAsync(pki);
+        var mirror = daemons.Mirror;
+        var factory = daemons.Factory;
+        string est = daemons.FactoryHttps + "/.well-known/est/simpleenroll";
         using var station = pki.MtlsClient("station-01");
         try
         {

@@ -24,6 +24,7 @@ namespace OfflinePki.Tests.WholeSystem;
 public class DeviceSyncTests
 {
     private TestPki _pki = null!;
+    private BothDaemons _daemons = null!;
     private WebApplication _mirror = null!;
     private WebApplication _factory = null!;
     private HttpClient _station = null!;
@@ -33,34 +34,19 @@ public class DeviceSyncTests
     public async Task Start()
     {
         _pki = TestPki.Create("F1");
-        _mirror = MirrorCaApp.Build(_pki.PathOf("mirrorca.json"), new Dictionary<string, string?>
-        {
-            ["MirrorCa:Http:Listen"] = "http://127.0.0.1:0",
-            ["MirrorCa:Sync:Listen"] = "https://127.0.0.1:0",
-        });
-        await _mirror.StartAsync();
-        _mirrorHttp = _mirror.Urls.Single(u => u.StartsWith("http://", StringComparison.Ordinal)).TrimEnd('/');
-        string mirrorSync = _mirror.Urls.Single(u => u.StartsWith("https://", StringComparison.Ordinal));
-        _factory = FactoryCaApp.Build(_pki.PathOf("factoryca.json"),
-            services => services.PostConfigure<SyncOptions>(o =>
-            {
-                o.MirrorUrl = mirrorSync.Replace("127.0.0.1", "localhost", StringComparison.Ordinal);
-                o.Enabled = false;
-            }),
-            o => o.Est.Listen = "https://127.0.0.1:0");
-        await _factory.StartAsync();
+        _daemons = await BothDaemons.StartAsync(_pki);
+        _mirror = _daemons.Mirror;
+        _factory = _daemons.Factory;
+        _mirrorHttp = _daemons.MirrorHttp;
         _station = _pki.MtlsClient("station-01");
-        _station.BaseAddress = new Uri(_factory.Urls.Single(u => u.StartsWith("https://", StringComparison.Ordinal)));
+        _station.BaseAddress = new Uri(_daemons.FactoryHttps);
     }
 
     [OneTimeTearDown]
     public async Task Stop()
     {
         _station.Dispose();
-        await _factory.StopAsync();
-        await _factory.DisposeAsync();
-        await _mirror.StopAsync();
-        await _mirror.DisposeAsync();
+        await _daemons.DisposeAsync();
     }
 
     private async Task<(HttpStatusCode Status, X509Certificate2? Cert, string Body)> Enroll(string deviceId, ECDsa key, string? kind = null)

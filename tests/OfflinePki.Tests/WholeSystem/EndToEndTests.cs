@@ -20,6 +20,7 @@ namespace OfflinePki.Tests.WholeSystem;
 public class EndToEndTests
 {
     private TestPki _pki = null!;
+    private BothDaemons _daemons = null!;
     private WebApplication _mirror = null!;
     private WebApplication _factory = null!;
     private string _mirrorHttp = null!;
@@ -30,24 +31,11 @@ public class EndToEndTests
     public async Task StartBothDaemons()
     {
         _pki = TestPki.Create("F1");
-        _mirror = MirrorCaApp.Build(_pki.PathOf("mirrorca.json"), new Dictionary<string, string?>
-        {
-            ["MirrorCa:Http:Listen"] = "http://127.0.0.1:0",
-            ["MirrorCa:Sync:Listen"] = "https://127.0.0.1:0",
-        });
-        await _mirror.StartAsync();
-        _mirrorHttp = _mirror.Urls.Single(u => u.StartsWith("http://", StringComparison.Ordinal)).TrimEnd('/');
-        string mirrorSync = _mirror.Urls.Single(u => u.StartsWith("https://", StringComparison.Ordinal));
-
-        _factory = FactoryCaApp.Build(_pki.PathOf("factoryca.json"),
-            services => services.PostConfigure<SyncOptions>(o =>
-            {
-                o.MirrorUrl = mirrorSync.Replace("127.0.0.1", "localhost", StringComparison.Ordinal);
-                o.Enabled = false; // on demand only, so the test decides when
-            }),
-            o => o.Est.Listen = "https://127.0.0.1:0");
-        await _factory.StartAsync();
-        _estBase = _factory.Urls.Single(u => u.StartsWith("https://", StringComparison.Ordinal)).TrimEnd('/') + "/.well-known/est";
+        _daemons = await BothDaemons.StartAsync(_pki);
+        _mirror = _daemons.Mirror;
+        _factory = _daemons.Factory;
+        _mirrorHttp = _daemons.MirrorHttp;
+        _estBase = _daemons.FactoryHttps + "/.well-known/est";
 
         _station = _pki.MtlsClient("station-01");
     }
@@ -56,10 +44,7 @@ public class EndToEndTests
     public async Task StopBothDaemons()
     {
         _station.Dispose();
-        await _factory.StopAsync();
-        await _factory.DisposeAsync();
-        await _mirror.StopAsync();
-        await _mirror.DisposeAsync();
+        await _daemons.DisposeAsync();
     }
 
     [Test]
