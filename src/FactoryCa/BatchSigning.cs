@@ -317,9 +317,14 @@ public sealed class BatchSigner
     private (byte[] Certificate, BatchReportRow Row)? FindIssued(string deviceId, byte[] csrSha256, string orderId)
     {
         string? activeSerial = _devices?.Find(deviceId)?.ActiveSerialHex;
+        if (_devices is not null && activeSerial is null)
+        {
+            return null; // never enrolled here, or retired: nothing to write again
+        }
+
         _index.CatchUp(_journal);
         var candidates = _index.FindByDevice(deviceId);
-        var record = activeSerial is null ? (_devices is null ? candidates.LastOrDefault() : null) : candidates.LastOrDefault(c => c.SerialHex == activeSerial);
+        var record = activeSerial is null ? candidates.LastOrDefault() : candidates.LastOrDefault(c => c.SerialHex == activeSerial);
         if (record is null)
         {
             return null;
@@ -469,6 +474,13 @@ public sealed class BatchSigner
                 Console.Error.WriteLine("config error: " + failure);
             }
 
+            return 2;
+        }
+        catch (JournalUnavailableException ex) when (ex.InnerException is JournalInUseException)
+        {
+            // The daemon started after the probe, or its control socket is gone: the writer lock still says so.
+            Console.Error.WriteLine($"sign-batch: the FactoryCa daemon is running on this data directory ({data}) (the journal writer lock is held); stop it, "
+                + "or sign through it over EST. Nothing was signed.");
             return 2;
         }
         catch (Exception ex) when (ex is FileNotFoundException or JournalUnavailableException or Keys.SigningKeyUnavailableException or IOException)

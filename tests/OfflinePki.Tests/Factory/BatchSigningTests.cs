@@ -274,6 +274,15 @@ public class BatchSigningTests
             Assert.That(File.ReadAllBytes(JournalPath(config)), Is.EqualTo(journal), "the journal is unchanged");
             Assert.That(Directory.Exists(output), Is.False);
             Assert.That(app.Services.GetRequiredService<OrderBook>().StatusOf("PO-BATCH-4")!.Remaining, Is.EqualTo(5));
+
+            // Without the control socket (deleted, or the daemon started after the probe) the journal writer lock still refuses.
+            File.Delete(ControlEndpoints.SocketPath(Path.GetDirectoryName(Path.GetDirectoryName(JournalPath(config)))!));
+            var locked = SignBatch(config, "PO-BATCH-4", dir, output);
+            Assert.That(locked.ExitCode, Is.EqualTo(2), locked.StdOut + locked.StdErr);
+            Assert.That(locked.StdErr, Does.Contain("the FactoryCa daemon is running on this data directory"));
+            Assert.That(locked.StdErr, Does.Contain("journal writer lock is held"));
+            Assert.That(File.ReadAllBytes(JournalPath(config)), Is.EqualTo(journal), "the journal is unchanged");
+            Assert.That(Directory.Exists(output), Is.False);
         }
         finally
         {
