@@ -7,6 +7,7 @@ using OfflinePki.FactoryCa;
 using OfflinePki.Journal;
 using OfflinePki.Journal.V1;
 using OfflinePki.Orders;
+using OfflinePki.Policy;
 using OfflinePki.Tests.Orders;
 using OfflinePki.Tests.Support;
 
@@ -26,22 +27,33 @@ public class BatchSigningTests
     public void Setup() => _pki = TestPki.Default;
 
     /// <summary>A config with its own data directory and sync off.</summary>
-    private string Config()
+    private string Config(string? checkDigit = null)
     {
         string id = Guid.NewGuid().ToString("N")[..8];
         var config = JsonNode.Parse(File.ReadAllText(_pki.PathOf("factoryca.json")))!;
         config["FactoryCa"]!["DataDirectory"] = "data/batch-" + id;
         config["FactoryCa"]!["Sync"]!["Enabled"] = false;
+        if (checkDigit is not null)
+        {
+            config["FactoryCa"]!["Profile"]!["DeviceIdCheckDigit"] = checkDigit;
+        }
+
         string path = _pki.PathOf($"factoryca-batch-{id}.json");
         File.WriteAllText(path, config.ToJsonString());
         return path;
     }
 
     /// <summary>Accepts an order offline, as import-order does through the daemon (OrderBook.AcceptAsync, journaled OrderAccepted).</summary>
-    private async Task ImportAsync(string config, string orderId, long quantity)
+    private async Task ImportAsync(string config, string orderId, long quantity, string? pattern = null)
     {
         await using var app = FactoryCaApp.Build(config);
-        var r = await app.Services.GetRequiredService<OrderBook>().AcceptAsync(OrderFiles.Sign(_pki, OrderFiles.Json(orderId, quantity)), "file", CancellationToken.None);
+        var json = OrderFiles.Json(orderId, quantity);
+        if (pattern is not null)
+        {
+            json["deviceIds"] = new JsonObject { ["pattern"] = pattern };
+        }
+
+        var r = await app.Services.GetRequiredService<OrderBook>().AcceptAsync(OrderFiles.Sign(_pki, json), "file", CancellationToken.None);
         Assert.That(r.Accepted, Is.True);
     }
 
@@ -232,6 +244,27 @@ public class BatchSigningTests
     }
 
     [Test]
+    public async Task A_wrong_check_digit_is_refused_under_the_profile_s_scheme()
+    {
+        string config = Config(checkDigit: "iso7064-mod37-36");
+        await ImportAsync(config, "PO-BATCH-CD", 5, pattern: "^ORD[0-9]{5}[0-9A-Z]$");
+        string dir = NewDir(), output = NewDir();
+        string good = DeviceIdFormat.Append(DeviceIdCheckDigit.Iso7064Mod37_36, "ORD00001");
+        char right = good[^1];
+        string bad = "ORD00002" + (right == 'A' ? 'B' : 'A');
+        bad = DeviceIdFormat.IsValidMod37_36(bad) ? "ORD00002" + (right == 'C' ? 'D' : 'C') : bad;
+        WriteCsr(dir, "good.csr", good, NewKey(), der: false);
+        WriteCsr(dir, "bad.csr", bad, NewKey(), der: true);
+
+        var run = SignBatch(config, "PO-BATCH-CD", dir, output);
+        Assert.That(run.ExitCode, Is.EqualTo(1), run.StdOut + run.StdErr);
+        Assert.That(run.StdOut, Does.Contain("issued 1, already issued 0, refused 1, order remaining quantity 4"));
+        var refused = PythonCsv(Path.Combine(output, "refused.csv"));
+        Assert.That(refused.Skip(1).Single()[..3], Is.EqualTo(new[] { "bad.csr", bad, "DeviceIdCheckDigit" }));
+        Assert.That(Issued(config).Select(i => i.DeviceId), Is.EqualTo(new[] { good }));
+    }
+
+    [Test]
     public async Task An_unknown_order_exits_2_before_anything_is_signed()
     {
         string config = Config();
@@ -294,6 +327,21 @@ public class BatchSigningTests
         var after = SignBatch(config, "PO-BATCH-4", dir, output);
         Assert.That(after.ExitCode, Is.Zero, after.StdOut + after.StdErr);
         Assert.That(after.StdOut, Does.Contain("issued 1, already issued 0, refused 0, order remaining quantity 4"));
+    }
+
+    [Test]
+    public void A_second_journal_writer_is_refused_until_the_first_closes()
+    {
+        string dir = NewDir(), path = Path.Combine(dir, "journal.log");
+        var first = FileJournalStorage.Open(path);
+        first.Append([1, 2, 3]);
+        first.Flush();
+        var ex = Assert.Throws<JournalInUseException>(() => FileJournalStorage.Open(path))!;
+        Assert.That(ex.Message, Does.Contain("is open for writing by another process"));
+        Assert.That(File.ReadAllBytes(path), Is.EqualTo(new byte[] { 1, 2, 3 }), "the refused writer changed nothing");
+        first.Dispose();
+        using var second = FileJournalStorage.Open(path);
+        Assert.That(second.Length, Is.EqualTo(3));
     }
 
     private static List<byte[]> PemCerts(string pem)
