@@ -53,13 +53,22 @@ public static class FactoryCaApp
         var app = builder.Build();
 
         // Fail at build time, not at the first request: options (with key names), CA key/cert, station list.
-        _ = app.Services.GetRequiredService<IOptions<FactoryCaOptions>>().Value;
-        _ = app.Services.GetRequiredService<ICertificateIssuer>();
-        _ = app.Services.GetService<Orders.OrderBook>(); // rebuilt from the journal now, not at the first enrollment
-        _ = app.Services.GetRequiredService<IStationAuthorizer>();
+        try
+        {
+            _ = app.Services.GetRequiredService<IOptions<FactoryCaOptions>>().Value;
+            _ = app.Services.GetRequiredService<ICertificateIssuer>();
+            _ = app.Services.GetService<Orders.OrderBook>(); // rebuilt from the journal now, not at the first enrollment
+            _ = app.Services.GetRequiredService<IStationAuthorizer>();
 
-        _ = app.Services.GetRequiredService<JournalWriter>();
-        _ = app.Services.GetRequiredService<Policy.DevicePolicy>(); // rebuilt from the journal now, not at the first request
+            _ = app.Services.GetRequiredService<JournalWriter>();
+            _ = app.Services.GetRequiredService<Policy.DevicePolicy>(); // rebuilt from the journal now, not at the first request
+        }
+        catch
+        {
+            // Release what was opened before the failure (the journal and its writer lock, the index).
+            app.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            throw;
+        }
 
         app.MapEst();
         app.MapControl();

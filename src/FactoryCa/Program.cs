@@ -73,6 +73,20 @@ var orders = new Command("orders", "List the running daemon's accepted productio
 orders.Options.Add(config);
 orders.SetAction((parse, ct) => FactoryCli.OrdersAsync(parse.GetValue(config)!, ct));
 
+var batchOrder = new Option<string>("--order") { Description = "accepted production order id the certificates consume", Required = true };
+var csrDir = new Option<string>("--csr-dir") { Description = "folder of *.csr, *.pem, *.der, *.req PKCS#10 files (PEM or DER)", Required = true };
+var batchOut = new Option<string>("--out") { Description = "output folder: <basename>.crt, chain.pem, refused.csv, batch-report.csv/.json", Required = true };
+var batchOperator = new Option<string?>("--operator") { Description = "operator id journaled with each certificate" };
+var batchProfile = new Option<string?>("--profile") { Description = "certificate profile (default: the order's)" };
+var signBatch = new Command("sign-batch", "Offline: sign a folder of CSRs under a production order (daemon stopped; station batch-signer); exit 1 if any was refused");
+foreach (var opt in new Option[] { config, batchOrder, csrDir, batchOut, batchOperator, batchProfile })
+{
+    signBatch.Options.Add(opt);
+}
+
+signBatch.SetAction((parse, ct) => BatchSigner.CliAsync(parse.GetValue(config)!, parse.GetValue(batchOrder)!, parse.GetValue(csrDir)!, parse.GetValue(batchOut)!,
+    parse.GetValue(batchOperator), parse.GetValue(batchProfile), ct));
+root.Subcommands.Add(signBatch);
 root.Subcommands.Add(importOrder);
 root.Subcommands.Add(orders);
 

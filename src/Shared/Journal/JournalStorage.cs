@@ -37,41 +37,64 @@ public interface IJournalStorage : IDisposable
 /// </summary>
 public sealed class FileJournalStorage : IJournalStorage
 {
-    private readonly FileStream _stream;
+    /// <summary>Appended to the journal path to name the writer's lock file (e.g. <c>journal.log.lock</c>).</summary>
+    public const string LockSuffix = ".lock";
 
-    private FileJournalStorage(string path, FileStream stream)
+    private readonly FileStream _stream;
+    private readonly FileStream _lock;
+
+    private FileJournalStorage(string path, FileStream stream, FileStream writerLock)
     {
         Path = path;
         _stream = stream;
+        _lock = writerLock;
         Length = stream.Length;
     }
 
     /// <summary>Opens <paramref name="path"/> for appending, creating it (and fsyncing its directory) if missing.</summary>
     /// <param name="path">The journal file path; its directory must exist.</param>
     /// <exception cref="ArgumentException"><paramref name="path"/> is empty.</exception>
-    /// <exception cref="IOException">The file cannot be opened or created, or is locked by another writer.</exception>
+    /// <exception cref="JournalInUseException">Another process writes the journal (its lock file <c>PATH.lock</c> is held).</exception>
+    /// <exception cref="IOException">The file cannot be opened or created.</exception>
     /// <exception cref="UnauthorizedAccessException">No permission.</exception>
     public static FileJournalStorage Open(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         path = System.IO.Path.GetFullPath(path);
         bool existed = File.Exists(path);
-        // FileShare.Read: readers may open their own streams; a second writer cannot.
-        var fs = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read, bufferSize: 0, FileOptions.None);
-        if (!existed)
+
+        // One writer per journal, across processes (the daemon, sign-batch): an exclusive lock on a sidecar file, held
+        // until Dispose and released by the OS if the process dies (flock(2) LOCK_EX on Unix, a share mode on Windows).
+        // The journal file itself only takes a shared lock (FileShare.Read with write access), so it cannot be the guard.
+        FileStream writerLock;
+        try
         {
-            try
+            writerLock = new FileStream(path + LockSuffix, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, bufferSize: 0, FileOptions.None);
+        }
+        catch (IOException ex) when (ex is not FileNotFoundException and not DirectoryNotFoundException and not PathTooLongException)
+        {
+            throw new JournalInUseException($"journal {path} is open for writing by another process (its lock {path + LockSuffix} is held): "
+                + "only one FactoryCa process (the daemon or sign-batch) may write a journal", ex);
+        }
+
+        FileStream? fs = null;
+        try
+        {
+            // FileShare.Read: readers may open their own streams.
+            fs = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read, bufferSize: 0, FileOptions.None);
+            if (!existed)
             {
                 FsyncDirectory(System.IO.Path.GetDirectoryName(path)!);
             }
-            catch
-            {
-                fs.Dispose();
-                throw;
-            }
+        }
+        catch
+        {
+            fs?.Dispose();
+            writerLock.Dispose();
+            throw;
         }
 
-        return new FileJournalStorage(path, fs);
+        return new FileJournalStorage(path, fs, writerLock);
     }
 
     /// <inheritdoc />
@@ -104,7 +127,11 @@ public sealed class FileJournalStorage : IJournalStorage
     public Stream OpenRead() => new FileStream(Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 1 << 16, FileOptions.SequentialScan);
 
     /// <inheritdoc />
-    public void Dispose() => _stream.Dispose();
+    public void Dispose()
+    {
+        _stream.Dispose();
+        _lock.Dispose();
+    }
 
     /// <summary>fsync(2) on a directory, so that a created or renamed entry in it is durable. No-op on Windows.</summary>
     /// <exception cref="IOException">open or fsync failed.</exception>
@@ -148,4 +175,13 @@ public sealed class FileJournalStorage : IJournalStorage
         internal static extern int close(int fd);
 #pragma warning restore SYSLIB1054, CA2101, CA5392
     }
+}
+
+/// <summary>Another process (the FactoryCa daemon, or sign-batch) holds the journal's writer lock; nothing was opened or changed.</summary>
+public sealed class JournalInUseException : IOException
+{
+    /// <summary>Creates the exception.</summary>
+    /// <param name="message">Names the journal and its lock file.</param>
+    /// <param name="inner">The sharing violation.</param>
+    public JournalInUseException(string message, Exception? inner = null) : base(message, inner) { }
 }
