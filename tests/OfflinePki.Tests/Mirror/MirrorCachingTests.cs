@@ -20,7 +20,7 @@ public class MirrorCachingTests
     public void Crl_is_reused_until_refresh_after_then_rebuilt_with_a_new_number()
     {
         using var bed = new MirrorTestBed();
-        var time = new ManualTime(new DateTimeOffset(2026, 11, 22, 12, 0, 0, TimeSpan.Zero));
+        var time = new ManualTime(DateTimeOffset.FromUnixTimeSeconds(DateTimeOffset.UtcNow.AddHours(1).ToUnixTimeSeconds()));
         var publisher = new CrlPublisher(CrlIssuer.FromCertificate(bed.IssuingCa), SoftwareKeyLoader.Load(bed.Pki.PathOf("issuing-ca-F1.key")),
             bed.Registry, time, TimeSpan.FromDays(7), TimeSpan.FromHours(1));
         var first = publisher.GetCurrent();

@@ -20,7 +20,8 @@ namespace OfflinePki.Tests.Orders;
 public class OrderBookTests
 {
     private static TestPki Pki => TestPki.Default;
-    private static readonly DateTimeOffset Now = new(2026, 11, 22, 8, 0, 0, TimeSpan.Zero);
+    // An hour from now: after the test PKI (and its order signer) was made, within the orders' 2026-2030 windows.
+    private static readonly DateTimeOffset Now = DateTimeOffset.FromUnixTimeSeconds(DateTimeOffset.UtcNow.AddHours(1).ToUnixTimeSeconds());
 
     private static (OrderBook Book, ReceiptTests.BuilderJournal Journal, JournalTestData.Builder Builder) NewBook()
     {
