@@ -162,6 +162,9 @@ public sealed class TlsCertificateSource : IDisposable
         }
     }
 
+    /// <summary>Why a PKCS#11 TLS key is unavailable (no secrets), or null while it is usable or a file key.</summary>
+    public string? UnavailableReason => _key is Pkcs11SigningKey p && OperatingSystem.IsLinux() ? p.UnavailableReason : null;
+
     /// <inheritdoc />
     public void Dispose()
     {
