@@ -98,7 +98,7 @@ public static class FactoryCaApp
                 {
                     if (tls.IsPkcs11)
                     {
-                        // Per handshake, so a token that comes back is reopened without a restart.
+                        // Per handshake, so the key is probed and reopened after a failure (a returned token still needs a restart: ops/HSM.md).
                         https.ServerCertificateSelector = (_, _) => tls.Current;
                     }
                     else

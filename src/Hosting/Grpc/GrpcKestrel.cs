@@ -25,8 +25,8 @@ public static class GrpcKestrel
 
     /// <summary>
     /// As <see cref="UseGrpcMutualTls(ListenOptions, X509Certificate2)"/> with the certificate from <paramref name="tls"/>;
-    /// a PKCS#11 key is chosen per handshake (<see cref="OfflinePki.Keys.TlsCertificateSource.Current"/>), so a token that
-    /// comes back is reopened without a restart.
+    /// a PKCS#11 key is chosen per handshake (<see cref="OfflinePki.Keys.TlsCertificateSource.Current"/>), which probes it and
+    /// reopens it after a failure (with libp11 0.4.12 a token that went away still needs a restart; see ops/HSM.md).
     /// </summary>
     /// <param name="listen">The listener.</param>
     /// <param name="tls">The server certificate and its key (file or PKCS#11).</param>

@@ -41,7 +41,7 @@ public static class JournalSyncServiceCollectionExtensions
             var handler = GrpcClient.CreateTlsHandler(new Uri(o.MirrorUrl), clientTls.Current, anchor, new GrpcClientOptions(), time);
             if (clientTls.IsPkcs11)
             {
-                // Per connection, so a token that comes back is reopened without a restart.
+                // Per connection, so the key is probed and reopened after a failure (a returned token still needs a restart: ops/HSM.md).
                 handler.SslOptions.LocalCertificateSelectionCallback = (_, _, _, _, _) => clientTls.Current;
             }
 

@@ -11,8 +11,9 @@ namespace OfflinePki.Keys;
 /// A PKCS#11 key follows the token: <see cref="Current"/> is meant to be called per handshake (Kestrel's
 /// ServerCertificateSelector, SslStream's LocalCertificateSelectionCallback). It rebuilds the certificate after
 /// the module was reset by any key of the process, and at most once per <see cref="ProbeInterval"/> it probes the
-/// key with a signature, so a token that went away and came back is reopened without a restart. While the token
-/// is gone handshakes fail (fail closed).
+/// key with a signature and reopens it after a failure. While the token is gone handshakes fail (fail closed).
+/// Limit (libp11 0.4.12 + SoftHSM2): after the token came back the reopen was seen to keep failing ("failed loading
+/// private key"), so a restart is needed; see ops/HSM.md.
 /// </para>
 /// </summary>
 public sealed class TlsCertificateSource : IDisposable
