@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Moves the demo's CA, journal, OCSP and receipt keys into SoftHSM2 tokens and points the configs at them.
+# Moves the demo's CA, journal, OCSP and receipt keys and its TLS keys into SoftHSM2 tokens and points the configs at them.
 #
 #   eval "$(bash ops/demo-hsm-setup.sh PKIDIR [FACTORY])"     # called by ops/demo.sh unless --soft-keys
 #
 # PKIDIR is what ops/dev-pki.sh made. Creates PKIDIR/hsm/{softhsm2.conf,tokens/,pins/} with two tokens, as the
 # ceremony (ops/ceremony/ceremony.sh) would for a real site:
-#   factory-FACTORY: issuing-ca, journal-signer        mirror: issuing-ca-FACTORY (clone), ocsp-FACTORY, mirror-receipt
+#   factory-FACTORY: issuing-ca, journal-signer, est-server (TLS), sync-client (TLS, mTLS to the mirror)
+#   mirror: issuing-ca-FACTORY (clone), ocsp-FACTORY, mirror-receipt, sync-server (TLS, sync and admin listeners)
 # imports the dev keys with pkcs11-tool, shreds the PEM key files of every key now in a token, and rewrites
 # factoryca.json / mirrorca.json keys to { Pkcs11Uri, Module, PinFile }. Prints the one line the daemons need:
 #   export SOFTHSM2_CONF=PKIDIR/hsm/softhsm2.conf
-# The TLS server keys stay in files (see ops/HSM.md). Progress goes to stderr.
+# TLS keys: set OFFLINEPKI_TLS_KEYS_IN_FILES=1 to leave them in PEM files (see ops/HSM.md). Progress goes to stderr.
 set -euo pipefail
 umask 077
 pki=$(cd "${1:?usage: $0 PKIDIR [FACTORY]}" && pwd); factory=${2:-F1}
@@ -42,10 +43,16 @@ put "factory-$factory" journal-signer 02 "$pki/journal-signer-$factory.key"
 put mirror "issuing-ca-$factory" 21 "$pki/issuing-ca-$factory.key"
 put mirror "ocsp-$factory" 31 "$pki/ocsp-$factory.key"
 [ -f "$pki/mirror-receipt.key" ] && put mirror mirror-receipt 10 "$pki/mirror-receipt.key"
+tls=1; [ "${OFFLINEPKI_TLS_KEYS_IN_FILES:-0}" = 1 ] && tls=0
+if [ "$tls" = 1 ]; then
+  put "factory-$factory" est-server 03 "$pki/est-server.key"
+  put "factory-$factory" sync-client 04 "$pki/factory-$factory-sync-client.key"
+  put mirror sync-server 40 "$pki/mirror-sync-server.key"
+fi
 
-/usr/bin/python3 - "$pki" "$factory" "$module" "$hsm" <<'PY'
+/usr/bin/python3 - "$pki" "$factory" "$module" "$hsm" "$tls" <<'PY'
 import json, sys
-pki, factory, module, hsm = sys.argv[1:5]
+pki, factory, module, hsm, tls = sys.argv[1:6]
 def key(token, obj):
     return {"Pkcs11Uri": f"pkcs11:token={token};object={obj};type=private", "Module": module, "PinFile": f"{hsm}/pins/{token}.pin"}
 def edit(name, fn):
@@ -57,15 +64,25 @@ def factory_cfg(d):
     s = d["FactoryCa"]
     s["IssuingCa"]["Key"] = key(f"factory-{factory}", "issuing-ca")
     s["JournalSigner"]["Key"] = key(f"factory-{factory}", "journal-signer")
+    if tls == "1":
+        s["Est"]["ServerKey"] = key(f"factory-{factory}", "est-server")
+        if "Sync" in s:
+            s["Sync"].pop("ClientKeyPath", None)
+            s["Sync"]["ClientKey"] = key(f"factory-{factory}", "sync-client")
 def mirror_cfg(d):
     for f in d["MirrorCa"]["Factories"]:
         if f.get("FactoryId") == factory:
             f["IssuingCa"]["Key"] = key("mirror", f"issuing-ca-{factory}")
             f["OcspResponder"]["Key"] = key("mirror", f"ocsp-{factory}")
+    if tls == "1":
+        for section in ("Sync", "Admin"):
+            if section in d["MirrorCa"]:
+                d["MirrorCa"][section]["ServerKey"] = key("mirror", "sync-server")
 edit("factoryca.json", factory_cfg)
 edit("mirrorca.json", mirror_cfg)
 PY
 # The keys now live in the tokens only.
 for k in "issuing-ca-$factory" "journal-signer-$factory" "ocsp-$factory"; do shred -u "$pki/$k.key"; done
+[ "$tls" = 1 ] && for k in est-server "factory-$factory-sync-client" mirror-sync-server; do shred -u "$pki/$k.key"; done
 echo "demo-hsm: keys of factory $factory and the mirror are in SoftHSM2 ($hsm); PEM copies shredded" >&2
 echo "export SOFTHSM2_CONF='$SOFTHSM2_CONF'"

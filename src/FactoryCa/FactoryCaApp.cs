@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.Options;
 using OfflinePki.Hosting;
+using OfflinePki.Keys;
 using OfflinePki.Issuance;
 using OfflinePki.Journal;
 using OfflinePki.Policy;
@@ -101,9 +102,19 @@ public static class FactoryCaApp
             kestrel.Listen(endpoint!, listen =>
             {
                 listen.Protocols = HttpProtocols.Http1AndHttp2;
-                var serverCert = X509Certificate2.CreateFromPemFile(est.ServerCertificate, est.ServerKey);
-                listen.UseHttps(serverCert, https =>
+                var tls = TlsCertificateSource.Load($"{FactoryCaOptions.SectionName}:Est:ServerKey", est.ServerCertificate, est.ServerKey);
+                listen.UseHttps(https =>
                 {
+                    if (tls.IsPkcs11)
+                    {
+                        // Per handshake, so the key is probed and reopened after a failure (a returned token still needs a restart: ops/HSM.md).
+                        https.ServerCertificateSelector = (_, _) => tls.Current;
+                    }
+                    else
+                    {
+                        https.ServerCertificate = tls.Current;
+                    }
+
                     https.ClientCertificateMode = ClientCertificateMode.AllowCertificate;
                     https.AllowAnyClientCertificate();
                 });

@@ -77,7 +77,8 @@ public sealed class FactoryCaOptions
         JournalSigner.Certificate = R(JournalSigner.Certificate);
         JournalSigner.Key.ResolvePaths(baseDirectory);
         Est.ServerCertificate = R(Est.ServerCertificate);
-        Est.ServerKey = R(Est.ServerKey);
+        Est.ServerKey ??= new(); // "ServerKey": null in JSON; validation then names the key
+        Est.ServerKey.ResolvePaths(baseDirectory);
         Est.RaCaCertificate = R(Est.RaCaCertificate);
     }
 }
@@ -106,8 +107,8 @@ public sealed class EstOptions
     /// <summary>PEM TLS server certificate.</summary>
     public string ServerCertificate { get; set; } = string.Empty;
 
-    /// <summary>PEM TLS server key.</summary>
-    public string ServerKey { get; set; } = string.Empty;
+    /// <summary>TLS server key: a PEM key file path (string) or a key section with a PKCS#11 URI (see <see cref="Keys.TlsKeyOptions"/>).</summary>
+    public Keys.TlsKeyOptions ServerKey { get; set; } = new();
 
     /// <summary>PEM RA/TLS CA that certifies station client certificates.</summary>
     public string RaCaCertificate { get; set; } = string.Empty;
@@ -290,7 +291,7 @@ public sealed class FactoryCaOptionsValidator : IValidateOptions<FactoryCaOption
         errors.AddRange(Keys.SigningKeyOptions.Validate($"{S}:IssuingCa:Key", options.IssuingCa.Key));
         errors.AddRange(Keys.SigningKeyOptions.Validate($"{S}:JournalSigner:Key", options.JournalSigner.Key));
         Cert(errors, $"{S}:Est:ServerCertificate", options.Est.ServerCertificate);
-        FileExists(errors, $"{S}:Est:ServerKey", options.Est.ServerKey);
+        errors.AddRange(Keys.SigningKeyOptions.Validate($"{S}:Est:ServerKey", options.Est.ServerKey));
         var raCa = Cert(errors, $"{S}:Est:RaCaCertificate", options.Est.RaCaCertificate);
 
         foreach (var (k, c) in new[] { ($"{S}:RootCertificate", root), ($"{S}:IssuingCa:Certificate", issuing) })

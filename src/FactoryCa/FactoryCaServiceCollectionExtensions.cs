@@ -172,6 +172,7 @@ public static class FactoryCaServiceCollectionExtensions
             string R(string p) => string.IsNullOrEmpty(p) ? p : Path.GetFullPath(p, baseDirectory);
             o.ClientCertificatePath = R(o.ClientCertificatePath);
             o.ClientKeyPath = R(o.ClientKeyPath);
+            o.ClientKey?.ResolvePaths(baseDirectory);
             o.ServerTrustAnchorPath = R(o.ServerTrustAnchorPath);
         });
         return services;

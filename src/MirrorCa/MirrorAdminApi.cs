@@ -29,8 +29,8 @@ public sealed class AdminOptions
     /// <summary>PEM TLS server certificate (serverAuth).</summary>
     public string ServerCertificate { get; set; } = string.Empty;
 
-    /// <summary>PEM key of <see cref="ServerCertificate"/>.</summary>
-    public string ServerKey { get; set; } = string.Empty;
+    /// <summary>Key of <see cref="ServerCertificate"/>: a PEM key file path (string) or a key section with a PKCS#11 URI (see <see cref="Keys.TlsKeyOptions"/>).</summary>
+    public Keys.TlsKeyOptions ServerKey { get; set; } = new();
 
     /// <summary>The CA that issues admin client certificates (the TLS CA).</summary>
     public string ClientCaCertificate { get; set; } = string.Empty;
@@ -87,13 +87,14 @@ public static class MirrorAdminApi
             var o = mirror.Value;
             if (Enabled(o) && OfflinePki.Hosting.ListenAddress.TryParse(o.Admin.Listen, Uri.UriSchemeHttps, out var endpoint, out _))
             {
-                var serverCert = X509Certificate2.CreateFromPemFile(o.Admin.ServerCertificate, o.Admin.ServerKey);
+                var tls = Keys.TlsCertificateSource.Load($"{MirrorCaOptions.SectionName}:Admin:ServerKey", o.Admin.ServerCertificate, o.Admin.ServerKey);
                 kestrel.Listen(endpoint!, l =>
                 {
                     l.Protocols = HttpProtocols.Http1;
                     l.UseHttps(new HttpsConnectionAdapterOptions
                     {
-                        ServerCertificate = serverCert,
+                        ServerCertificate = tls.IsPkcs11 ? null : tls.Current,
+                        ServerCertificateSelector = tls.IsPkcs11 ? (_, _) => tls.Current : null,
                         SslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
                         ClientCertificateMode = ClientCertificateMode.AllowCertificate,
                         CheckCertificateRevocation = false,

@@ -52,13 +52,15 @@ public sealed class MirrorCaOptions
         DataDirectory = Resolve(baseDirectory, DataDirectory);
         RootCertificate = Resolve(baseDirectory, RootCertificate);
         Sync.ServerCertificate = Resolve(baseDirectory, Sync.ServerCertificate);
-        Sync.ServerKey = Resolve(baseDirectory, Sync.ServerKey);
+        Sync.ServerKey ??= new(); // "ServerKey": null in JSON; validation then names the key
+        Sync.ServerKey.ResolvePaths(baseDirectory);
         Sync.ClientCaCertificate = Resolve(baseDirectory, Sync.ClientCaCertificate);
         ReceiptSigner.Certificate = Resolve(baseDirectory, ReceiptSigner.Certificate);
         ReceiptSigner.Key.File = Resolve(baseDirectory, ReceiptSigner.Key.File);
         Crl.PublishDirectory = Resolve(baseDirectory, Crl.PublishDirectory);
         Admin.ServerCertificate = Resolve(baseDirectory, Admin.ServerCertificate);
-        Admin.ServerKey = Resolve(baseDirectory, Admin.ServerKey);
+        Admin.ServerKey ??= new();
+        Admin.ServerKey.ResolvePaths(baseDirectory);
         Admin.ClientCaCertificate = Resolve(baseDirectory, Admin.ClientCaCertificate);
         foreach (var f in Factories)
         {
@@ -93,8 +95,8 @@ public sealed class MirrorSyncOptions
     /// <summary>TLS server certificate (PEM).</summary>
     public string ServerCertificate { get; set; } = string.Empty;
 
-    /// <summary>TLS server key (PEM PKCS#8).</summary>
-    public string ServerKey { get; set; } = string.Empty;
+    /// <summary>TLS server key: a PEM key file path (string) or a key section with a PKCS#11 URI (see <see cref="Keys.TlsKeyOptions"/>).</summary>
+    public Keys.TlsKeyOptions ServerKey { get; set; } = new();
 
     /// <summary>CA that issues factory sync client certificates.</summary>
     public string ClientCaCertificate { get; set; } = string.Empty;
@@ -277,7 +279,7 @@ public sealed partial class MirrorCaOptionsValidator : IValidateOptions<MirrorCa
             }
 
             RequireFile(errors, $"{S}:Sync:ServerCertificate", options.Sync.ServerCertificate);
-            RequireFile(errors, $"{S}:Sync:ServerKey", options.Sync.ServerKey);
+            errors.AddRange(Keys.SigningKeyOptions.Validate($"{S}:Sync:ServerKey", options.Sync.ServerKey));
             RequireFile(errors, $"{S}:Sync:ClientCaCertificate", options.Sync.ClientCaCertificate);
             if (options.Sync.MaxMessageBytes is < 64 * 1024 or > 64 * 1024 * 1024)
             {
@@ -365,7 +367,7 @@ public sealed partial class MirrorCaOptionsValidator : IValidateOptions<MirrorCa
             }
 
             RequireFile(errors, $"{S}:Admin:ServerCertificate", options.Admin.ServerCertificate);
-            RequireFile(errors, $"{S}:Admin:ServerKey", options.Admin.ServerKey);
+            errors.AddRange(Keys.SigningKeyOptions.Validate($"{S}:Admin:ServerKey", options.Admin.ServerKey));
             RequireFile(errors, $"{S}:Admin:ClientCaCertificate", options.Admin.ClientCaCertificate);
             if (options.Admin.Clients.Count == 0)
             {

@@ -32,8 +32,8 @@ public static class MirrorSyncServices
 
             if (SyncEnabled(o) && ListenAddress.TryParse(o.Sync.Listen, Uri.UriSchemeHttps, out var sync, out _))
             {
-                var serverCert = X509Certificate2.CreateFromPemFile(o.Sync.ServerCertificate, o.Sync.ServerKey);
-                kestrel.Listen(sync!, l => l.UseGrpcMutualTls(serverCert));
+                var tls = Keys.TlsCertificateSource.Load($"{MirrorCaOptions.SectionName}:Sync:ServerKey", o.Sync.ServerCertificate, o.Sync.ServerKey);
+                kestrel.Listen(sync!, l => l.UseGrpcMutualTls(tls));
             }
         });
         services.AddSingleton(sp =>

@@ -20,7 +20,25 @@ public static class GrpcKestrel
     /// <returns><paramref name="listen"/>.</returns>
     /// <exception cref="ArgumentNullException">An argument is null.</exception>
     /// <exception cref="ArgumentException">The certificate has no private key.</exception>
-    public static ListenOptions UseGrpcMutualTls(this ListenOptions listen, X509Certificate2 serverCertificate)
+    public static ListenOptions UseGrpcMutualTls(this ListenOptions listen, X509Certificate2 serverCertificate) =>
+        UseGrpcMutualTls(listen, serverCertificate, null);
+
+    /// <summary>
+    /// As <see cref="UseGrpcMutualTls(ListenOptions, X509Certificate2)"/> with the certificate from <paramref name="tls"/>;
+    /// a PKCS#11 key is chosen per handshake (<see cref="OfflinePki.Keys.TlsCertificateSource.Current"/>), which probes it and
+    /// reopens it after a failure (with libp11 0.4.12 a token that went away still needs a restart; see ops/HSM.md).
+    /// </summary>
+    /// <param name="listen">The listener.</param>
+    /// <param name="tls">The server certificate and its key (file or PKCS#11).</param>
+    /// <returns><paramref name="listen"/>.</returns>
+    /// <exception cref="ArgumentNullException">An argument is null.</exception>
+    public static ListenOptions UseGrpcMutualTls(this ListenOptions listen, OfflinePki.Keys.TlsCertificateSource tls)
+    {
+        ArgumentNullException.ThrowIfNull(tls);
+        return UseGrpcMutualTls(listen, tls.Current, tls.IsPkcs11 ? tls : null);
+    }
+
+    private static ListenOptions UseGrpcMutualTls(ListenOptions listen, X509Certificate2 serverCertificate, OfflinePki.Keys.TlsCertificateSource? perHandshake)
     {
         ArgumentNullException.ThrowIfNull(listen);
         ArgumentNullException.ThrowIfNull(serverCertificate);
@@ -32,7 +50,8 @@ public static class GrpcKestrel
         listen.Protocols = HttpProtocols.Http2;
         listen.UseHttps(new HttpsConnectionAdapterOptions
         {
-            ServerCertificate = serverCertificate,
+            ServerCertificate = perHandshake is null ? serverCertificate : null,
+            ServerCertificateSelector = perHandshake is null ? null : (_, _) => perHandshake.Current,
             SslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
             ClientCertificateMode = ClientCertificateMode.AllowCertificate,
             CheckCertificateRevocation = false,

@@ -4,6 +4,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using OfflinePki.Journal;
+using OfflinePki.Keys;
 using OfflinePki.Sync;
 using OfflinePki.Sync.Grpc;
 
@@ -34,9 +35,17 @@ public static class JournalSyncServiceCollectionExtensions
         {
             var o = sp.GetRequiredService<IOptions<SyncOptions>>().Value;
             var time = sp.GetService<TimeProvider>() ?? TimeProvider.System;
-            var clientCert = X509Certificate2.CreateFromPemFile(o.ClientCertificatePath, o.ClientKeyPath);
+            var clientTls = TlsCertificateSource.Load(string.IsNullOrWhiteSpace(o.ClientKeyPath) ? "Sync:ClientKey" : "Sync:ClientKeyPath",
+                o.ClientCertificatePath, o.EffectiveClientKey, time);
             var anchor = X509CertificateLoader.LoadCertificateFromFile(o.ServerTrustAnchorPath);
-            var grpc = new GrpcClient(new Uri(o.MirrorUrl), clientCert, anchor, timeProvider: time);
+            var handler = GrpcClient.CreateTlsHandler(new Uri(o.MirrorUrl), clientTls.Current, anchor, new GrpcClientOptions(), time);
+            if (clientTls.IsPkcs11)
+            {
+                // Per connection, so the key is probed and reopened after a failure (a returned token still needs a restart: ops/HSM.md).
+                handler.SslOptions.LocalCertificateSelectionCallback = (_, _, _, _, _) => clientTls.Current;
+            }
+
+            var grpc = new GrpcClient(new Uri(o.MirrorUrl), handler, timeProvider: time);
             return new JournalSyncClient(grpc, sp.GetRequiredService<IJournalReader>(), sp.GetRequiredService<IJournalAppender>(), o, time,
                 sp.GetRequiredService<ILogger<JournalSyncClient>>())
             {

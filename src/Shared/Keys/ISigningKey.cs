@@ -106,6 +106,10 @@ public sealed class AsymmetricSigningKey : ISigningKey, IDisposable
     /// <summary>An <see cref="X509SignatureGenerator"/> for APIs such as <see cref="CertificateRequest"/>.</summary>
     public X509SignatureGenerator AsSignatureGenerator() => _generator;
 
+    /// <summary>A copy of <paramref name="certificate"/> joined to this key (for TLS; the copy holds its own key reference).</summary>
+    internal X509Certificate2 CopyWithPrivateKey(X509Certificate2 certificate) =>
+        _ecdsa is not null ? certificate.CopyWithPrivateKey(_ecdsa) : certificate.CopyWithPrivateKey(_rsa!);
+
     /// <summary>"sha256:" + lower-case hex SHA-256 of the DER SubjectPublicKeyInfo.</summary>
     public static string ComputeKeyId(PublicKey publicKey)
     {

@@ -111,6 +111,23 @@ public sealed class Pkcs11SigningKey : ISigningKey, IDisposable
         }
     }
 
+    /// <summary>
+    /// A copy of <paramref name="certificate"/> whose private key is the current engine handle (for TLS: SslStream
+    /// signs the handshake through the token). Reopens first if the key failed or the module was reset.
+    /// </summary>
+    /// <exception cref="SigningKeyUnavailableException">The key is unavailable.</exception>
+    internal (X509Certificate2 Certificate, long Generation) CopyWithPrivateKey(X509Certificate2 certificate)
+    {
+        var key = Current();
+        lock (_gate)
+        {
+            return (key.CopyWithPrivateKey(certificate), _generation);
+        }
+    }
+
+    /// <summary>The engine generation the current handle was opened under.</summary>
+    internal long Generation { get { lock (_gate) { return _generation; } } }
+
     /// <summary>An <see cref="X509SignatureGenerator"/> over the current handle (for <see cref="CertificateRequest"/>).</summary>
     /// <exception cref="SigningKeyUnavailableException">The key is unavailable.</exception>
     public X509SignatureGenerator AsSignatureGenerator() => Current().AsSignatureGenerator();

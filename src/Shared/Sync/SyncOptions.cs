@@ -26,8 +26,18 @@ public sealed class SyncOptions
     /// <summary>PEM file of our TLS client certificate (CN e.g. "factory-F1-sync", clientAuth EKU).</summary>
     public string ClientCertificatePath { get; set; } = string.Empty;
 
-    /// <summary>PEM file of the client certificate's private key.</summary>
+    /// <summary>PEM file of the client certificate's private key (or set <see cref="ClientKey"/> instead).</summary>
     public string ClientKeyPath { get; set; } = string.Empty;
+
+    /// <summary>
+    /// The client certificate's private key as a key section (a PKCS#11 URI with Module and a PIN source, or a File),
+    /// instead of <see cref="ClientKeyPath"/>; set exactly one of them.
+    /// </summary>
+    public OfflinePki.Keys.TlsKeyOptions? ClientKey { get; set; }
+
+    /// <summary>The client key in effect: <see cref="ClientKey"/> when set, otherwise <see cref="ClientKeyPath"/> as a file key.</summary>
+    public OfflinePki.Keys.TlsKeyOptions EffectiveClientKey =>
+        ClientKey is { IsEmpty: false } ? ClientKey : OfflinePki.Keys.TlsKeyOptions.FromPath(ClientKeyPath);
 
     /// <summary>PEM file of the TLS CA that must have issued the mirror's server certificate.</summary>
     public string ServerTrustAnchorPath { get; set; } = string.Empty;
@@ -62,7 +72,23 @@ public sealed class SyncOptionsValidator : IValidateOptions<SyncOptions>
             errors.Add("Sync:Timeout and Sync:PushTimeout must be positive.");
         }
 
-        foreach (var (key, path) in new[] { ("ClientCertificatePath", options.ClientCertificatePath), ("ClientKeyPath", options.ClientKeyPath), ("ServerTrustAnchorPath", options.ServerTrustAnchorPath) })
+        bool keySection = options.ClientKey is { IsEmpty: false };
+        if (keySection && !string.IsNullOrWhiteSpace(options.ClientKeyPath))
+        {
+            errors.Add("Sync: set exactly one of Sync:ClientKeyPath or Sync:ClientKey.");
+        }
+        else if (keySection)
+        {
+            errors.AddRange(OfflinePki.Keys.SigningKeyOptions.Validate("Sync:ClientKey", options.ClientKey!));
+        }
+
+        var files = new List<(string, string)> { ("ClientCertificatePath", options.ClientCertificatePath), ("ServerTrustAnchorPath", options.ServerTrustAnchorPath) };
+        if (!keySection)
+        {
+            files.Insert(1, ("ClientKeyPath", options.ClientKeyPath));
+        }
+
+        foreach (var (key, path) in files)
         {
             if (string.IsNullOrWhiteSpace(path))
             {

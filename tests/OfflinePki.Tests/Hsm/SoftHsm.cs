@@ -69,6 +69,24 @@ internal static class SoftHsm
         }
     }
 
+    /// <summary>Imports a PEM private key and its public key (same CKA_ID, which libp11 needs for EC keys) as <paramref name="objectLabel"/>.</summary>
+    public static void ImportKeyPair(string token, string pin, string pemKey, string objectLabel, string id)
+    {
+        ImportKey(token, pin, pemKey, objectLabel, id);
+        string pub = Path.Combine(Directory, Guid.NewGuid().ToString("N") + ".pub.der");
+        Tool.OpenSsl("pkey", "-in", pemKey, "-pubout", "-outform", "DER", "-out", pub).EnsureSuccess("openssl pkey -pubout");
+        try
+        {
+            Tool.Run("pkcs11-tool", ["--module", Module, "--token-label", token, "--login", "--pin", pin,
+                "--write-object", pub, "--type", "pubkey", "--label", objectLabel, "--id", id], env: Env)
+                .EnsureSuccess("pkcs11-tool --write-object pubkey");
+        }
+        finally
+        {
+            File.Delete(pub);
+        }
+    }
+
     /// <summary>Generates a P-256 key pair in the token.</summary>
     public static void GenerateKey(string token, string pin, string objectLabel, string id)
     {
