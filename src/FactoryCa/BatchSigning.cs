@@ -528,7 +528,8 @@ public sealed class BatchSigner
         }
     }
 
-    private static async Task<bool> DaemonRunningAsync(string dataDirectory, CancellationToken cancellationToken)
+    /// <summary>True when a FactoryCa daemon answers on the control socket of <paramref name="dataDirectory"/> (a stale socket file is not a daemon).</summary>
+    internal static async Task<bool> DaemonRunningAsync(string dataDirectory, CancellationToken cancellationToken)
     {
         if (!File.Exists(ControlEndpoints.SocketPath(dataDirectory)))
         {

@@ -104,6 +104,32 @@ public class BatchSigningTests
     }
 
     [Test]
+    public async Task Import_order_with_the_daemon_stopped_journals_it_once_and_a_tampered_order_changes_nothing()
+    {
+        string config = Config();
+        await using (FactoryCaApp.Build(config))
+        {
+            // genesis only: the journal exists, no daemon runs afterwards
+        }
+
+        string good = Peers.NewPath(".p7"), bad = Peers.NewPath(".p7");
+        File.WriteAllBytes(good, OrderFiles.Sign(_pki, OrderFiles.Json("PO-OFFLINE", 7)));
+        var tampered = OrderFiles.Sign(_pki, OrderFiles.Json("PO-TAMPERED", 7));
+        tampered[tampered.Length / 2] ^= 0x01;
+        File.WriteAllBytes(bad, tampered);
+
+        Assert.That(await FactoryCli.ImportOrderAsync(config, good, CancellationToken.None), Is.Zero);
+        Assert.That(await FactoryCli.ImportOrderAsync(config, good, CancellationToken.None), Is.Zero, "a second import is a no-op");
+        byte[] before = File.ReadAllBytes(JournalPath(config));
+        Assert.That(await FactoryCli.ImportOrderAsync(config, bad, CancellationToken.None), Is.EqualTo(1));
+        Assert.That(File.ReadAllBytes(JournalPath(config)), Is.EqualTo(before), "a refused order journals nothing");
+
+        Assert.That(Entries(config).Count(e => e.Type == EntryType.OrderAccepted), Is.EqualTo(1));
+        await using var app = FactoryCaApp.Build(config);
+        Assert.That(app.Services.GetRequiredService<OrderBook>().StatusOf("PO-OFFLINE")?.Order.Quantity, Is.EqualTo(7));
+    }
+
+    [Test]
     public async Task A_folder_of_pem_and_der_csrs_is_signed_under_the_order_and_a_rerun_issues_nothing_twice()
     {
         string config = Config();
