@@ -13,24 +13,33 @@ namespace OfflinePki.Tests.Resilience;
 
 /// <summary>
 /// Property (FsCheck): over random interleavings of appends, checkpoints, crashes (a write torn after a random number of
-/// bytes, then close and reopen) and syncs (with or without a fresh checkpoint) the mirror's view is always a verified
-/// prefix of the factory's journal, and a crash keeps exactly the acknowledged entries.
+/// bytes, then close and reopen), syncs (with or without a fresh checkpoint) and air-gap transfers (a signed export
+/// bundle imported twice, sometimes starting past the mirror's head so that it is held until the gap is filled) the
+/// mirror's view is always a verified prefix of the factory's journal, and a crash keeps exactly the acknowledged entries.
 /// </summary>
 public class JournalSyncPropertyTests
 {
-    /// <summary>
-    /// Hook for air-gap transfers (export a bundle on the factory, import it on the mirror), called for op 7 with the
-    /// writer, the mirror's applier and its sink; a no-op until the export/import helper plugs in.
-    /// </summary>
-    internal static Func<JournalWriter, SyncApplier, FakeJournalSink, Task>? ExportImport { get; set; }
-
     private static readonly CallerIdentity F1 = new("factory-F1-sync", "F1");
 
     [FsCheck.NUnit.Property(MaxTest = 30, EndSize = 40)]
     public bool Mirror_view_is_always_a_verified_prefix_of_the_factory_journal(byte[] ops)
         => Run(ops ?? []).GetAwaiter().GetResult();
 
-    private static async Task<bool> Run(byte[] ops)
+    [Test]
+    public async Task An_air_gap_bundle_applies_once_and_a_gapped_one_waits_for_the_sync_that_fills_the_gap()
+    {
+        // appends, export (applied, then a no-op), appends, export from head + 2 (held), sync (fills the gap, then the held
+        // bundle applies), appends, export (applied).
+        var outcomes = new List<ImportOutcome>();
+        Assert.That(await Run([0, 2, 7, 0, 1, 23, 6, 0, 7], outcomes), Is.True);
+        Assert.That(outcomes, Is.EqualTo(new[]
+        {
+            ImportOutcome.Applied, ImportOutcome.AlreadyApplied, ImportOutcome.HeldPending, ImportOutcome.HeldPending,
+            ImportOutcome.Applied, ImportOutcome.AlreadyApplied,
+        }));
+    }
+
+    private static async Task<bool> Run(byte[] ops, List<ImportOutcome>? outcomes = null)
     {
         var m = JournalTestData.M;
         var dir = Path.Combine(Path.GetTempPath(), "offlinepki-tests", "prop-" + Guid.NewGuid().ToString("N")[..8]);
@@ -48,6 +57,7 @@ public class JournalSyncPropertyTests
         var writer = await Open();
         var sink = new FakeJournalSink();
         var applier = new SyncApplier(sink, m.Root);
+        var importer = new BundleImporter(applier, sink, Path.Combine(dir, "pending"), new HashSet<string>(StringComparer.Ordinal) { "F1" });
         var acked = writer.ReadFrom(1).Select(e => e.Hash.ToByteArray()).ToList(); // genesis (and any checkpoint the writer adds)
         var journalId = writer.Anchor.JournalId;
         try
@@ -89,14 +99,28 @@ public class JournalSyncPropertyTests
 
                         ulong from = (applier.GetHead(new GetHeadRequest { JournalId = ByteString.CopyFrom(journalId), FactoryId = "F1" }, F1) is { Known: true } h ? h.Seq : 0) + 1;
                         await applier.ApplyAsync(F1, Push(journalId, from, writer.ReadFrom(from)));
+                        await importer.ApplyPendingAsync(); // a held bundle may now follow the head
                         break;
                     default:
-                        if (ExportImport is { } hook)
+                    {
+                        // Air gap: checkpoint, export a bundle from the mirror's head + 1 (or + 2, leaving a gap), import it twice.
+                        Acked(acked, await writer.CheckpointAsync());
+                        ulong head = applier.GetHead(new GetHeadRequest { JournalId = ByteString.CopyFrom(journalId), FactoryId = "F1" }, F1) is { Known: true } mh ? mh.Seq : 0;
+                        ulong start = head + 1 + (op / 8 % 3 == 2 ? 1UL : 0UL);
+                        if (start < (ulong)acked.Count)
                         {
-                            await hook(writer, applier, sink);
+                            string bundle = Path.Combine(dir, $"bundle-{n}.bin");
+                            await using (var output = File.Create(bundle))
+                            {
+                                ExportBundleWriter.Write(writer, start, 0, m.SignerKey, m.SignerCert.RawData, output, TimeProvider.System);
+                            }
+
+                            outcomes?.Add((await importer.ImportAsync(bundle)).Outcome);
+                            outcomes?.Add((await importer.ImportAsync(bundle)).Outcome); // importing the same bundle again is a no-op
                         }
 
                         break;
+                    }
                 }
 
                 // The invariant: every acknowledged entry is in the factory journal, and the mirror holds a prefix of it
