@@ -310,10 +310,10 @@ public class OrderEstTests
             for (int round = 0; round <= kills; round++)
             {
                 exhausted = 0; // counted per round: the last round must end with every station refused
-                using var process = StartProcess(config);
+                using var process = FactoryProcess.Start(config);
                 try
                 {
-                    await WaitReadyAsync(clients[0], url, process);
+                    await FactoryProcess.WaitReadyAsync(clients[0], url, process);
                     if (round == 0)
                     {
                         using var control = ControlEndpoints.CreateClient(data);
@@ -394,48 +394,6 @@ public class OrderEstTests
         var journaled = issued.Select(c => Convert.ToBase64String(c.Certificate.Span)).ToHashSet();
         Assert.That(received.Select(b => Convert.ToBase64String(CertsOnlyLeaf(Convert.FromBase64String(b)))).All(journaled.Contains), Is.True,
             "every certificate a station received is in the journal");
-    }
-
-    private static Process StartProcess(string configPath)
-    {
-        string build = Path.GetFileName(Path.GetDirectoryName(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar)))!; // bin/<Config>/net10.0
-        string dll = Path.Combine(TestPki.RepoRoot, "src", "FactoryCa", "bin", build, "net10.0", "FactoryCa.dll");
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { dll, "serve", "--config", configPath })
-        {
-            psi.ArgumentList.Add(a);
-        }
-
-        psi.Environment["Logging__LogLevel__Default"] = "Warning";
-        var p = Process.Start(psi)!;
-        p.OutputDataReceived += (_, _) => { };
-        p.ErrorDataReceived += (_, _) => { };
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
-        return p;
-    }
-
-    private static async Task WaitReadyAsync(HttpClient client, string estBase, Process process)
-    {
-        for (int i = 0; i < 1200; i++)
-        {
-            Assert.That(process.HasExited, Is.False, "FactoryCa exited while starting");
-            try
-            {
-                using var r = await client.GetAsync(estBase + "/cacerts");
-                if (r.StatusCode == HttpStatusCode.OK)
-                {
-                    return;
-                }
-            }
-            catch (HttpRequestException)
-            {
-            }
-
-            await Task.Delay(50);
-        }
-
-        Assert.Fail("FactoryCa did not become ready in 60 s");
     }
 
     private static Task<(HttpStatusCode Status, string Body)> EnrollAsync(HttpClient station, string estBase, string deviceId, string orderId) =>

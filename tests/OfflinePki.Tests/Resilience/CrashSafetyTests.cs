@@ -68,11 +68,11 @@ public class CrashSafetyTests
         {
             for (int k = 0; k < kills; k++)
             {
-                using var process = Start(configPath);
+                using var process = FactoryProcess.Start(configPath);
                 try
                 {
                     var sw = Stopwatch.StartNew();
-                    await WaitReady(clients[0], estBase, process);
+                    await FactoryProcess.WaitReadyAsync(clients[0], estBase, process);
                     startup += sw.Elapsed;
                     Check(journalDir, pki, received, $"after restart {k}");
 
@@ -156,50 +156,6 @@ public class CrashSafetyTests
         Assert.That(expected - 1, Is.EqualTo(report.HeadSeq), $"{when}: the reader and the verifier agree on the head");
         var missing = received.Select(d => Convert.ToHexString(SHA256.HashData(d))).Where(fp => !fingerprints.Contains(fp)).ToList();
         Assert.That(missing, Is.Empty, $"{when}: certificates received by stations but missing from the journal");
-    }
-
-    private static Process Start(string configPath)
-    {
-        string config = Path.GetFileName(Path.GetDirectoryName(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar)))!; // bin/<Config>/net10.0
-        string dll = Path.Combine(TestPki.RepoRoot, "src", "FactoryCa", "bin", config, "net10.0", "FactoryCa.dll");
-        Assert.That(File.Exists(dll), Is.True, $"{dll} is built with the tests");
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { dll, "serve", "--config", configPath })
-        {
-            psi.ArgumentList.Add(a);
-        }
-
-        psi.Environment["Logging__LogLevel__Default"] = "Warning";
-        var p = Process.Start(psi)!;
-        p.OutputDataReceived += (_, _) => { };
-        p.ErrorDataReceived += (_, _) => { };
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
-        return p;
-    }
-
-    private static async Task WaitReady(HttpClient client, string estBase, Process process)
-    {
-        var deadline = Stopwatch.StartNew();
-        while (deadline.Elapsed < TimeSpan.FromSeconds(60))
-        {
-            Assert.That(process.HasExited, Is.False, "FactoryCa exited while starting (exit code " + (process.HasExited ? process.ExitCode : 0) + ")");
-            try
-            {
-                using var r = await client.GetAsync(estBase + "/cacerts");
-                if (r.StatusCode == HttpStatusCode.OK)
-                {
-                    return;
-                }
-            }
-            catch (HttpRequestException)
-            {
-            }
-
-            await Task.Delay(50);
-        }
-
-        Assert.Fail("FactoryCa did not become ready in 60 s");
     }
 
     private static async Task<byte[]> EnrollAsync(HttpClient client, string estBase, string deviceId, CancellationToken cancellationToken)
