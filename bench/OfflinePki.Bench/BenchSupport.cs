@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Security.Cryptography.X509Certificates;
 using System.Text.RegularExpressions;
 
 namespace OfflinePki.Bench;
@@ -90,5 +91,21 @@ public static partial class BenchSupport
         }
 
         throw new InvalidOperationException("run the benchmarks from inside the repository (cannot find OfflinePki.sln)");
+    }
+
+    /// <summary>An EST station client: the station's mTLS certificate, one kept-alive connection, the EST server checked against <paramref name="tlsCa"/>.</summary>
+    public static HttpClient StationClient(string pki, string station, X509Certificate2 tlsCa)
+    {
+        var handler = new SocketsHttpHandler { MaxConnectionsPerServer = 1, PooledConnectionLifetime = Timeout.InfiniteTimeSpan };
+        handler.SslOptions.ClientCertificates = [X509Certificate2.CreateFromPemFile(Path.Combine(pki, station + ".crt"), Path.Combine(pki, station + ".key"))];
+        handler.SslOptions.RemoteCertificateValidationCallback = (_, cert, _, _) =>
+        {
+            using var chain = new X509Chain();
+            chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+            chain.ChainPolicy.CustomTrustStore.Add(tlsCa);
+            chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+            return cert is X509Certificate2 c && chain.Build(c);
+        };
+        return new HttpClient(handler);
     }
 }

@@ -163,7 +163,7 @@ public static class IssuanceBench
             var tlsCa = X509CertificateLoader.LoadCertificateFromFile(Path.Combine(pki, "tls-ca.crt"));
             var clients = Enumerable.Range(0, stations).Select(i =>
             {
-                var c = StationClient(pki, i % 2 == 0 ? "station-01" : "station-02", tlsCa);
+                var c = BenchSupport.StationClient(pki, i % 2 == 0 ? "station-01" : "station-02", tlsCa);
                 if (policy)
                 {
                     c.DefaultRequestHeaders.Add("X-Order-Id", OrderId);
@@ -225,21 +225,6 @@ public static class IssuanceBench
             }
         })));
         return latencies;
-    }
-
-    private static HttpClient StationClient(string pki, string station, X509Certificate2 tlsCa)
-    {
-        var handler = new SocketsHttpHandler { MaxConnectionsPerServer = 1, PooledConnectionLifetime = Timeout.InfiniteTimeSpan };
-        handler.SslOptions.ClientCertificates = [X509Certificate2.CreateFromPemFile(Path.Combine(pki, station + ".crt"), Path.Combine(pki, station + ".key"))];
-        handler.SslOptions.RemoteCertificateValidationCallback = (_, cert, _, _) =>
-        {
-            using var chain = new X509Chain();
-            chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-            chain.ChainPolicy.CustomTrustStore.Add(tlsCa);
-            chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-            return cert is X509Certificate2 c && chain.Build(c);
-        };
-        return new HttpClient(handler);
     }
 
     /// <summary>`openssl x509 -req` per certificate, as small CAs script it: certificates/s over <paramref name="n"/> runs.</summary>

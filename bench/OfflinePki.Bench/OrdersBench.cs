@@ -61,7 +61,7 @@ public static class OrdersBench
         Console.WriteLine("done");
 
         var tlsCa = X509CertificateLoader.LoadCertificateFromFile(Path.Combine(pki, "tls-ca.crt"));
-        var clients = Enumerable.Range(0, stations).Select(i => StationClient(pki, i % 2 == 0 ? "station-01" : "station-02", tlsCa)).ToArray();
+        var clients = Enumerable.Range(0, stations).Select(i => BenchSupport.StationClient(pki, i % 2 == 0 ? "station-01" : "station-02", tlsCa)).ToArray();
         int offset = 0;
         ReadOnlyMemory<string> Take(int n)
         {
@@ -133,20 +133,5 @@ public static class OrdersBench
                 }
             }
         })));
-    }
-
-    private static HttpClient StationClient(string pki, string station, X509Certificate2 tlsCa)
-    {
-        var handler = new SocketsHttpHandler { MaxConnectionsPerServer = 1, PooledConnectionLifetime = Timeout.InfiniteTimeSpan };
-        handler.SslOptions.ClientCertificates = [X509Certificate2.CreateFromPemFile(Path.Combine(pki, station + ".crt"), Path.Combine(pki, station + ".key"))];
-        handler.SslOptions.RemoteCertificateValidationCallback = (_, cert, _, _) =>
-        {
-            using var chain = new X509Chain();
-            chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-            chain.ChainPolicy.CustomTrustStore.Add(tlsCa);
-            chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-            return cert is X509Certificate2 c && chain.Build(c);
-        };
-        return new HttpClient(handler);
     }
 }
