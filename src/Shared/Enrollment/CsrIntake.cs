@@ -122,7 +122,8 @@ public sealed class CsrIntake
 
     /// <summary>
     /// Checks a DER PKCS#10 request: structure (RFC 2986 §4), an allowed key, an allowed signature algorithm,
-    /// the signature (proof of possession, verified by <see cref="CertificateRequest.LoadSigningRequest(byte[], HashAlgorithmName, CertificateRequestLoadOptions, RSASignaturePadding?)"/>),
+    /// the signature (proof of possession: ECDSA over an uncompressed P-256/P-384 point is verified directly, anything
+    /// else by <see cref="CertificateRequest.LoadSigningRequest(byte[], HashAlgorithmName, CertificateRequestLoadOptions, RSASignaturePadding?)"/>),
     /// and the device ID in the subject serialNumber.
     /// </summary>
     /// <param name="der">The CSR DER.</param>
@@ -131,7 +132,7 @@ public sealed class CsrIntake
     public ValidatedCsr Validate(byte[] der)
     {
         ArgumentNullException.ThrowIfNull(der);
-        ReadOnlyMemory<byte> subject, spki;
+        ReadOnlyMemory<byte> subject, spki, requestInfo, signature;
         string sigAlg;
         string? operatorId;
         try
@@ -146,6 +147,7 @@ public sealed class CsrIntake
             var top = new AsnReader(der, AsnEncodingRules.DER);
             var outer = top.ReadSequence();
             top.ThrowIfNotEmpty();
+            requestInfo = outer.PeekEncodedValue();
             var info = outer.ReadSequence();
             if (!info.TryReadInt32(out int version) || version != 0)
             {
@@ -157,7 +159,7 @@ public sealed class CsrIntake
             operatorId = ReadOperatorId(info);
             var algId = outer.ReadSequence();
             sigAlg = algId.ReadObjectIdentifier();
-            outer.ReadBitString(out _);
+            signature = outer.ReadBitString(out _);
             outer.ThrowIfNotEmpty();
         }
         catch (AsnContentException ex)
@@ -180,12 +182,98 @@ public sealed class CsrIntake
                 $"CSR signature algorithm {sigAlg} refused: allowed are ECDSA or RSA with SHA-256/384/512");
         }
 
-        CertificateRequest request;
+        byte[] publicKeyInfo;
+        switch (VerifyEcProofOfPossession(spki, keyDescription, sigAlg, requestInfo, signature))
+        {
+            case true:
+                publicKeyInfo = spki.ToArray();
+                break;
+            case false:
+                throw new EnrollmentRejectedException(EnrollmentError.ProofOfPossessionFailed, "CSR signature does not verify (proof of possession failed)");
+            default:
+                publicKeyInfo = LoadAndVerify(der, spki).PublicKey.ExportSubjectPublicKeyInfo();
+                break;
+        }
+
+        string deviceId = ReadDeviceId(new X500DistinguishedName(subject.Span));
+        return new ValidatedCsr(der, SHA256.HashData(der), publicKeyInfo, keyDescription, deviceId) { OperatorId = operatorId };
+    }
+
+    /// <summary>
+    /// Proof of possession (RFC 2986 §3) for a P-256/P-384 key given as an uncompressed point (SEC 1 §2.3.3) with an
+    /// ECDSA signature: the point is imported as <see cref="ECParameters"/> (OpenSSL checks that it is on the curve)
+    /// and the signature over the DER CertificationRequestInfo is verified. This is the same check
+    /// <see cref="CertificateRequest.LoadSigningRequest(byte[], HashAlgorithmName, CertificateRequestLoadOptions, RSASignaturePadding?)"/>
+    /// makes, at about 80 % of its cost (no SubjectPublicKeyInfo re-parse and no request object); measured with
+    /// <c>bench stages</c>.
+    /// </summary>
+    /// <returns>True if the signature verifies, false if it does not, null for any other key or signature form
+    /// (RSA, a compressed point): the caller then uses the runtime's loader.</returns>
+    /// <exception cref="EnrollmentRejectedException">The point is not on the curve (<see cref="EnrollmentError.MalformedCsr"/>).</exception>
+    private static bool? VerifyEcProofOfPossession(ReadOnlyMemory<byte> spki, string keyDescription, string sigAlg, ReadOnlyMemory<byte> requestInfo, ReadOnlyMemory<byte> signature)
+    {
+        (ECCurve curve, int size) = keyDescription switch
+        {
+            "P-256" => (ECCurve.NamedCurves.nistP256, 32),
+            "P-384" => (ECCurve.NamedCurves.nistP384, 48),
+            _ => (default(ECCurve), 0),
+        };
+        HashAlgorithmName hash = sigAlg switch
+        {
+            Oids.EcdsaWithSha256 => HashAlgorithmName.SHA256,
+            Oids.EcdsaWithSha384 => HashAlgorithmName.SHA384,
+            "1.2.840.10045.4.3.4" => HashAlgorithmName.SHA512,
+            _ => default,
+        };
+        if (size == 0 || hash == default)
+        {
+            return null;
+        }
+
+        ReadOnlyMemory<byte> point;
+        try
+        {
+            var r = new AsnReader(spki, AsnEncodingRules.DER).ReadSequence();
+            r.ReadSequence();
+            point = r.ReadBitString(out int unused);
+            if (unused != 0 || point.Length != 1 + (2 * size) || point.Span[0] != 0x04)
+            {
+                return null;
+            }
+        }
+        catch (AsnContentException)
+        {
+            return null;
+        }
+
+        ECDsa key;
+        try
+        {
+            key = ECDsa.Create(new ECParameters
+            {
+                Curve = curve,
+                Q = new ECPoint { X = point.Span.Slice(1, size).ToArray(), Y = point.Span.Slice(1 + size, size).ToArray() },
+            });
+        }
+        catch (CryptographicException)
+        {
+            throw new EnrollmentRejectedException(EnrollmentError.MalformedCsr, $"CSR {keyDescription} public key cannot be decoded (invalid point or modulus)");
+        }
+
+        using (key)
+        {
+            return key.VerifyData(requestInfo.Span, signature.Span, hash, DSASignatureFormat.Rfc3279DerSequence);
+        }
+    }
+
+    /// <summary>The runtime's loader, for keys <see cref="VerifyEcProofOfPossession"/> does not take.</summary>
+    private static CertificateRequest LoadAndVerify(byte[] der, ReadOnlyMemory<byte> spki)
+    {
         try
         {
             // Default options verify the request signature with the request's own key: proof of possession (RFC 2986 §3).
             // Requested extensions (extensionRequest) are not loaded: the profile alone decides the extensions.
-            request = CertificateRequest.LoadSigningRequest(der, HashAlgorithmName.SHA256, CertificateRequestLoadOptions.Default);
+            return CertificateRequest.LoadSigningRequest(der, HashAlgorithmName.SHA256, CertificateRequestLoadOptions.Default);
         }
         catch (CryptographicException)
         {
@@ -204,9 +292,6 @@ public sealed class CsrIntake
 
             throw new EnrollmentRejectedException(EnrollmentError.ProofOfPossessionFailed, "CSR signature does not verify (proof of possession failed)");
         }
-
-        string deviceId = ReadDeviceId(new X500DistinguishedName(subject.Span));
-        return new ValidatedCsr(der, SHA256.HashData(der), request.PublicKey.ExportSubjectPublicKeyInfo(), keyDescription, deviceId) { OperatorId = operatorId };
     }
 
     /// <summary>

@@ -82,8 +82,10 @@ public sealed class InMemoryIssuedSerials : IIssuedSerials, IIssuedSerialsRecord
 
 /// <summary>
 /// The default issuer. Prepare (<see cref="TbsCertificateBuilder"/>) → lint (<see cref="CertificateLinter"/>) →
-/// serial uniqueness → sign (one signature at a time: HSM sessions are not assumed thread safe) →
-/// wrap Certificate → verify with the CA public key.
+/// serial uniqueness → sign → wrap Certificate → verify with the CA public key.
+/// Signatures run concurrently: a software key is one OpenSSL EVP_PKEY, which is safe to share across threads, and a
+/// PKCS#11 key goes through libp11, which takes a session from its per-slot session pool for each operation, so
+/// concurrent issuances use several PKCS#11 sessions (PKCS#11 v2.40 §5.6: one operation per session at a time).
 /// </summary>
 public sealed class CertificateIssuer : ICertificateIssuer
 {
@@ -93,7 +95,6 @@ public sealed class CertificateIssuer : ICertificateIssuer
     private readonly ECDsa? _verifyEcdsa;
     private readonly RSA? _verifyRsa;
     private readonly ConcurrentDictionary<string, byte> _inFlight = new(StringComparer.Ordinal);
-    private readonly Lock _signLock = new();
 
     /// <summary>Creates an issuer for one profile.</summary>
     /// <param name="authority">Issuing CA and key.</param>
@@ -180,11 +181,7 @@ public sealed class CertificateIssuer : ICertificateIssuer
 
             try
             {
-                byte[] signature;
-                lock (_signLock)
-                {
-                    signature = Authority.SigningKey.Sign(prepared.TbsDer);
-                }
+                byte[] signature = Authority.SigningKey.Sign(prepared.TbsDer);
 
                 byte[] der = Wrap(prepared.TbsDer, Authority.SigningKey.SignatureAlgorithmIdentifier, signature);
                 Verify(prepared.TbsDer, signature);

@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.RegularExpressions;
 using NUnit.Framework;
 using OfflinePki.Enrollment;
+using OfflinePki.Tests.Support;
 
 namespace OfflinePki.Tests.Factory;
 
@@ -61,6 +62,44 @@ public class CsrIntakeTests
         var ex = Refused(Peers.Base64Body(der));
         Assert.That(ex.Code, Is.EqualTo(EnrollmentError.ProofOfPossessionFailed));
         Assert.That(ex.Message, Is.EqualTo("CSR signature does not verify (proof of possession failed)"));
+    }
+
+    [Test]
+    public void A_P256_point_off_the_curve_is_a_malformed_key_not_a_bad_signature()
+    {
+        var der = Peers.P256Csr("DEV-0041");
+        int at = der.AsSpan().IndexOf(new byte[] { 0x03, 0x42, 0x00, 0x04 }) + 4; // subjectPublicKey BIT STRING, uncompressed point
+        der[at + 63] ^= 0x01; // last byte of Y: the point leaves the curve
+        var ex = Refused(Peers.Base64Body(der));
+        Assert.That(ex.Code, Is.EqualTo(EnrollmentError.MalformedCsr));
+        Assert.That(ex.Message, Is.EqualTo("CSR P-256 public key cannot be decoded (invalid point or modulus)"));
+    }
+
+    [Test]
+    public void The_direct_EC_check_and_the_runtime_loader_agree_on_the_key()
+    {
+        var der = Peers.P256Csr("DEV-0042");
+        var ok = Intake.Validate(der);
+        var loaded = System.Security.Cryptography.X509Certificates.CertificateRequest.LoadSigningRequest(
+            der, System.Security.Cryptography.HashAlgorithmName.SHA256);
+        Assert.That(ok.SubjectPublicKeyInfo, Is.EqualTo(loaded.PublicKey.ExportSubjectPublicKeyInfo()));
+    }
+
+    [Test]
+    public void A_compressed_point_goes_to_the_runtime_loader_which_refuses_it_as_malformed()
+    {
+        string key = Peers.NewPath(".key"), compressed = Peers.NewPath(".key"), csr = Peers.NewPath(".der");
+        Tool.OpenSsl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", key).EnsureSuccess("ecparam");
+        Tool.OpenSsl("pkey", "-in", key, "-ec_conv_form", "compressed", "-out", compressed).EnsureSuccess("pkey");
+        Tool.OpenSsl("req", "-new", "-key", compressed, "-subj", "/serialNumber=DEV-0043/CN=x", "-outform", "DER", "-out", csr).EnsureSuccess("req");
+        var der = File.ReadAllBytes(csr);
+        Assert.That(der.AsSpan().IndexOf(new byte[] { 0x03, 0x22, 0x00 }), Is.GreaterThan(0), "openssl wrote a compressed point");
+        Assert.That(Tool.OpenSsl("req", "-inform", "DER", "-in", csr, "-noout", "-verify").ExitCode, Is.Zero, "openssl accepts it");
+
+        // RFC 5480 §2.2: uncompressed points MUST be supported, compressed ones MAY; .NET's importer refuses them.
+        var ex = Refused(Peers.Base64Body(der));
+        Assert.That(ex.Code, Is.EqualTo(EnrollmentError.MalformedCsr));
+        Assert.That(ex.Message, Does.StartWith("CSR P-256 public key cannot be decoded"));
     }
 
     [Test]
