@@ -52,17 +52,17 @@ public static class JournalBench
             var rows = new List<(int Writers, long Appends, double Rate, long Fsyncs)>();
             foreach (int w in writers)
             {
-                var (appends, rate) = await AppendRate(Path.Combine(root, "w" + w.ToString(CultureInfo.InvariantCulture)), w, payloadBytes, duration).ConfigureAwait(false);
-                rows.Add((w, appends, rate, 0));
+                var (appends, rate, fsyncs) = await AppendRate(Path.Combine(root, "w" + w.ToString(CultureInfo.InvariantCulture)), w, payloadBytes, duration).ConfigureAwait(false);
+                rows.Add((w, appends, rate, fsyncs));
             }
 
             Console.WriteLine();
-            Console.WriteLine($"{"measurement",-34} {"ops",10} {"ops/s",12} {"× raw fsync",12}");
-            Console.WriteLine(new string('-', 71));
+            Console.WriteLine($"{"measurement",-34} {"ops",10} {"ops/s",12} {"× raw fsync",12} {"fsyncs/s",10} {"per fsync",10}");
+            Console.WriteLine(new string('-', 93));
             Console.WriteLine($"{"raw write(200 B)+fsync loop (peer)",-34} {"",10} {fsyncRate,12:F0} {1.0,12:F2}");
             foreach (var r in rows)
             {
-                Console.WriteLine($"{$"journal appends, {r.Writers} writers",-34} {r.Appends,10} {r.Rate,12:F0} {r.Rate / fsyncRate,12:F2}");
+                Console.WriteLine($"{$"journal appends, {r.Writers} writers",-34} {r.Appends,10} {r.Rate,12:F0} {r.Rate / fsyncRate,12:F2} {r.Fsyncs * r.Rate / r.Appends,10:F0} {(double)r.Appends / r.Fsyncs,10:F1}");
             }
 
             var top = rows.FirstOrDefault(r => r.Writers == 64);
@@ -105,7 +105,7 @@ public static class JournalBench
         return n / sw.Elapsed.TotalSeconds;
     }
 
-    private static async Task<(long Appends, double Rate)> AppendRate(string dir, int writers, int payloadBytes, TimeSpan duration)
+    private static async Task<(long Appends, double Rate, long Fsyncs)> AppendRate(string dir, int writers, int payloadBytes, TimeSpan duration)
     {
         using var ec = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var req = new CertificateRequest("CN=bench journal signer", ec, HashAlgorithmName.SHA256);
@@ -136,6 +136,6 @@ public static class JournalBench
         })).ToArray();
         await Task.WhenAll(tasks).ConfigureAwait(false);
         sw.Stop();
-        return (count, count / sw.Elapsed.TotalSeconds);
+        return (count, count / sw.Elapsed.TotalSeconds, writer.Fsyncs);
     }
 }

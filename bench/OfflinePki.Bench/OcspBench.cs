@@ -72,33 +72,20 @@ public static class OcspBench
             Process StartOpenssl() => StartProcess("openssl", ["ocsp", "-index", Path.Combine(dir, "index.txt"), "-port", opensslPort.ToString(CultureInfo.InvariantCulture),
                 "-rsigner", Path.Combine(dir, "ocsp.crt"), "-rkey", Path.Combine(dir, "ocsp.key"), "-CA", Path.Combine(dir, "issuing.crt"), "-multi", "2", "-nmin", "60", "-timeout", "5"]);
 
-            // Peer (b): bare Kestrel with a fixed 811-byte body.
+            // Peer (b): bare Kestrel with a fixed 811-byte body, in its own process (BareHttpBench) with the daemons' GC
+            // settings, so that neither peer's garbage collections pause the other.
             int barePort = FreePort();
-            var fixedBody = new byte[811];
-            RandomNumberGenerator.Fill(fixedBody);
-            var bareBuilder = WebApplication.CreateSlimBuilder();
-            bareBuilder.Logging.ClearProviders();
-            bareBuilder.WebHost.UseUrls($"http://127.0.0.1:{barePort}");
-            await using var bare = bareBuilder.Build();
-            bare.MapPost("/ocsp", () => Results.Bytes(fixedBody, "application/ocsp-response"));
-            await bare.StartAsync();
+            var bare = StartProcess("dotnet", [typeof(OcspBench).Assembly.Location, "barehttp", "--port", barePort.ToString(CultureInfo.InvariantCulture), "--bytes", "811"]);
+            processes.Add(bare);
 
-            // The mirror.
+            // The mirror: the real MirrorCa daemon (`MirrorCa serve`, its own runtimeconfig: server GC) on this registry.
             int mirrorPort = FreePort();
-            await using var mirror = MirrorCaApp.Build(WriteMirrorConfig(dir, mirrorPort), new Dictionary<string, string?>
-            {
-                ["Logging:LogLevel:Default"] = "Warning",
-                ["MirrorCa:Ocsp:MaxCachedResponses"] = Math.Max(certs, 1).ToString(CultureInfo.InvariantCulture),
-            });
             var sw = Stopwatch.StartNew();
-            await mirror.StartAsync();
-            var responder = mirror.Services.GetRequiredService<OcspResponder>();
-            while (responder.PresignStatistics is not { Complete: true } s || s.Presigned < certs)
-            {
-                await Task.Delay(200);
-            }
-
-            Console.WriteLine($"mirror: {certs:N0} responses pre-signed in {sw.Elapsed.TotalSeconds:F1} s; {GC.GetTotalMemory(true) / 1024 / 1024:N0} MiB managed heap after GC");
+            var mirror = StartMirror(WriteMirrorConfig(dir, mirrorPort), certs);
+            processes.Add(mirror.Process);
+            await mirror.Presigned.WaitAsync(TimeSpan.FromMinutes(30));
+            mirror.Process.Refresh();
+            Console.WriteLine($"mirror: {certs:N0} responses pre-signed in {sw.Elapsed.TotalSeconds:F1} s; MirrorCa resident set {mirror.Process.WorkingSet64 / 1024 / 1024:N0} MiB");
 
             await Sanity(dir, serials[0], mirrorPort, "mirror");
 
@@ -115,9 +102,9 @@ public static class OcspBench
                 rows.Add(Wrk("MirrorCa /ocsp", mirrorPort, c, duration, lua));
             }
 
+            mirror.Process.Refresh();
+            Console.WriteLine($"MirrorCa peak resident set during the runs: {mirror.Process.PeakWorkingSet64 / 1024 / 1024:N0} MiB");
             Print(rows, certs);
-            await mirror.StopAsync();
-            await bare.StopAsync();
             return 0;
         }
         finally
@@ -402,6 +389,45 @@ public static class OcspBench
         }
 
         return stdout.Result + stderr.Result;
+    }
+
+    private sealed record MirrorProcess(Process Process, Task Presigned);
+
+    /// <summary>Starts `MirrorCa serve`; <see cref="MirrorProcess.Presigned"/> completes when its pre-signer logs a complete index of <paramref name="certs"/> responses.</summary>
+    private static MirrorProcess StartMirror(string config, int certs)
+    {
+        var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "MirrorCa.dll"), "serve", "--config", config })
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        psi.Environment["OFFLINEPKI_Logging__LogLevel__Default"] = "Warning";
+        psi.Environment["OFFLINEPKI_Logging__LogLevel__OfflinePki.MirrorCa.OcspPresigner"] = "Information";
+        psi.Environment["OFFLINEPKI_Logging__Console__FormatterName"] = "simple";
+        psi.Environment["OFFLINEPKI_MirrorCa__Ocsp__MaxCachedResponses"] = Math.Max(certs, 1).ToString(CultureInfo.InvariantCulture);
+        var process = Process.Start(psi) ?? throw new InvalidOperationException("cannot start MirrorCa");
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        string want = $"{certs} pre-signed, complete True";
+        process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is { } line && line.Contains(want, StringComparison.Ordinal))
+            {
+                done.TrySetResult();
+            }
+        };
+        process.ErrorDataReceived += (_, e) =>
+        {
+            if (!string.IsNullOrWhiteSpace(e.Data))
+            {
+                Console.Error.WriteLine("  MirrorCa: " + e.Data);
+            }
+        };
+        process.Exited += (_, _) => done.TrySetException(new InvalidOperationException($"MirrorCa exited with {process.ExitCode} before pre-signing finished"));
+        process.EnableRaisingEvents = true;
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return new MirrorProcess(process, done.Task);
     }
 
     private static Process StartProcess(string file, string[] args)
