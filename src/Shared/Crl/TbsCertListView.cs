@@ -157,6 +157,21 @@ public sealed class TbsCertListView
         return new TbsCertListView(version, signature, issuer, thisUpdate, nextUpdate, hasRevoked, revoked, extensions);
     }
 
+    /// <summary>Parses the TBSCertList inside a signed CertificateList (RFC 5280 §5.1); the signature is not checked.</summary>
+    /// <param name="certificateList">DER CertificateList.</param>
+    /// <exception cref="AsnContentException"><paramref name="certificateList"/> is not a DER CertificateList.</exception>
+    public static TbsCertListView ParseCertificateList(ReadOnlyMemory<byte> certificateList)
+    {
+        var outer = new AsnReader(certificateList, AsnEncodingRules.DER);
+        var list = outer.ReadSequence();
+        outer.ThrowIfNotEmpty();
+        var tbs = list.ReadEncodedValue();
+        list.ReadEncodedValue();
+        list.ReadBitString(out _);
+        list.ThrowIfNotEmpty();
+        return Parse(tbs);
+    }
+
     /// <summary>Reads an Extensions SEQUENCE (RFC 5280 §4.1) at the reader's position.</summary>
     internal static List<ExtensionView> ReadExtensions(AsnReader reader)
     {
