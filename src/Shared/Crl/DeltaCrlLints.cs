@@ -127,7 +127,8 @@ public static class DeltaCrlLints
     /// </summary>
     internal static IEnumerable<(CrlEntryView Delta, CrlEntryView? Base)> Pair(TbsCertListView delta, TbsCertListView baseCrl)
     {
-        using var baseEntries = baseCrl.Entries().GetEnumerator();
+        // The base's entries are skipped over undecoded (serial only); only a base entry the delta also lists is decoded.
+        using var baseEntries = baseCrl.RawEntries().GetEnumerator();
         bool more = baseEntries.MoveNext();
         foreach (var d in delta.Entries())
         {
@@ -136,7 +137,7 @@ public static class DeltaCrlLints
                 more = baseEntries.MoveNext();
             }
 
-            yield return (d, more && baseEntries.Current.Serial.Span.SequenceEqual(d.Serial.Span) ? baseEntries.Current : null);
+            yield return (d, more && baseEntries.Current.Serial.Span.SequenceEqual(d.Serial.Span) ? TbsCertListView.ParseEntry(baseEntries.Current.Entry) : null);
         }
     }
 }
