@@ -48,7 +48,12 @@ public sealed record SignedCrl(byte[] Der, BigInteger CrlNumber, DateTimeOffset 
 /// Writes a critical issuingDistributionPoint (RFC 5280 §5.2.5) with this fullName URL and onlyContainsUserCerts TRUE, for
 /// partitioned CRLs; null for none.
 /// </param>
-public sealed record CrlExtras(BigInteger? DeltaBaseCrlNumber = null, string? FreshestCrlUrl = null, string? IssuingDistributionPointUrl = null)
+/// <param name="DeltaBaseCrl">
+/// For a delta CRL: the DER CertificateList of the complete CRL this mirror issued and that <paramref name="DeltaBaseCrlNumber"/>
+/// names. The delta lints (<see cref="DeltaCrlLints"/>, RFC 5280 §5.2.4) check the delta against it; a delta without it is refused.
+/// </param>
+public sealed record CrlExtras(BigInteger? DeltaBaseCrlNumber = null, string? FreshestCrlUrl = null, string? IssuingDistributionPointUrl = null,
+    byte[]? DeltaBaseCrl = null)
 {
     /// <summary>No extra extensions: a plain full CRL.</summary>
     public static CrlExtras None { get; } = new();
@@ -63,11 +68,15 @@ public sealed class CrlBuilder
 {
     private static readonly Asn1Tag Context0 = new(TagClass.ContextSpecific, 0, isConstructed: true);
     private readonly IReadOnlyList<ICrlLint> _lints;
+    private readonly IReadOnlyList<IDeltaCrlLint> _deltaLints;
 
-    /// <summary>Creates a builder with the given lints (default: <see cref="CrlLints.All"/>).</summary>
-    public CrlBuilder(IReadOnlyList<ICrlLint>? lints = null)
+    /// <summary>Creates a builder with the given lints (default: <see cref="CrlLints.All"/> and <see cref="DeltaCrlLints.All"/>).</summary>
+    /// <param name="lints">Lints for every CRL, or null for <see cref="CrlLints.All"/>.</param>
+    /// <param name="deltaLints">Lints of a delta against its base, or null for <see cref="DeltaCrlLints.All"/>.</param>
+    public CrlBuilder(IReadOnlyList<ICrlLint>? lints = null, IReadOnlyList<IDeltaCrlLint>? deltaLints = null)
     {
         _lints = lints ?? CrlLints.All;
+        _deltaLints = deltaLints ?? DeltaCrlLints.All;
     }
 
     /// <summary>Prepares, lints and signs a full CRL.</summary>
@@ -92,7 +101,7 @@ public sealed class CrlBuilder
     /// <param name="entries">Entries sorted by serial octets; a delta may carry reason removeFromCRL (a released hold).</param>
     /// <param name="extras">deltaCRLIndicator, freshestCRL and issuingDistributionPoint, as wanted.</param>
     /// <exception cref="ArgumentNullException">An argument is null.</exception>
-    /// <exception cref="CrlLintException">The prepared CRL breaks a lint (e.g. removeFromCRL in a full CRL, a delta whose base is not older).</exception>
+    /// <exception cref="CrlLintException">The prepared CRL breaks a lint (e.g. removeFromCRL in a full CRL; a delta without its issued base, whose base is not older, has another scope, or lists a revocation older than the base that the base lacks).</exception>
     /// <exception cref="SigningKeyUnavailableException">The key cannot sign.</exception>
     public SignedCrl Build(CrlIssuer issuer, ISigningKey signer, BigInteger crlNumber, DateTimeOffset thisUpdate, DateTimeOffset nextUpdate,
         IEnumerable<RevokedEntry> entries, CrlExtras extras)
@@ -102,7 +111,7 @@ public sealed class CrlBuilder
         ArgumentNullException.ThrowIfNull(entries);
         ArgumentNullException.ThrowIfNull(extras);
         var tbs = PrepareTbs(issuer, signer.SignatureAlgorithmIdentifier, crlNumber, thisUpdate, nextUpdate, entries, extras, out long count);
-        CrlLints.Enforce(_lints, TbsCertListView.Parse(tbs), fullCrl: extras.DeltaBaseCrlNumber is null);
+        Lint(tbs, extras);
         var signature = signer.Sign(tbs);
 
         // CertificateList  ::=  SEQUENCE  {
@@ -118,6 +127,45 @@ public sealed class CrlBuilder
         }
 
         return new SignedCrl(w.Encode(), crlNumber, DerTime.Truncate(thisUpdate), DerTime.Truncate(nextUpdate), count, extras.DeltaBaseCrlNumber);
+    }
+
+    // Every CRL goes through the CRL lints; a delta also through the delta lints against its base. All failures are
+    // reported together, and nothing reaches the signer when there is one.
+    private void Lint(byte[] tbs, CrlExtras extras)
+    {
+        bool full = extras.DeltaBaseCrlNumber is null;
+        var view = TbsCertListView.Parse(tbs);
+        var failures = new List<string>();
+        foreach (var lint in _lints)
+        {
+            foreach (var message in lint.Check(view, full))
+            {
+                failures.Add($"{lint.Name} ({lint.Citation}): {message}");
+            }
+        }
+
+        if (!full)
+        {
+            TbsCertListView? baseView = null;
+            if (extras.DeltaBaseCrl is { } baseDer)
+            {
+                try
+                {
+                    baseView = TbsCertListView.ParseCertificateList(baseDer);
+                }
+                catch (AsnContentException ex)
+                {
+                    failures.Add($"crl_delta_base_is_issued_complete_crl (RFC 5280 §5.2.4): the base CRL is not a DER CertificateList: {ex.Message}");
+                }
+            }
+
+            failures.AddRange(DeltaCrlLints.Collect(_deltaLints, view, baseView));
+        }
+
+        if (failures.Count > 0)
+        {
+            throw new CrlLintException(failures);
+        }
     }
 
     /// <summary>Encodes the TBSCertList (no lints, no signature); exposed for lint tests and benchmarks.</summary>

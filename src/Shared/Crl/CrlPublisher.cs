@@ -177,7 +177,7 @@ public sealed class CrlPublisher
             var number = _source.NextCrlNumber(_issuer.IssuerKeyHash);
             var entries = delta.Changes.EnumerateChangesSince(_issuer.IssuerKeyHash, full.Watermark)
                 .Select(c => c.Current ?? new RevokedEntry(c.Serial, c.ChangedAt, CrlReason.RemoveFromCrl, null));
-            var crl = _builder.Build(_issuer, _signer, number, thisUpdate, nextUpdate, entries, new CrlExtras(DeltaBaseCrlNumber: full.Crl.CrlNumber));
+            var crl = _builder.Build(_issuer, _signer, number, thisUpdate, nextUpdate, entries, new CrlExtras(DeltaBaseCrlNumber: full.Crl.CrlNumber, DeltaBaseCrl: full.Crl.Der));
             var snapshot = new Snapshot(crl, version, full.Watermark, full.Crl.CrlNumber);
             _currentDelta = snapshot;
             return crl;

@@ -69,6 +69,19 @@ public sealed class TbsCertListView
     /// <exception cref="AsnContentException">An entry is not valid DER.</exception>
     public IEnumerable<CrlEntryView> Entries()
     {
+        foreach (var (_, entry) in RawEntries())
+        {
+            yield return ParseEntry(entry);
+        }
+    }
+
+    /// <summary>
+    /// Walks the revokedCertificates entries without decoding them: each entry's serial (INTEGER content octets) and its
+    /// whole content, for <see cref="ParseEntry"/> when needed. Used by lints that compare a delta with a large base.
+    /// </summary>
+    /// <exception cref="AsnContentException">An entry is not valid DER.</exception>
+    internal IEnumerable<(ReadOnlyMemory<byte> Serial, ReadOnlyMemory<byte> Entry)> RawEntries()
+    {
         if (!HasRevokedCertificates)
         {
             yield break;
@@ -81,35 +94,42 @@ public sealed class TbsCertListView
             AsnDecoder.ReadSequence(rest.Span, AsnEncodingRules.DER, out int entryOffset, out int entryLength, out int consumed);
             var entry = rest.Slice(entryOffset, entryLength);
             rest = rest[consumed..];
-
             var tag = Asn1Tag.Decode(entry.Span, out _);
             if (!tag.HasSameClassAndValue(Asn1Tag.Integer))
             {
                 throw new AsnContentException("revokedCertificates entry does not start with an INTEGER serial");
             }
 
-            AsnDecoder.ReadEncodedValue(entry.Span, AsnEncodingRules.DER, out int serialOffset, out int serialLength, out int serialConsumed);
-            var serial = entry.Slice(serialOffset, serialLength);
-            entry = entry[serialConsumed..];
-            var timeTag = Asn1Tag.Decode(entry.Span, out _);
-            if (!timeTag.HasSameClassAndValue(Asn1Tag.UtcTime) && !timeTag.HasSameClassAndValue(Asn1Tag.GeneralizedTime))
-            {
-                throw new AsnContentException("revokedCertificates entry has no revocationDate Time");
-            }
-
-            AsnDecoder.ReadEncodedValue(entry.Span, AsnEncodingRules.DER, out _, out _, out int timeConsumed);
-            var time = entry[..timeConsumed];
-            entry = entry[timeConsumed..];
-            IReadOnlyList<ExtensionView> exts = [];
-            if (!entry.IsEmpty)
-            {
-                var reader = new AsnReader(entry, AsnEncodingRules.DER);
-                exts = ReadExtensions(reader);
-                reader.ThrowIfNotEmpty();
-            }
-
-            yield return new CrlEntryView(serial, time, exts);
+            AsnDecoder.ReadEncodedValue(entry.Span, AsnEncodingRules.DER, out int serialOffset, out int serialLength, out _);
+            yield return (entry.Slice(serialOffset, serialLength), entry);
         }
+    }
+
+    /// <summary>Decodes the content of one revokedCertificates entry (as given by <see cref="RawEntries"/>).</summary>
+    /// <exception cref="AsnContentException">The entry is not valid DER.</exception>
+    internal static CrlEntryView ParseEntry(ReadOnlyMemory<byte> entry)
+    {
+        AsnDecoder.ReadEncodedValue(entry.Span, AsnEncodingRules.DER, out int serialOffset, out int serialLength, out int serialConsumed);
+        var serial = entry.Slice(serialOffset, serialLength);
+        entry = entry[serialConsumed..];
+        var timeTag = Asn1Tag.Decode(entry.Span, out _);
+        if (!timeTag.HasSameClassAndValue(Asn1Tag.UtcTime) && !timeTag.HasSameClassAndValue(Asn1Tag.GeneralizedTime))
+        {
+            throw new AsnContentException("revokedCertificates entry has no revocationDate Time");
+        }
+
+        AsnDecoder.ReadEncodedValue(entry.Span, AsnEncodingRules.DER, out _, out _, out int timeConsumed);
+        var time = entry[..timeConsumed];
+        entry = entry[timeConsumed..];
+        IReadOnlyList<ExtensionView> exts = [];
+        if (!entry.IsEmpty)
+        {
+            var reader = new AsnReader(entry, AsnEncodingRules.DER);
+            exts = ReadExtensions(reader);
+            reader.ThrowIfNotEmpty();
+        }
+
+        return new CrlEntryView(serial, time, exts);
     }
 
     /// <summary>Parses the header of a TBSCertList; entries are left for <see cref="Entries"/>.</summary>
@@ -155,6 +175,21 @@ public sealed class TbsCertListView
 
         r.ThrowIfNotEmpty();
         return new TbsCertListView(version, signature, issuer, thisUpdate, nextUpdate, hasRevoked, revoked, extensions);
+    }
+
+    /// <summary>Parses the TBSCertList inside a signed CertificateList (RFC 5280 §5.1); the signature is not checked.</summary>
+    /// <param name="certificateList">DER CertificateList.</param>
+    /// <exception cref="AsnContentException"><paramref name="certificateList"/> is not a DER CertificateList.</exception>
+    public static TbsCertListView ParseCertificateList(ReadOnlyMemory<byte> certificateList)
+    {
+        var outer = new AsnReader(certificateList, AsnEncodingRules.DER);
+        var list = outer.ReadSequence();
+        outer.ThrowIfNotEmpty();
+        var tbs = list.ReadEncodedValue();
+        list.ReadEncodedValue();
+        list.ReadBitString(out _);
+        list.ThrowIfNotEmpty();
+        return Parse(tbs);
     }
 
     /// <summary>Reads an Extensions SEQUENCE (RFC 5280 §4.1) at the reader's position.</summary>

@@ -37,6 +37,7 @@ public sealed partial class MirrorRegistry
         var normalized = SerialNumber.Normalize(serial);
         using var c = Open();
         using var tx = c.BeginTransaction();
+        now = RevocationTimeUnderWriteLock();
         var (issuerKeyHash, deviceId) = FindCertificate(c, tx, issuer, normalized);
         var factoryId = FactoryOf(c, tx, issuerKeyHash);
         using (var existing = Cmd(c, "SELECT serial, revoked_at, reason, invalidity_date FROM revocations WHERE issuer_key_hash = $i AND serial = $s", ("$i", issuerKeyHash), ("$s", normalized)))
@@ -129,6 +130,7 @@ public sealed partial class MirrorRegistry
             var slice = pending.GetRange(b * _bulkBatchSize, Math.Min(_bulkBatchSize, pending.Count - (b * _bulkBatchSize)));
             using var c = Open();
             using var tx = c.BeginTransaction();
+            now = RevocationTimeUnderWriteLock();
             using var insert = PrepareRevocationInsert(c, tx, reason, now, inv, actor);
             var touched = new Dictionary<string, byte[]>(StringComparer.Ordinal);
             using var digest = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -165,11 +167,11 @@ public sealed partial class MirrorRegistry
     {
         ArgumentNullException.ThrowIfNull(serial);
         CheckActor(actor);
-        var now = DerTime.Truncate(_time.GetUtcNow());
         var normalized = SerialNumber.Normalize(serial);
         var hex = SerialNumber.ToHex(normalized);
         using var c = Open();
         using var tx = c.BeginTransaction();
+        var now = RevocationTimeUnderWriteLock();
         var (issuerKeyHash, deviceId) = FindCertificate(c, tx, issuer, normalized);
         var factoryId = FactoryOf(c, tx, issuerKeyHash);
         using (var existing = Cmd(c, "SELECT reason FROM revocations WHERE issuer_key_hash = $i AND serial = $s", ("$i", issuerKeyHash), ("$s", normalized)))
@@ -203,8 +205,16 @@ public sealed partial class MirrorRegistry
     {
         ArgumentNullException.ThrowIfNull(issuerKeyHash);
         using var c = Open();
+
+        // Read under the write lock (BEGIN IMMEDIATE): a revocation missing from this watermark takes the lock, and so its
+        // time, after this returns; a caller that read its clock first (a full CRL's thisUpdate) therefore knows that every
+        // later change is dated at or after that time (the delta lint crl_delta_no_entry_older_than_base relies on it).
+        using var tx = c.BeginTransaction();
         using var cmd = Cmd(c, "SELECT COALESCE(MAX(id), 0) FROM revocation_events WHERE issuer_key_hash = $i", ("$i", issuerKeyHash));
-        return (long)cmd.ExecuteScalar()!;
+        cmd.Transaction = tx;
+        var watermark = (long)cmd.ExecuteScalar()!;
+        tx.Commit();
+        return watermark;
     }
 
     /// <inheritdoc />
@@ -252,6 +262,10 @@ public sealed partial class MirrorRegistry
     public AuditVerification VerifyAudit() => AuditChain.Verify(EnumerateAudit());
 
     // ---------------------------------------------------------------- helpers
+
+    // A revocation or release is dated inside its write transaction (the BEGIN IMMEDIATE lock is held), never before it:
+    // see GetRevocationWatermark for why delta CRLs need that order.
+    private DateTimeOffset RevocationTimeUnderWriteLock() => DerTime.Truncate(_time.GetUtcNow());
 
     private static string InvalidityText(DateTimeOffset? invalidity) =>
         invalidity is { } d ? string.Create(CultureInfo.InvariantCulture, $" invalidityDate={d.UtcDateTime:yyyy-MM-ddTHH:mm:ssZ}") : string.Empty;

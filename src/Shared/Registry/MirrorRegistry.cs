@@ -14,7 +14,7 @@ namespace OfflinePki.Registry;
 /// (the daemon and a <c>revoke</c> CLI); each notices the other's writes through the version counters.
 /// Thread-safe: every call opens its own pooled connection.
 /// </summary>
-public sealed partial class MirrorRegistry : IJournalSink, IRevocationSource, IRevocationStore, IRevocationChangeSource, IDisposable
+public sealed partial class MirrorRegistry : IJournalSink, IKnownJournals, IRevocationSource, IRevocationStore, IRevocationChangeSource, IDisposable
 {
     private const string Schema = """
         CREATE TABLE IF NOT EXISTS journals (
@@ -111,6 +111,21 @@ public sealed partial class MirrorRegistry : IJournalSink, IRevocationSource, IR
 
     /// <inheritdoc />
     public IJournalApplyTransaction BeginApply() => new ApplyTransaction(Open());
+
+    /// <inheritdoc />
+    public IReadOnlyList<JournalState> ListJournals()
+    {
+        using var c = Open();
+        using var cmd = Cmd(c, "SELECT journal_id, factory_id, issuing_ca, signer_cert, head_seq, head_hash FROM journals ORDER BY factory_id, journal_id");
+        using var r = cmd.ExecuteReader();
+        var list = new List<JournalState>();
+        while (r.Read())
+        {
+            list.Add(new JournalState((byte[])r[0], r.GetString(1), (byte[])r[2], (byte[])r[3], (ulong)r.GetInt64(4), (byte[])r[5]));
+        }
+
+        return list;
+    }
 
     // ---------------------------------------------------------------- IRevocationSource
 

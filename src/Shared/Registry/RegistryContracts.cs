@@ -98,3 +98,13 @@ public interface IJournalApplyTransaction : IDisposable
     /// <summary>Makes the apply durable and visible.</summary>
     void Commit();
 }
+
+/// <summary>
+/// The journals a mirror holds (many factories per mirror), so that sync can tell a stream that mixes in another
+/// factory's journal from a fork of the pushed one. A narrow read slice of the registry.
+/// </summary>
+public interface IKnownJournals
+{
+    /// <summary>Every journal the mirror holds, with its factory, genesis anchors and head; a handful of rows per mirror.</summary>
+    IReadOnlyList<JournalState> ListJournals();
+}

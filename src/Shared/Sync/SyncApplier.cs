@@ -157,7 +157,9 @@ public sealed class SyncApplier
     /// <see cref="GrpcStatusCode.InvalidArgument"/>: no metadata first, malformed fields, or a rejected entry (bad hash,
     /// bad signature, unknown signer, foreign certificate, malformed, out of range);
     /// <see cref="GrpcStatusCode.FailedPrecondition"/>: a gap, a fork, a stale checkpoint, another journal, or an unknown
-    /// journal not starting at seq 1;
+    /// journal not starting at seq 1; a mixed stream (an entry that belongs to another journal the mirror holds, when the
+    /// sink is an <see cref="IKnownJournals"/>) is rejected as <see cref="JournalFault.WrongJournal"/> with "mixed stream: seq N
+    /// belongs to factory F2's journal …, not factory F1's journal …" and the alert reason "mixed stream";
     /// <see cref="GrpcStatusCode.PermissionDenied"/>: the journal belongs to another factory than the caller's;
     /// <see cref="GrpcStatusCode.ResourceExhausted"/>: too many bytes of entries without a checkpoint.
     /// Whenever an exception is thrown, nothing of the push is applied.
@@ -361,7 +363,7 @@ public sealed class SyncApplier
             {
                 _owner._logger.LogError("ALERT journal sync rejected: journal {Journal} factory {Factory} client {Client}: {Reason}; nothing of this push was applied",
                     _journalKey, _meta.FactoryId, _caller.ClientName, ex.Message);
-                Alert = new SyncAlert(_owner._options.TimeProvider.GetUtcNow(), _meta.FactoryId, _journalKey, ex.Seq, FaultWords(ex.Fault), ex.Message);
+                Alert = new SyncAlert(_owner._options.TimeProvider.GetUtcNow(), _meta.FactoryId, _journalKey, ex.Seq, MixedStream ? "mixed stream" : FaultWords(ex.Fault), ex.Message);
                 throw new GrpcException(StatusFor(ex.Fault), ex.Message, ex);
             }
             catch (GrpcException ex) when (ex.StatusCode is GrpcStatusCode.PermissionDenied or GrpcStatusCode.ResourceExhausted)
@@ -390,7 +392,122 @@ public sealed class SyncApplier
             return response;
         }
 
+        /// <summary>True when the push was rejected as a mixed stream (entries of another journal the mirror holds).</summary>
+        public bool MixedStream { get; private set; }
+
         private void Apply(JournalEntry entry)
+        {
+            try
+            {
+                ApplyCore(entry);
+            }
+            catch (JournalVerificationException ex) when (ex.Fault is not (JournalFault.OutOfRange or JournalFault.Malformed))
+            {
+                // The entry does not chain onto this journal. Before calling it a fork (or a gap, a bad hash, a foreign
+                // certificate), check whether it is an entry of another journal this mirror holds: a stream that mixes
+                // two factories' journals gets its own diagnosis.
+                if (FindForeignJournal(entry) is not { } foreign)
+                {
+                    throw;
+                }
+
+                MixedStream = true;
+                throw new JournalVerificationException(entry.Seq, JournalFault.WrongJournal, string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                    $"mixed stream: seq {entry.Seq} belongs to factory {foreign.Journal.FactoryId}'s journal {Convert.ToHexStringLower(foreign.Journal.JournalId)}, not factory {_meta.FactoryId}'s journal {_journalKey} ({foreign.How}; it would have been a {FaultWords(ex.Fault)}). Push each factory's journal on its own, from its own sync client"));
+            }
+        }
+
+        /// <summary>
+        /// The other journal (not this push's) that <paramref name="entry"/> belongs to, and how that is known: the mirror
+        /// holds it with the same hash at the same seq; its prev_hash is that journal's previous entry; it is a checkpoint
+        /// naming that journal; or its certificate is signed by that factory's issuing CA and not by this journal's. Null
+        /// when no held journal claims it (then it is what the verifier said: a fork, a gap, ...). Cost: two primary-key
+        /// lookups and at most one signature check per held journal, on the rejection path only.
+        /// </summary>
+        private (JournalState Journal, string How)? FindForeignJournal(JournalEntry entry)
+        {
+            if (_owner._sink is not IKnownJournals known)
+            {
+                return null;
+            }
+
+            var ownCa = _verifier?.Anchor?.IssuingCaCertificate ?? _state?.IssuingCaCertificate;
+            foreach (var journal in known.ListJournals())
+            {
+                if (journal.JournalId.AsSpan().SequenceEqual(_journalId))
+                {
+                    continue;
+                }
+
+                if (HowItBelongs(entry, journal, ownCa) is { } how)
+                {
+                    return (journal, how);
+                }
+            }
+
+            return null;
+        }
+
+        private string? HowItBelongs(JournalEntry entry, JournalState journal, byte[]? ownCa)
+        {
+            var sink = _owner._sink;
+            if (entry.Seq is 0 or ulong.MaxValue)
+            {
+                return null;
+            }
+
+            if (sink.GetEntryHash(journal.JournalId, entry.Seq) is { } same && entry.Hash.Span.SequenceEqual(same))
+            {
+                return $"the mirror holds it as entry {entry.Seq} of that journal";
+            }
+
+            if (entry.Seq > 1 && sink.GetEntryHash(journal.JournalId, entry.Seq - 1) is { } previous && entry.PrevHash.Span.SequenceEqual(previous))
+            {
+                return $"its prev_hash is entry {entry.Seq - 1} of that journal";
+            }
+
+            try
+            {
+                switch (entry.Type)
+                {
+                    case EntryType.Checkpoint when Checkpoint.Parser.ParseFrom(entry.Payload).JournalId.Span.SequenceEqual(journal.JournalId):
+                        return "it is a checkpoint of that journal";
+                    case EntryType.CertificateIssued when ownCa is null || !ownCa.AsSpan().SequenceEqual(journal.IssuingCaCertificate):
+                        var der = CertificateIssued.Parser.ParseFrom(entry.Payload).Certificate.Memory;
+                        if (SignedBy(der, journal.IssuingCaCertificate) && (ownCa is null || !SignedBy(der, ownCa)))
+                        {
+                            return $"its certificate is signed by factory {journal.FactoryId}'s issuing CA";
+                        }
+
+                        break;
+                }
+            }
+            catch (InvalidProtocolBufferException)
+            {
+                // Undecodable: not provably another journal's.
+            }
+            catch (CryptographicException)
+            {
+                // Undecodable certificate or an unusable CA key: not provably another journal's.
+            }
+
+            return null;
+        }
+
+        private static bool SignedBy(ReadOnlyMemory<byte> certificate, byte[] caDer)
+        {
+            var parts = DerCertificateParts.Parse(certificate);
+            using var ca = X509CertificateLoader.LoadCertificate(caDer);
+            if (!parts.Issuer.Span.SequenceEqual(ca.SubjectName.RawData))
+            {
+                return false;
+            }
+
+            using var key = SignatureCheckKey.FromCertificate(ca);
+            return key.VerifyX509Signature(parts.SignatureAlgorithmOid, parts.Tbs.Span, parts.Signature.Span);
+        }
+
+        private void ApplyCore(JournalEntry entry)
         {
             if (entry.Seq == 0 || entry.Seq == ulong.MaxValue)
             {

@@ -145,8 +145,9 @@ public class DeltaCrlTests
         Assert.That(ex!.Message, Does.Contain("removeFromCRL in a full CRL"));
         Assert.That(signer.Calls, Is.Zero, "a CRL that fails a lint never reaches the signer");
 
-        // The same entry is fine in a delta.
-        var delta = builder.Build(issuer, signer, 8, now, now.AddDays(1), [remove], new CrlExtras(DeltaBaseCrlNumber: 7));
+        // The same entry is fine in a delta of an issued base.
+        var issuedBase = builder.Build(issuer, signer, 7, now, now.AddDays(1), []);
+        var delta = builder.Build(issuer, signer, 8, now, now.AddDays(1), [remove], new CrlExtras(DeltaBaseCrlNumber: 7, DeltaBaseCrl: issuedBase.Der));
         Assert.That(delta.IsDelta, Is.True);
 
         // A full CRL carrying a deltaCRLIndicator, seen by the lint directly.

@@ -26,7 +26,12 @@ internal static class TamperCorpus
     /// <param name="Prefix">Entries the mirror holds before the push (applied honestly first), possibly empty.</param>
     /// <param name="FirstSeq">The push metadata's first_seq.</param>
     /// <param name="Stream">The damaged entries pushed.</param>
-    public sealed record Case(string Name, IReadOnlyList<JournalEntry> Prefix, ulong FirstSeq, IReadOnlyList<JournalEntry> Stream);
+    /// <param name="Other">Another factory's journal the mirror already holds (many factories per mirror), or empty.</param>
+    public sealed record Case(string Name, IReadOnlyList<JournalEntry> Prefix, ulong FirstSeq, IReadOnlyList<JournalEntry> Stream, IReadOnlyList<JournalEntry>? Other = null)
+    {
+        /// <summary><see cref="Other"/>, never null.</summary>
+        public IReadOnlyList<JournalEntry> OtherJournal => Other ?? [];
+    }
 
     /// <summary>The honest journal every case is derived from.</summary>
     public static JournalTestData.Builder Honest()
@@ -130,7 +135,8 @@ internal static class TamperCorpus
         big.AddCheckpoint(journalId: h.JournalId);
         cases.Add(new("oversized_entry", none, 1, big.Entries.ToList()));
 
-        // A stream that mixes two factories' journals: F1's 1..6, then F2's 7..9 (its own chain and checkpoint).
+        // A stream that mixes two factories' journals: F1's 1..6, then F2's 7..8 (its own chain and checkpoint). The mirror
+        // already holds F2's journal (it serves both factories), so it names the foreign journal instead of reporting a fork.
         var f2 = new JournalTestData.Builder(factoryId: "F2");
         for (int i = 0; i < HonestCertificates; i++)
         {
@@ -140,7 +146,24 @@ internal static class TamperCorpus
         f2.AddCheckpoint();
         var mixed = Range(1, 6);
         mixed.AddRange(f2.Entries.Where(e => e.Seq >= 7).Select(e => e.Clone()));
-        cases.Add(new("mixed_factories", none, 1, mixed));
+        cases.Add(new("mixed_factories", none, 1, mixed, f2.Entries.Select(e => e.Clone()).ToList()));
+
+        // The same stream when the mirror does not hold F2's journal: nothing proves whose entries these are, so a fork.
+        cases.Add(new("mixed_factories_unknown", none, 1, mixed.Select(e => e.Clone()).ToList()));
+
+        // A factory F3 with its own issuing CA, of which the mirror holds only the genesis: the spliced-in entry at seq 7
+        // matches no held entry, but its certificate is signed by F3's issuing CA and not by F1's.
+        using var f3Ca = m.ImpostorCa(sameName: false);
+        var f3 = new JournalTestData.Builder(caChain: [f3Ca.RawData], factoryId: "F3");
+        for (int i = 0; i < HonestCertificates; i++)
+        {
+            f3.AddCertificate($"F3-{i:D4}", f3Ca);
+        }
+
+        f3.AddCheckpoint();
+        var byIssuer = Range(1, 6);
+        byIssuer.AddRange(f3.Entries.Where(e => e.Seq >= 7).Select(e => e.Clone()));
+        cases.Add(new("mixed_factories_by_issuer", none, 1, byIssuer, [f3.Entries[0].Clone()]));
         return cases;
     }
 
@@ -153,6 +176,10 @@ internal static class TamperCorpus
             Write(Path.Combine(directory, c.Name + ".prefix"), c.Prefix);
             Write(Path.Combine(directory, c.Name + ".stream"), c.Stream);
             File.WriteAllText(Path.Combine(directory, c.Name + ".first"), c.FirstSeq.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            if (c.OtherJournal.Count > 0)
+            {
+                Write(Path.Combine(directory, c.Name + ".other"), c.OtherJournal);
+            }
         }
     }
 
@@ -161,16 +188,20 @@ internal static class TamperCorpus
         name,
         ReadEntries(Path.Combine(directory, name + ".prefix")),
         ulong.Parse(File.ReadAllText(Path.Combine(directory, name + ".first")), System.Globalization.CultureInfo.InvariantCulture),
-        ReadEntries(Path.Combine(directory, name + ".stream")));
+        ReadEntries(Path.Combine(directory, name + ".stream")),
+        File.Exists(Path.Combine(directory, name + ".other")) ? ReadEntries(Path.Combine(directory, name + ".other")) : null);
 
-    /// <summary>The manifest rows: case name, expected fault, expected seq.</summary>
-    public static IReadOnlyList<(string Name, string Fault, ulong Seq)> Manifest()
+    /// <summary>
+    /// The manifest rows: case name, expected fault, expected seq, and optionally the alert's reason words (default: the
+    /// fault in words) and a text the error must contain.
+    /// </summary>
+    public static IReadOnlyList<(string Name, string Fault, ulong Seq, string? Reason, string? Detail)> Manifest()
     {
         var path = Path.Combine(AppContext.BaseDirectory, "testdata", "journal", "cases.tsv");
         return File.ReadAllLines(path)
             .Where(l => l.Length > 0 && l[0] != '#')
             .Select(l => l.Split('\t'))
-            .Select(f => (f[0], f[1], ulong.Parse(f[2], System.Globalization.CultureInfo.InvariantCulture)))
+            .Select(f => (f[0], f[1], ulong.Parse(f[2], System.Globalization.CultureInfo.InvariantCulture), f.Length > 3 ? f[3] : null, f.Length > 4 ? f[4] : null))
             .ToList();
     }
 

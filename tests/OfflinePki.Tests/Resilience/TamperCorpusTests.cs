@@ -81,14 +81,36 @@ public class TamperCorpusTests
             Assert.That(ok.AppliedSeq, Is.EqualTo(c.Prefix[^1].Seq), "the honest prefix applies");
         }
 
+        if (c.OtherJournal.Count > 0)
+        {
+            // Another factory's journal the mirror already holds (as its own sync would have applied it).
+            var g = Genesis.Parser.ParseFrom(c.OtherJournal[0].Payload);
+            using var tx = registry.BeginApply();
+            foreach (var e in c.OtherJournal)
+            {
+                tx.AddEntry(g.JournalId.Span, e.Seq, e.Hash.Span, (int)e.Type, e.ToByteArray());
+            }
+
+            tx.SetJournal(new JournalState(g.JournalId.ToByteArray(), g.FactoryId, g.IssuingCaChain[0].ToByteArray(), g.JournalSignerCertificate.ToByteArray(),
+                c.OtherJournal[^1].Seq, c.OtherJournal[^1].Hash.ToByteArray()));
+            tx.Commit();
+        }
+
         var before = RegistryDigest.Of(registry.DatabasePath);
         var ex = await GrpcAssert.ThrowsAsync(() => Push(c.FirstSeq, c.Stream));
         var fault = Enum.Parse<JournalFault>(expected.Fault);
         Assert.That(ex.Message, Does.Contain($"journal rejected at seq {expected.Seq}: {expected.Fault}"), ex.Message);
         Assert.That(ex.StatusCode, Is.EqualTo(SyncApplier.StatusFor(fault)), ex.Message);
         Assert.That(RegistryDigest.Of(registry.DatabasePath), Is.EqualTo(before), "a rejected push must apply nothing");
+        if (expected.Detail is { } detail)
+        {
+            foreach (var part in detail.Split('|'))
+            {
+                Assert.That(ex.Message, Does.Contain(part));
+            }
+        }
 
-        var summary = $"sync blocked: {SyncApplier.FaultWords(fault)} at seq {expected.Seq} from factory F1";
+        var summary = $"sync blocked: {expected.Reason ?? SyncApplier.FaultWords(fault)} at seq {expected.Seq} from factory F1";
         var alerts = new MirrorAlertStore(registry.DatabasePath).Recent();
         Assert.That(alerts.Select(a => a.Summary), Is.EqualTo(new[] { summary }));
 
@@ -115,9 +137,10 @@ public class TamperCorpusTests
         }
     }
 
-    private sealed class SwitchingSink : IJournalSink
+    private sealed class SwitchingSink : IJournalSink, IKnownJournals
     {
-        public IJournalSink Target { get; set; } = null!;
+        public MirrorRegistry Target { get; set; } = null!;
+        public IReadOnlyList<JournalState> ListJournals() => Target.ListJournals();
         public JournalState? GetJournal(ReadOnlySpan<byte> journalId) => Target.GetJournal(journalId);
         public byte[]? GetEntryHash(ReadOnlySpan<byte> journalId, ulong seq) => Target.GetEntryHash(journalId, seq);
         public IJournalApplyTransaction BeginApply() => Target.BeginApply();
