@@ -20,9 +20,9 @@ using OfflinePki.Revocation;
 namespace OfflinePki.Bench;
 
 /// <summary>
-/// OCSP throughput and latency (issue 4): the MirrorCa OCSP endpoint with a registry of <c>--certs</c> certificates,
+/// OCSP throughput and latency (issue 4): the MirrorCa daemon's OCSP endpoint (its own process) with a registry of <c>--certs</c> certificates,
 /// against <c>openssl ocsp -multi 2</c> serving the same certificates from an index file, and a bare Kestrel endpoint
-/// returning a fixed 811-byte body (the HTTP ceiling), each loaded by wrk on loopback with POSTs of pre-made DER
+/// returning a fixed 811-byte body (the HTTP ceiling, <see cref="BareHttpBench"/> in its own process), each loaded by wrk on loopback with POSTs of pre-made DER
 /// requests for random known serials, at 1, 8 and 32 connections.
 /// Usage: <c>bench ocsp [--certs 10000] [--duration 10] [--connections 1,8,32] [--requests 2000] [--keep]</c>.
 /// Registry rows are inserted directly through <see cref="IJournalSink"/> in one transaction; their DER column holds a

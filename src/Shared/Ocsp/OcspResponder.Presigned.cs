@@ -132,31 +132,13 @@ public sealed partial class OcspResponder
         return new OcspAnswer(Sign(issuer, draft), OcspResponseStatus.Successful, now, single.NextUpdate, false);
     }
 
-    /// <summary>Byte-wise equality for serials and hashes used as dictionary keys.</summary>
-    private sealed class ByteKeyComparer : IEqualityComparer<byte[]>
-    {
-        public static readonly ByteKeyComparer Instance = new();
-
-        public bool Equals(byte[]? x, byte[]? y) => x.AsSpan().SequenceEqual(y);
-
-        public int GetHashCode(byte[] obj)
-        {
-            var h = new HashCode();
-            h.AddBytes(obj);
-            return h.ToHashCode();
-        }
-    }
-
-    // One index entry. Immutable: updates replace it. Answer is null when not (yet) pre-signed.
-    private sealed record Entry(CertificateStatus Status, OcspAnswer? Answer, long RefreshAtUnix, int Epoch);
-
     private sealed class IssuerState(string keyHashHex, byte[] keyHash)
     {
         public string KeyHashHex { get; } = keyHashHex;
 
         public byte[] KeyHash { get; } = keyHash;
 
-        public ConcurrentDictionary<byte[], Entry> Entries { get; } = new(ByteKeyComparer.Instance);
+        public PresignedTable Table { get; } = new();
 
         public long RevocationVersion { get; set; } = -1;
 
@@ -203,7 +185,7 @@ public sealed partial class OcspResponder
         }
 
         public OcspIndexStatistics Statistics() =>
-            new(_states.Values.Sum(s => (long)s.Entries.Count), Interlocked.Read(ref _presigned), _complete);
+            new(_states.Values.Sum(s => (long)s.Table.Count), Interlocked.Read(ref _presigned), _complete);
 
         public async Task WaitForWorkAsync(TimeSpan timeout, CancellationToken cancellationToken)
         {
@@ -240,9 +222,10 @@ public sealed partial class OcspResponder
             long nowUnix = now.ToUnixTimeSeconds();
             var serial = TryNormalize(certId.Serial);
             bool canonical = issuer.IsCanonical(certId);
-            if (serial is not null && state.Entries.TryGetValue(serial, out var entry))
+            if (serial is not null && SerialKey.TryCreate(serial, out var key) && state.Table.TryFind(key, out int slot))
             {
-                if (canonical && entry.Answer is { } ready && nowUnix < entry.RefreshAtUnix && entry.Epoch == state.Epoch)
+                var view = state.Table.Read(slot, withAnswer: canonical);
+                if (canonical && view.Answer is { } ready && nowUnix < view.RefreshAtUnix && view.Epoch == state.Epoch)
                 {
                     answer = ready;
                     return true;
@@ -250,12 +233,12 @@ public sealed partial class OcspResponder
 
                 if (canonical)
                 {
-                    answer = _owner.SignOne(issuer, certId, entry.Status, now);
-                    Store(state, serial, entry, answer, state.Epoch);
+                    answer = _owner.SignOne(issuer, certId, view.Status, now);
+                    Store(state, slot, view, answer, state.Epoch);
                     return true;
                 }
 
-                answer = OnDemand(issuer, certId, entry.Status, now);
+                answer = OnDemand(issuer, certId, view.Status, now);
                 return true;
             }
 
@@ -284,33 +267,28 @@ public sealed partial class OcspResponder
 
         private long RefreshAt(OcspAnswer answer) => (answer.NextUpdate!.Value - _settings.RefreshBefore).ToUnixTimeSeconds();
 
-        // Stores a freshly signed answer if the entry did not change meanwhile and the bound allows.
-        private bool Store(IssuerState state, byte[] serial, Entry old, OcspAnswer answer, int epoch)
+        // Stores a freshly signed answer if the slot did not change since `view` was read and the bound allows.
+        private bool Store(IssuerState state, int slot, PresignedView view, OcspAnswer answer, int epoch)
         {
-            bool had = old.Answer is not null;
+            bool had = view.HasAnswer;
             if (!had && Interlocked.Increment(ref _presigned) > _settings.MaxCachedResponses)
             {
                 Interlocked.Decrement(ref _presigned);
                 return false;
             }
 
-            if (!state.Entries.TryUpdate(serial, old with { Answer = answer, RefreshAtUnix = RefreshAt(answer), Epoch = epoch }, old))
+            var (stored, _) = state.Table.TryStore(slot, view.Version, answer, RefreshAt(answer), epoch, mayTakeCell: true);
+            if (!stored && !had)
             {
-                if (!had)
-                {
-                    Interlocked.Decrement(ref _presigned);
-                }
-
-                return false;
+                Interlocked.Decrement(ref _presigned);
             }
 
-            return true;
+            return stored;
         }
 
-        private void Replace(IssuerState state, byte[] serial, Entry? old, Entry replacement)
+        private void Replace(IssuerState state, int slot, CertificateStatus status)
         {
-            state.Entries[serial] = replacement;
-            if (old?.Answer is not null)
+            if (state.Table.Replace(slot, status))
             {
                 Interlocked.Decrement(ref _presigned);
             }
@@ -368,7 +346,7 @@ public sealed partial class OcspResponder
             bool drained = true;
             if (registryVersion != _registryVersion)
             {
-                var added = new Dictionary<IssuerState, List<byte[]>>();
+                var added = new Dictionary<IssuerState, List<(SerialKey Key, byte[] Serial)>>();
                 int read = 0;
                 drained = false;
                 while (read < maxRows)
@@ -379,14 +357,14 @@ public sealed partial class OcspResponder
                     {
                         _lastRowId = row.RowId;
                         if (_states.TryGetValue(Convert.ToHexString(row.IssuerKeyHash), out var state) &&
-                            state.Entries.TryAdd(row.Serial, new Entry(CertificateStatus.Good, null, 0, 0)))
+                            SerialKey.TryCreate(row.Serial, out var key) && state.Table.TryAdd(key, CertificateStatus.Good))
                         {
                             if (!added.TryGetValue(state, out var list))
                             {
                                 added[state] = list = [];
                             }
 
-                            list.Add(row.Serial);
+                            list.Add((key, row.Serial));
                         }
                     }
 
@@ -404,12 +382,12 @@ public sealed partial class OcspResponder
                     if (state.Ready && serials.Count <= HotPathRows && revocationVersions[state] == state.RevocationVersion)
                     {
                         // Few new certificates of an issuer whose revocations are applied: check just these.
-                        foreach (var serial in serials)
+                        foreach (var (key, serial) in serials)
                         {
                             var status = _owner._source.GetStatus(state.KeyHash, serial);
-                            if (status.State == RegistryCertificateState.Revoked)
+                            if (status.State == RegistryCertificateState.Revoked && state.Table.TryFind(key, out int slot))
                             {
-                                Replace(state, serial, null, new Entry(status, null, 0, 0));
+                                Replace(state, slot, status);
                             }
                         }
                     }
@@ -454,27 +432,31 @@ public sealed partial class OcspResponder
         // Makes the index agree with the registry's revocations of one issuer (revoked, changed, or released holds).
         private bool ApplyRevocations(IssuerState state)
         {
-            var revoked = new Dictionary<byte[], RevokedEntry>(ByteKeyComparer.Instance);
+            var revoked = new Dictionary<SerialKey, RevokedEntry>();
             foreach (var r in _owner._source.EnumerateRevoked(state.KeyHash))
             {
-                revoked[r.Serial] = r;
+                if (SerialKey.TryCreate(r.Serial, out var key))
+                {
+                    revoked[key] = r;
+                }
             }
 
             bool changed = false;
-            foreach (var (serial, r) in revoked)
+            var table = state.Table;
+            foreach (var (key, r) in revoked)
             {
-                if (state.Entries.TryGetValue(serial, out var old) && !SameRevocation(old.Status.Revocation, r))
+                if (table.TryFind(key, out int slot) && !SameRevocation(table.Read(slot, withAnswer: false).Status.Revocation, r))
                 {
-                    Replace(state, serial, old, new Entry(new CertificateStatus(RegistryCertificateState.Revoked, r), null, 0, 0));
+                    Replace(state, slot, new CertificateStatus(RegistryCertificateState.Revoked, r));
                     changed = true;
                 }
             }
 
-            foreach (var (serial, old) in state.Entries)
+            for (int slot = 0, count = table.Count; slot < count; slot++)
             {
-                if (old.Status.State == RegistryCertificateState.Revoked && !revoked.ContainsKey(serial))
+                if (table.Read(slot, withAnswer: false).Status.State == RegistryCertificateState.Revoked && !revoked.ContainsKey(table.KeyAt(slot)))
                 {
-                    Replace(state, serial, old, new Entry(CertificateStatus.Good, null, 0, 0));
+                    Replace(state, slot, CertificateStatus.Good);
                     changed = true;
                 }
             }
@@ -510,18 +492,25 @@ public sealed partial class OcspResponder
                 var now = DerTime.Truncate(_owner._time.GetUtcNow());
                 long nowUnix = now.ToUnixTimeSeconds();
                 int epoch = state.Epoch;
-                var due = state.Entries.Where(kv => kv.Value.Answer is null || kv.Value.RefreshAtUnix <= nowUnix || kv.Value.Epoch != epoch);
-                Parallel.ForEach(due, new ParallelOptions { CancellationToken = cancellationToken, MaxDegreeOfParallelism = Environment.ProcessorCount }, kv =>
+                var table = state.Table;
+                Parallel.For(0, table.Count, new ParallelOptions { CancellationToken = cancellationToken, MaxDegreeOfParallelism = Environment.ProcessorCount }, slot =>
                 {
-                    if (kv.Value.Answer is null && Interlocked.Read(ref _presigned) >= _settings.MaxCachedResponses)
+                    var view = table.Read(slot, withAnswer: false);
+                    if (view.HasAnswer && view.RefreshAtUnix > nowUnix && view.Epoch == epoch)
                     {
                         return;
                     }
 
-                    var certIdDer = issuer.CanonicalCertId(kv.Key);
-                    var certId = new OcspCertId(certIdDer, Oids.Sha1, issuer.Sha1NameHash, issuer.RegistryKeyHash, kv.Key);
-                    var answer = _owner.SignOne(issuer, certId, kv.Value.Status, now);
-                    if (Store(state, kv.Key, kv.Value, answer, epoch))
+                    if (!view.HasAnswer && Interlocked.Read(ref _presigned) >= _settings.MaxCachedResponses)
+                    {
+                        return;
+                    }
+
+                    var serial = table.KeyAt(slot).ToArray();
+                    var certIdDer = issuer.CanonicalCertId(serial);
+                    var certId = new OcspCertId(certIdDer, Oids.Sha1, issuer.Sha1NameHash, issuer.RegistryKeyHash, serial);
+                    var answer = _owner.SignOne(issuer, certId, view.Status, now);
+                    if (Store(state, slot, view, answer, epoch))
                     {
                         Interlocked.Increment(ref signed);
                     }
