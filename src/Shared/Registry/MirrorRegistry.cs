@@ -368,6 +368,7 @@ public sealed partial class MirrorRegistry : IJournalSink, IKnownJournals, IRevo
     {
         private readonly SqliteConnection _c;
         private readonly SqliteTransaction _tx;
+        private readonly Dictionary<string, SqliteCommand> _prepared = new(StringComparer.Ordinal);
         private bool _done;
 
         public ApplyTransaction(SqliteConnection c)
@@ -455,16 +456,35 @@ public sealed partial class MirrorRegistry : IJournalSink, IKnownJournals, IRevo
                 }
             }
 
+            foreach (var cmd in _prepared.Values)
+            {
+                cmd.Dispose();
+            }
+
             _tx.Dispose();
             _c.Dispose();
         }
 
         private void EnsureOpen() => ObjectDisposedException.ThrowIf(_done, this);
 
+        // One prepared statement per SQL text for the life of the transaction: a sync applies the same few INSERTs per
+        // entry, and preparing each anew (SQLite's parser) was a fifth of the mirror's CPU per synced entry.
         private void Run(string sql, params (string Name, object Value)[] args)
         {
-            using var cmd = Cmd(_c, sql, args);
-            cmd.Transaction = _tx;
+            if (!_prepared.TryGetValue(sql, out var cmd))
+            {
+                cmd = _c.CreateCommand();
+                cmd.CommandText = sql;
+                cmd.Transaction = _tx;
+                _prepared[sql] = cmd;
+            }
+
+            cmd.Parameters.Clear();
+            foreach (var (name, value) in args)
+            {
+                cmd.Parameters.AddWithValue(name, value);
+            }
+
             cmd.ExecuteNonQuery();
         }
     }

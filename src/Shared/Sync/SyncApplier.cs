@@ -352,6 +352,8 @@ public sealed class SyncApplier
                         throw new GrpcException(GrpcStatusCode.InvalidArgument, "after the metadata, every PushRequest must carry entries");
                     }
 
+                    // The CA signatures of the batch's certificates on every core, then the ordered checks and the apply.
+                    _verifier.PrecheckCertificateSignatures(message.Entries.Entries);
                     foreach (var entry in message.Entries.Entries)
                     {
                         cancellationToken.ThrowIfCancellationRequested();

@@ -343,6 +343,31 @@ public class JournalChainVerifierTests
     }
 
     [Test]
+    public void Precheck_in_parallel_then_accept_gives_the_same_verdicts_in_seq_order()
+    {
+        using var impostor = M.ImpostorCa(sameName: true);
+        var b = Sample();
+        b.AddCertificate("dev-5");
+        b.AddCertificate("dev-evil", impostor); // seq 10
+        b.AddCertificate("dev-6");
+        using var v = NewVerifier();
+        Assert.That(v.PrecheckCertificateSignatures(b.Entries.Take(3).ToList()), Is.Zero, "before the genesis the CA key is unknown: nothing checked ahead");
+        v.Accept(b.Entries[0]);
+        var rest = b.Entries.Skip(1).ToList();
+        Assert.That(v.PrecheckCertificateSignatures(rest), Is.EqualTo(6), "dev-1..4, dev-5, dev-6: the impostor's certificate is not marked");
+        var ex = Assert.Throws<JournalVerificationException>(() =>
+        {
+            foreach (var e in rest)
+            {
+                v.Accept(e);
+            }
+        })!;
+        Assert.That(ex.Fault, Is.EqualTo(JournalFault.ForeignCertificate), "the ordered check still verifies what the precheck did not pass");
+        Assert.That(ex.Seq, Is.EqualTo(10UL));
+        Assert.That(v.Head.Seq, Is.EqualTo(9UL), "everything before it was accepted");
+    }
+
+    [Test]
     public void Certificate_with_another_issuer_name_is_foreign()
     {
         using var impostor = M.ImpostorCa(sameName: false);
