@@ -163,44 +163,78 @@ public sealed class JournalChainVerifier : IDisposable
     /// <see cref="Accept(JournalEntry)"/> itself). Everything else stays sequential. Does nothing before the genesis
     /// is known (the CA key comes from it) or when certificates are not verified. Costs one payload parse per
     /// certificate entry more; the signature check is the expensive part (one ECDSA verification).
+    /// Same as <see cref="CheckCertificateSignaturesAhead"/> followed by <see cref="TrustCheckedAhead"/>.
     /// </summary>
     /// <param name="entries">Entries in the order they will be accepted; they must not be changed until then.</param>
     /// <returns>How many certificate signatures were checked ahead.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="entries"/> is null.</exception>
-    public int PrecheckCertificateSignatures(IReadOnlyList<JournalEntry> entries)
+    public int PrecheckCertificateSignatures(IReadOnlyList<JournalEntry> entries) => TrustCheckedAhead(CheckCertificateSignaturesAhead(entries));
+
+    /// <summary>
+    /// The parallel half of <see cref="PrecheckCertificateSignatures"/>: safe to run on another thread while this
+    /// verifier accepts earlier entries (it reads only the CA key, which is fixed once the genesis is known). The
+    /// result counts only after <see cref="TrustCheckedAhead"/>, on the accepting thread.
+    /// </summary>
+    /// <param name="entries">Entries in the order they will be accepted; they must not be changed until then.</param>
+    /// <returns>The certificate entries whose CA signature verified, with the key that verified them.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="entries"/> is null.</exception>
+    public CheckedAhead CheckCertificateSignaturesAhead(IReadOnlyList<JournalEntry> entries)
     {
         ArgumentNullException.ThrowIfNull(entries);
-        var key = _caKey;
+        var key = Volatile.Read(ref _caKey);
         if (key is null || !_verifyIssuedCertificates || entries.Count < 2)
+        {
+            return new CheckedAhead(null, []);
+        }
+
+        var passed = new bool[entries.Count];
+        try
+        {
+            Parallel.For(0, entries.Count, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, i =>
+            {
+                var entry = entries[i];
+                if (entry.Type != EntryType.CertificateIssued || entry.CalculateSize() > _maxEntryBytes)
+                {
+                    return;
+                }
+
+                try
+                {
+                    var c = CertificateIssued.Parser.ParseFrom(entry.Payload);
+                    var parts = DerCertificateParts.Parse(c.Certificate.Memory);
+                    passed[i] = key.VerifyX509Signature(parts.SignatureAlgorithmOid, parts.Tbs.Span, parts.Signature.Span);
+                }
+                catch (Exception ex) when (ex is InvalidProtocolBufferException or CryptographicException)
+                {
+                    // Left to Accept, which reports it with the seq.
+                }
+            });
+        }
+        catch (AggregateException ex) when (ex.InnerExceptions.All(e => e is ObjectDisposedException))
+        {
+            // The verifier was disposed meanwhile: nothing is trusted.
+            return new CheckedAhead(null, []);
+        }
+
+        return new CheckedAhead(key, entries.Where((_, i) => passed[i]).ToArray());
+    }
+
+    /// <summary>Lets <see cref="Accept(JournalEntry)"/> skip the CA signature check of the entries checked ahead, if they were checked with the current CA key.</summary>
+    /// <param name="checkedAhead">A result of <see cref="CheckCertificateSignaturesAhead"/>.</param>
+    /// <returns>How many entries are now trusted.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="checkedAhead"/> is null.</exception>
+    public int TrustCheckedAhead(CheckedAhead checkedAhead)
+    {
+        ArgumentNullException.ThrowIfNull(checkedAhead);
+        if (checkedAhead.Key is null || !ReferenceEquals(checkedAhead.Key, _caKey))
         {
             return 0;
         }
 
-        var passed = new bool[entries.Count];
-        Parallel.For(0, entries.Count, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, i =>
-        {
-            var entry = entries[i];
-            if (entry.Type != EntryType.CertificateIssued || entry.CalculateSize() > _maxEntryBytes)
-            {
-                return;
-            }
-
-            try
-            {
-                var c = CertificateIssued.Parser.ParseFrom(entry.Payload);
-                var parts = DerCertificateParts.Parse(c.Certificate.Memory);
-                passed[i] = key.VerifyX509Signature(parts.SignatureAlgorithmOid, parts.Tbs.Span, parts.Signature.Span);
-            }
-            catch (Exception ex) when (ex is InvalidProtocolBufferException or CryptographicException)
-            {
-                // Left to Accept, which reports it with the seq.
-            }
-        });
-
         int n = 0;
-        for (int i = 0; i < passed.Length; i++)
+        foreach (var entry in checkedAhead.Entries)
         {
-            if (passed[i] && _caSignatureChecked.Add(entries[i]))
+            if (_caSignatureChecked.Add(entry))
             {
                 n++;
             }
@@ -517,6 +551,22 @@ public sealed class JournalChainVerifier : IDisposable
     }
 
     private static JournalVerificationException Fail(ulong seq, JournalFault fault, string detail) => new(seq, fault, detail);
+
+    /// <summary>Entries whose issuing-CA signature verified ahead of <see cref="Accept(JournalEntry)"/>, and the key that verified them.</summary>
+    public sealed class CheckedAhead
+    {
+        internal CheckedAhead(object? key, IReadOnlyList<JournalEntry> entries)
+        {
+            Key = key;
+            Entries = entries;
+        }
+
+        /// <summary>The certificate entries that passed.</summary>
+        public IReadOnlyList<JournalEntry> Entries { get; }
+
+        /// <summary>The CA key used (null: nothing was checked).</summary>
+        internal object? Key { get; }
+    }
 
     /// <summary>Releases the cached public keys.</summary>
     public void Dispose()

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Google.Protobuf;
+using Google.Protobuf.Collections;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using OfflinePki.Asn1;
@@ -344,20 +345,50 @@ public sealed class SyncApplier
 
             try
             {
-                while (await enumerator.MoveNextAsync().ConfigureAwait(false))
+                // Pipeline: while batch N is checked in order and applied on this thread, the CA signatures of batch
+                // N+1 are verified on the other cores (JournalChainVerifier.CheckCertificateSignaturesAhead).
+                RepeatedField<JournalEntry>? previous = null;
+                Task<JournalChainVerifier.CheckedAhead>? previousChecks = null;
+                try
                 {
-                    var message = enumerator.Current;
-                    if (message.BodyCase != PushRequest.BodyOneofCase.Entries)
+                    while (await enumerator.MoveNextAsync().ConfigureAwait(false))
                     {
-                        throw new GrpcException(GrpcStatusCode.InvalidArgument, "after the metadata, every PushRequest must carry entries");
+                        var message = enumerator.Current;
+                        if (message.BodyCase != PushRequest.BodyOneofCase.Entries)
+                        {
+                            throw new GrpcException(GrpcStatusCode.InvalidArgument, "after the metadata, every PushRequest must carry entries");
+                        }
+
+                        var entries = message.Entries.Entries;
+                        var verifier = _verifier;
+                        var checks = Task.Run(() => verifier.CheckCertificateSignaturesAhead(entries), cancellationToken);
+                        if (previous is not null)
+                        {
+                            await ApplyBatchAsync(previous, previousChecks!, cancellationToken).ConfigureAwait(false);
+                        }
+
+                        (previous, previousChecks) = (entries, checks);
                     }
 
-                    // The CA signatures of the batch's certificates on every core, then the ordered checks and the apply.
-                    _verifier.PrecheckCertificateSignatures(message.Entries.Entries);
-                    foreach (var entry in message.Entries.Entries)
+                    if (previous is not null)
                     {
-                        cancellationToken.ThrowIfCancellationRequested();
-                        Apply(entry);
+                        await ApplyBatchAsync(previous, previousChecks!, cancellationToken).ConfigureAwait(false);
+                        previous = null;
+                    }
+                }
+                finally
+                {
+                    if (previousChecks is not null && previous is not null)
+                    {
+                        // A rejected push: let the look-ahead finish before the verifier is disposed.
+                        try
+                        {
+                            await previousChecks.ConfigureAwait(false);
+                        }
+                        catch (OperationCanceledException)
+                        {
+                            // cancelled with the call
+                        }
                     }
                 }
             }
@@ -396,6 +427,16 @@ public sealed class SyncApplier
 
         /// <summary>True when the push was rejected as a mixed stream (entries of another journal the mirror holds).</summary>
         public bool MixedStream { get; private set; }
+
+        private async Task ApplyBatchAsync(RepeatedField<JournalEntry> entries, Task<JournalChainVerifier.CheckedAhead> checks, CancellationToken cancellationToken)
+        {
+            _verifier!.TrustCheckedAhead(await checks.ConfigureAwait(false));
+            foreach (var entry in entries)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                Apply(entry);
+            }
+        }
 
         private void Apply(JournalEntry entry)
         {
