@@ -107,8 +107,10 @@ public static class FactoryCaApp
                 {
                     if (tls.IsPkcs11)
                     {
-                        // Per handshake, so the key is probed and reopened after a failure (a returned token still needs a restart: ops/HSM.md).
+                        // Per handshake, so the key is probed and reopened after a failure (ops/HSM.md). No TLS resumption:
+                        // .NET caches a resumable SSL_CTX per certificate, which would keep the engine key of before the outage.
                         https.ServerCertificateSelector = (_, _) => tls.Current;
+                        https.OnAuthenticate = static (_, ssl) => ssl.AllowTlsResume = false;
                     }
                     else
                     {

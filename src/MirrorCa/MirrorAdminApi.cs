@@ -100,6 +100,8 @@ public static class MirrorAdminApi
                         CheckCertificateRevocation = false,
                         // The application decides, in one place (AdminPolicy), so a refused caller gets a 401/403 that says why.
                         ClientCertificateValidation = static (_, _, _) => true,
+                        // A PKCS#11 key: no TLS resumption (a cached SSL_CTX would keep the engine key of before an outage).
+                        OnAuthenticate = tls.IsPkcs11 ? static (_, ssl) => ssl.AllowTlsResume = false : null,
                     });
                 });
             }

@@ -41,8 +41,10 @@ public static class JournalSyncServiceCollectionExtensions
             var handler = GrpcClient.CreateTlsHandler(new Uri(o.MirrorUrl), clientTls.Current, anchor, new GrpcClientOptions(), time);
             if (clientTls.IsPkcs11)
             {
-                // Per connection, so the key is probed and reopened after a failure (a returned token still needs a restart: ops/HSM.md).
+                // Per connection, so the key is probed and reopened after a failure (ops/HSM.md); no TLS resumption, so no
+                // cached SSL_CTX keeps the engine key of before an outage.
                 handler.SslOptions.LocalCertificateSelectionCallback = (_, _, _, _, _) => clientTls.Current;
+                handler.SslOptions.AllowTlsResume = false;
             }
 
             var grpc = new GrpcClient(new Uri(o.MirrorUrl), handler, timeProvider: time);

@@ -140,6 +140,52 @@ public class TlsHsmTests
     }
 
     [Test]
+    public async Task The_EST_server_key_recovers_without_a_restart_when_the_token_returns()
+    {
+        var journal = new FakeJournalAppender();
+        int port = FreePort();
+        await using var app = FactoryCaApp.Build(_pki.PathOf("factoryca.json"), s => s.AddSingleton<IJournalAppender>(journal), o =>
+        {
+            o.Est.Listen = $"https://127.0.0.1:{port}";
+            o.Est.ServerKey = TokenKey("est-tls");
+        });
+        await app.StartAsync();
+        string csr = Path.Combine(_pki.Directory, "tlshsm-recover.b64");
+        try
+        {
+            File.WriteAllBytes(csr, Peers.Base64Body(Peers.P256Csr("DEV-TLSR01")));
+            var first = Curl(port, "/.well-known/est/simpleenroll", "-H", "Content-Type: application/pkcs10", "--data-binary", "@" + csr);
+            Assert.That(first.StdOut, Does.EndWith("HTTP 200"), first.StdErr + first.StdOut);
+            Assert.That(journal.Count, Is.EqualTo(1));
+
+            var restore = SoftHsm.RemoveToken(_token);
+            try
+            {
+                for (int i = 0; i < 2; i++)
+                {
+                    var gone = Curl(port, "/.well-known/est/simpleenroll", "-H", "Content-Type: application/pkcs10", "--data-binary", "@" + csr);
+                    Assert.That(gone.StdOut, Does.EndWith("HTTP 000"), "no TLS without the token (fail closed)");
+                }
+
+                Assert.That(journal.Count, Is.EqualTo(1), "nothing issued while the token is gone");
+            }
+            finally
+            {
+                restore();
+            }
+
+            File.WriteAllBytes(csr, Peers.Base64Body(Peers.P256Csr("DEV-TLSR02")));
+            var back = Curl(port, "/.well-known/est/simpleenroll", "-H", "Content-Type: application/pkcs10", "--data-binary", "@" + csr);
+            Assert.That(back.StdOut, Does.EndWith("HTTP 200"), "the same process serves TLS again: " + back.StdErr + back.StdOut);
+            Assert.That(journal.Count, Is.EqualTo(2));
+        }
+        finally
+        {
+            await app.StopAsync();
+        }
+    }
+
+    [Test]
     public async Task Sync_over_mTLS_with_the_mirror_server_key_and_the_factory_client_key_in_the_token()
     {
         int adminPort = FreePort();
