@@ -29,6 +29,7 @@ public static class MirrorCaServices
         services.AddSingleton<IRevocationSource>(sp => sp.GetRequiredService<MirrorRegistry>());
         services.AddSingleton<IRevocationStore>(sp => sp.GetRequiredService<MirrorRegistry>());
         services.AddSingleton<IOrderOutbox>(sp => sp.GetRequiredService<MirrorRegistry>());
+        services.TryAddSingleton<Keys.KeyHealthBoard>();
         services.AddSingleton<MirrorFactories>();
         services.AddMirrorOcsp();
         services.AddHostedService<CrlRefresher>();

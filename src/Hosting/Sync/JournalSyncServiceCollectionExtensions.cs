@@ -37,6 +37,7 @@ public static class JournalSyncServiceCollectionExtensions
             var time = sp.GetService<TimeProvider>() ?? TimeProvider.System;
             var clientTls = TlsCertificateSource.Load(string.IsNullOrWhiteSpace(o.ClientKeyPath) ? "Sync:ClientKey" : "Sync:ClientKeyPath",
                 o.ClientCertificatePath, o.EffectiveClientKey, time);
+            sp.GetService<KeyHealthBoard>()?.Track(string.IsNullOrWhiteSpace(o.ClientKeyPath) ? "Sync:ClientKey" : "Sync:ClientKeyPath", clientTls, o.EffectiveClientKey);
             var anchor = X509CertificateLoader.LoadCertificateFromFile(o.ServerTrustAnchorPath);
             var handler = GrpcClient.CreateTlsHandler(new Uri(o.MirrorUrl), clientTls.Current, anchor, new GrpcClientOptions(), time);
             if (clientTls.IsPkcs11)

@@ -142,6 +142,21 @@ internal static class Pkcs11Engine
         }
     }
 
+    /// <summary>
+    /// Finalises the module if it is initialised (the module file is gone: a re-initialisation could not load it), so
+    /// every PKCS#11 key of the process fails closed and reopens, with its own message, once the file is back.
+    /// </summary>
+    public static void FinaliseIfInitialised()
+    {
+        lock (Gate)
+        {
+            if (_initResult is 0)
+            {
+                Reset(_generation);
+            }
+        }
+    }
+
     /// <summary>Loads the module once and calls C_Initialize if it is not initialised (first use, or after a failed reset).</summary>
     private static void EnsureInitialised(string label, string uri)
     {

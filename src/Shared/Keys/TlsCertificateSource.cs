@@ -165,6 +165,26 @@ public sealed class TlsCertificateSource : IDisposable
         }
     }
 
+    /// <summary>
+    /// Probes a PKCS#11 key now (regardless of <see cref="ProbeInterval"/>), reopening it if it failed and its backoff
+    /// allows; returns why it is unavailable (no secrets), or null when it is usable or a file key.
+    /// </summary>
+    public string? Check()
+    {
+        if (_key is not Pkcs11SigningKey p11 || !OperatingSystem.IsLinux())
+        {
+            return null;
+        }
+
+        lock (_gate)
+        {
+            _lastProbe = DateTimeOffset.MinValue;
+        }
+
+        _ = Current;
+        return p11.IsAvailable ? null : p11.UnavailableReason ?? "PKCS#11 key unavailable";
+    }
+
     /// <summary>Why a PKCS#11 TLS key is unavailable (no secrets), or null while it is usable or a file key.</summary>
     public string? UnavailableReason => _key is Pkcs11SigningKey p && OperatingSystem.IsLinux() ? p.UnavailableReason : null;
 
