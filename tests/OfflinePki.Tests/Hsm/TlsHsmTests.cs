@@ -139,6 +139,15 @@ public class TlsHsmTests
         }
     }
 
+    private static async Task<System.Text.Json.JsonElement> ControlStatus(Microsoft.AspNetCore.Builder.WebApplication app)
+    {
+        string dataDirectory = app.Services.GetRequiredService<IOptions<FactoryCaOptions>>().Value.DataDirectory;
+        using var control = ControlEndpoints.CreateClient(dataDirectory);
+        string json = await control.GetStringAsync(new Uri("control/status", UriKind.Relative));
+        Assert.That(json, Does.Not.Contain(SoftHsm.Pin));
+        return System.Text.Json.JsonDocument.Parse(json).RootElement.Clone();
+    }
+
     [Test]
     public async Task The_EST_server_key_recovers_without_a_restart_when_the_token_returns()
     {
@@ -168,6 +177,11 @@ public class TlsHsmTests
                 }
 
                 Assert.That(journal.Count, Is.EqualTo(1), "nothing issued while the token is gone");
+                var status = await ControlStatus(app);
+                Assert.That(status.GetProperty("ready").GetBoolean(), Is.False);
+                var key = status.GetProperty("keys").EnumerateArray().Single(k => k.GetProperty("configKey").GetString() == "FactoryCa:Est:ServerKey");
+                Assert.That(key.GetProperty("available").GetBoolean(), Is.False);
+                Assert.That(key.GetProperty("reason").GetString(), Does.StartWith($"FactoryCa:Est:ServerKey: PKCS#11 key 'pkcs11:token={_token};object=est-tls;type=private'"));
             }
             finally
             {
@@ -178,6 +192,7 @@ public class TlsHsmTests
             var back = Curl(port, "/.well-known/est/simpleenroll", "-H", "Content-Type: application/pkcs10", "--data-binary", "@" + csr);
             Assert.That(back.StdOut, Does.EndWith("HTTP 200"), "the same process serves TLS again: " + back.StdErr + back.StdOut);
             Assert.That(journal.Count, Is.EqualTo(2));
+            Assert.That((await ControlStatus(app)).GetProperty("ready").GetBoolean(), Is.True);
         }
         finally
         {
