@@ -43,6 +43,7 @@ public static class FactoryCaServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<ISerialNumberSource, RandomSerialNumberSource>();
         services.TryAddSingleton<KeyHealthBoard>();
+        OfflinePki.Hosting.Keys.KeyHealthServiceCollectionExtensions.AddKeyHealthMonitor(services);
         services.TryAddSingleton<InMemoryIssuedSerials>();
         services.TryAddSingleton<IIssuedSerials>(sp => sp.GetRequiredService<InMemoryIssuedSerials>());
         services.TryAddSingleton<IIssuedSerialsRecorder>(sp => sp.GetRequiredService<InMemoryIssuedSerials>());

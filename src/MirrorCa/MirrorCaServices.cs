@@ -30,6 +30,7 @@ public static class MirrorCaServices
         services.AddSingleton<IRevocationStore>(sp => sp.GetRequiredService<MirrorRegistry>());
         services.AddSingleton<IOrderOutbox>(sp => sp.GetRequiredService<MirrorRegistry>());
         services.TryAddSingleton<Keys.KeyHealthBoard>();
+        OfflinePki.Hosting.Keys.KeyHealthServiceCollectionExtensions.AddKeyHealthMonitor(services);
         services.AddSingleton<MirrorFactories>();
         services.AddMirrorOcsp();
         services.AddHostedService<CrlRefresher>();
