@@ -43,6 +43,22 @@ internal static class Pkcs11Engine
     private static ulong? _initResult;
     private static ulong _highWater;
 
+    /// <summary>Per-process key for remembering a refused PIN by its HMAC (the PIN itself is never kept).</summary>
+    private static readonly byte[] PinMacKey = RandomNumberGenerator.GetBytes(32);
+
+    /// <summary>Token label to the HMAC of the PIN it last refused and when.</summary>
+    private static readonly Dictionary<string, (byte[] Mac, DateTimeOffset At)> RefusedPins = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// How long a PIN the token refused (CKR_PIN_INCORRECT) is not presented again (default 10 min): a daemon retrying
+    /// every few seconds with a stale PIN file would otherwise use up the token's lockout counter. A different PIN (the
+    /// PIN source was corrected) is tried at once.
+    /// </summary>
+    public static TimeSpan RefusedPinHold { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>Clock for <see cref="RefusedPinHold"/> (tests inject one).</summary>
+    public static TimeProvider Time { get; set; } = TimeProvider.System;
+
     /// <summary>Bumped by every <see cref="Reset"/>.</summary>
     public static long Generation => Interlocked.Read(ref _generation);
 
@@ -77,6 +93,16 @@ internal static class Pkcs11Engine
             _module ??= modulePath;
             EnsureInitialised(label, uri);
             CheckToken(label, uri);
+            string tokenKey = UriAttribute(uri, "token") ?? uri;
+            byte[] pinMac = HMACSHA256.HashData(PinMacKey, pin);
+            if (RefusedPins.TryGetValue(tokenKey, out var refused) && CryptographicOperations.FixedTimeEquals(refused.Mac, pinMac)
+                && Time.GetUtcNow() - refused.At < RefusedPinHold)
+            {
+                throw new SigningKeyUnavailableException(
+                    $"{label}: PKCS#11 key '{uri}' unavailable: PIN refused by the token (CKR_PIN_INCORRECT) at {refused.At:u}; the same PIN is not tried again "
+                    + $"before {refused.At + RefusedPinHold:u} so that retries cannot lock the token; correct the PIN source and the new PIN is tried at once");
+            }
+
             IntPtr e = EnsureEngine(label);
 
             byte[] pinZ = new byte[pin.Length + 1];
@@ -93,9 +119,16 @@ internal static class Pkcs11Engine
                 if (pkey == IntPtr.Zero)
                 {
                     string errors = DrainErrors();
-                    throw new SigningKeyUnavailableException($"{label}: PKCS#11 key '{uri}' cannot be opened ({Classify(errors)}): {errors}");
+                    string cause = Classify(errors);
+                    if (cause.Contains("CKR_PIN_INCORRECT", StringComparison.Ordinal))
+                    {
+                        RefusedPins[tokenKey] = (pinMac, Time.GetUtcNow());
+                    }
+
+                    throw new SigningKeyUnavailableException($"{label}: PKCS#11 key '{uri}' cannot be opened ({cause}): {errors}");
                 }
 
+                _ = RefusedPins.Remove(tokenKey);
                 _highWater = Math.Max(_highWater, NewSessionHandle());
                 return (new SafeEvpPKeyHandle(pkey, ownsHandle: true), _generation);
             }

@@ -187,6 +187,13 @@ public class EstHsmTests
                 Assert.That(await refused.Content.ReadAsStringAsync(), Does.Contain("PIN refused").And.Not.Contain("rotated-pin-9"));
             }
 
+            // The refused PIN is not presented again (retries must not use up the token's lockout counter).
+            using (var held = await Enroll("DEV-H013"))
+            {
+                Assert.That((int)held.StatusCode, Is.EqualTo(503));
+                Assert.That(await held.Content.ReadAsStringAsync(), Does.Contain("the same PIN is not tried again").And.Not.Contain("rotated-pin-9"));
+            }
+
             Assert.That(KeyStatus(await Status(), "FactoryCa:IssuingCa:Key").GetProperty("reason").GetString(), Does.Contain("PIN refused"));
 
             Assert.That(_journal.Count, Is.EqualTo(before));
