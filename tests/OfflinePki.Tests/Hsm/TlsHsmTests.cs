@@ -18,7 +18,8 @@ namespace OfflinePki.Tests.Hsm;
 
 /// <summary>
 /// TLS keys in SoftHSM2: the factory's EST server key (EST over curl, token removed and back without a restart),
-/// the mirror's sync and admin server keys and the factory's sync client key (a real sync over mTLS), config
+/// the mirror's sync and admin server keys (also removed and back) and the factory's sync client key (a real sync over
+/// mTLS), config
 /// binding of the string and section forms, and startup errors that name the key.
 /// </summary>
 [NonParallelizable]
@@ -249,6 +250,26 @@ public class TlsHsmTests
             var admin = Tool.Run("curl", ["-sS", "--max-time", "15", "-o", "/dev/null", "-w", "%{http_code}", "--resolve", $"localhost:{adminPort}:127.0.0.1",
                 "--cacert", _pki.PathOf("tls-ca.crt"), $"https://localhost:{adminPort}/admin/status"], timeout: TimeSpan.FromSeconds(30));
             Assert.That(admin.StdOut, Is.Not.EqualTo("000"), admin.StdErr);
+
+            // Both mirror listeners fail closed while the token is away and serve TLS again when it is back, same process.
+            var syncPort = new Uri(mirrorSync).Port;
+            Tool.Result Handshake(int port) => Tool.Run("curl", ["-sS", "--max-time", "15", "-o", "/dev/null", "-w", "%{http_code}", "--resolve", $"localhost:{port}:127.0.0.1",
+                "--cacert", _pki.PathOf("tls-ca.crt"), $"https://localhost:{port}/"], timeout: TimeSpan.FromSeconds(30));
+            var restore = SoftHsm.RemoveToken(_token);
+            try
+            {
+                Assert.That(Handshake(adminPort).StdOut, Is.EqualTo("000"), "admin: no TLS without the token");
+                Assert.That(Handshake(syncPort).StdOut, Is.EqualTo("000"), "sync: no TLS without the token");
+            }
+            finally
+            {
+                restore();
+            }
+
+            var adminBack = Handshake(adminPort);
+            Assert.That(adminBack.StdOut, Is.Not.EqualTo("000"), "admin TLS back without a restart: " + adminBack.StdErr);
+            var syncBack = Handshake(syncPort);
+            Assert.That(syncBack.StdOut, Is.Not.EqualTo("000"), "sync TLS back without a restart: " + syncBack.StdErr);
             await mirror.StopAsync();
         }
     }
