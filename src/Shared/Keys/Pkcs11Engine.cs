@@ -14,8 +14,9 @@ namespace OfflinePki.Keys;
 /// slots, sessions and login state for the life of an engine, so after the module is re-initialised an old engine
 /// only ever meets stale session handles. <see cref="Reset"/> therefore calls the module's own <c>C_Finalize</c> and
 /// <c>C_Initialize</c> (the module rescans its tokens) and bumps <see cref="Generation"/>; the next <see cref="Open"/>
-/// loads a fresh libp11 engine instance (a new ENGINE bound by libp11's <c>bind_engine</c>, not added to
-/// OpenSSL's engine list, so it has its own slots, sessions and login) and keys opened under an older generation reopen themselves before their next signature.
+/// loads a fresh libp11 engine instance (a new ENGINE bound by libp11's <c>bind_engine</c>, not added to OpenSSL's
+/// engine list, so it has its own slots, sessions and login), and keys opened under an older generation reopen
+/// themselves before their next signature.
 /// Every engine instance keeps a functional reference for the life of the process: libp11's finish function calls
 /// <c>C_Finalize</c>, which would tear the module down under the newer instance (cost: one small engine context per
 /// successful module re-initialisation).
@@ -32,7 +33,6 @@ internal static class Pkcs11Engine
 {
     private const string Crypto = "libcrypto.so.3";
     private const ulong CkfUserPinLocked = 0x00040000;
-    private const ulong CkfUserPinFinalTry = 0x00020000;
     private static readonly Lock Gate = new();
     private static string? _module;
     private static long _generation;
@@ -345,7 +345,6 @@ internal static class Pkcs11Engine
                         $"{label}: PKCS#11 key '{uri}' unavailable: token '{token}' reports its user PIN locked (CKF_USER_PIN_LOCKED); no login attempted; the security officer must unlock it (C_InitPIN), then the key reopens on its own");
                 }
 
-                _ = flags & CkfUserPinFinalTry;
                 return;
             }
         }

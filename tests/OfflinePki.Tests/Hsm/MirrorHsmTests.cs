@@ -104,6 +104,21 @@ public class MirrorHsmTests
         }
     }
 
+    [Test]
+    public void A_receipt_key_in_a_token_without_a_module_is_refused_naming_the_key()
+    {
+        using var bed = new MirrorTestBed();
+        var ex = Assert.Throws<Microsoft.Extensions.Options.OptionsValidationException>(() => MirrorCaApp.Build(bed.ConfigPath, new Dictionary<string, string?>
+        {
+            ["MirrorCa:Http:Listen"] = "http://127.0.0.1:0",
+            ["MirrorCa:Sync:Listen"] = "",
+            ["MirrorCa:ReceiptSigner:Key:File"] = "",
+            ["MirrorCa:ReceiptSigner:Key:Pkcs11Uri"] = "pkcs11:token=mirror;object=receipt;type=private",
+            ["MirrorCa:ReceiptSigner:Key:PinFile"] = SoftHsm.PinFile(SoftHsm.Pin),
+        }))!;
+        Assert.That(ex.Message, Does.Contain("MirrorCa:ReceiptSigner:Key:Module: required").And.Not.Contain(SoftHsm.Pin));
+    }
+
     private static async Task<(bool Ready, JsonElement Body)> Health(HttpClient http, string url)
     {
         using var r = await http.GetAsync(url + "/health");
