@@ -42,6 +42,7 @@ internal static class Pkcs11Engine
     private static long _engineGeneration = -1;
     private static ulong? _initResult;
     private static ulong _highWater;
+    private static ulong _burnTarget;
 
     /// <summary>Per-process key for remembering a refused PIN by its HMAC (the PIN itself is never kept).</summary>
     private static readonly byte[] PinMacKey = RandomNumberGenerator.GetBytes(32);
@@ -157,8 +158,15 @@ internal static class Pkcs11Engine
 
             if (_library != IntPtr.Zero && NativeLibrary.TryGetExport(_library, "C_Finalize", out IntPtr fin))
             {
-                ulong highWater = _initResult is 0 ? NewSessionHandle() : 0;
-                _highWater = Math.Max(_highWater, highWater);
+                if (_initResult is 0)
+                {
+                    // The module is live: a session opened now has the highest number so far (exact, plus a little for
+                    // concurrent users); if no token is present to open one on, fall back to the last measurement plus
+                    // a margin for what libp11's session pools and object lookups handed out since.
+                    ulong now = NewSessionHandle();
+                    _burnTarget = Math.Max(_burnTarget, now != 0 ? now + 64 : _highWater + 4096);
+                }
+
                 unsafe
                 {
                     _ = ((delegate* unmanaged<IntPtr, nuint>)fin)(IntPtr.Zero);
@@ -218,12 +226,12 @@ internal static class Pkcs11Engine
     /// .NET may keep): a module that numbers handles from 1 again after C_Initialize (SoftHSM2 does) would let such a
     /// stale handle name a different session or key of the new instance, and sign with the wrong key. So, after a
     /// re-initialisation, sessions are opened and closed until the module hands out numbers above every handle seen
-    /// before; stale handles then fail (CKR_SESSION_HANDLE_INVALID) instead of aliasing.
+    /// before; stale handles then fail (CKR_SESSION_HANDLE_INVALID) instead of aliasing. The cost per reset is one
+    /// open/close per handle the module handed out before (SoftHSM2: a few microseconds each).
     /// </summary>
     private static void BurnHandles()
     {
-        // Margin for handles handed out after the last measurement (libp11 session pools, object lookups).
-        ulong target = _highWater + 4096;
+        ulong target = _burnTarget;
         for (int i = 0; i < 1_000_000; i++)
         {
             ulong h = NewSessionHandle();
