@@ -121,8 +121,9 @@ public static class ControlEndpoints
     }), new JsonSerializerOptions { WriteIndented = true });
 
     private static IResult Status(JournalWriter journal, FactoryIndex index, JournalSyncWorker sync, IOptions<FactoryCaOptions> options, DivergenceGate divergence,
-        MirrorReceiptStore receipts)
+        MirrorReceiptStore receipts, Keys.KeyHealthBoard keyBoard)
     {
+        var keys = keyBoard.Check();
         var health = journal.Health;
         var last = sync.LastSuccess;
         var d = divergence.Status();
@@ -130,12 +131,15 @@ public static class ControlEndpoints
         return Results.Json(new
         {
             factoryId = options.Value.FactoryId,
+            // Ready: every key (CA, journal signer, TLS) signed its probe now; else the reasons name each key, never a PIN.
+            ready = keys.All(k => k.Available) && journal.Health.IsHealthy,
+            keys = keys.Select(k => new { configKey = k.ConfigKey, backend = k.Backend, location = k.Location, available = k.Available, reason = k.Reason }),
             journal = new
             {
                 id = Convert.ToHexStringLower(journal.Anchor.JournalId),
                 headSeq = journal.Head.Seq,
                 headHash = Convert.ToHexStringLower(journal.Head.Hash),
-                healthy = health.IsHealthy,
+                healthy = journal.Health.IsHealthy,
                 failure = health.Failure,
                 appends = journal.Appends,
                 fsyncs = journal.Fsyncs,

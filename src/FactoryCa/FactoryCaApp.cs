@@ -1,6 +1,7 @@
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using OfflinePki.Hosting;
 using OfflinePki.Keys;
@@ -83,7 +84,8 @@ public static class FactoryCaApp
     /// </summary>
     public static IServiceCollection AddFactoryEstListener(this IServiceCollection services)
     {
-        services.AddOptions<KestrelServerOptions>().Configure<IOptions<FactoryCaOptions>>((kestrel, factory) =>
+        services.TryAddSingleton<KeyHealthBoard>();
+        services.AddOptions<KestrelServerOptions>().Configure<IOptions<FactoryCaOptions>, KeyHealthBoard>((kestrel, factory, health) =>
         {
             var est = factory.Value.Est;
             if (!ListenAddress.TryParse(est.Listen, Uri.UriSchemeHttps, out var endpoint, out var error))
@@ -103,12 +105,15 @@ public static class FactoryCaApp
             {
                 listen.Protocols = HttpProtocols.Http1AndHttp2;
                 var tls = TlsCertificateSource.Load($"{FactoryCaOptions.SectionName}:Est:ServerKey", est.ServerCertificate, est.ServerKey);
+                health.Track($"{FactoryCaOptions.SectionName}:Est:ServerKey", tls, est.ServerKey);
                 listen.UseHttps(https =>
                 {
                     if (tls.IsPkcs11)
                     {
-                        // Per handshake, so the key is probed and reopened after a failure (a returned token still needs a restart: ops/HSM.md).
+                        // Per handshake, so the key is probed and reopened after a failure (ops/HSM.md). No TLS resumption:
+                        // .NET caches a resumable SSL_CTX per certificate, which would keep the engine key of before the outage.
                         https.ServerCertificateSelector = (_, _) => tls.Current;
+                        https.OnAuthenticate = static (_, ssl) => ssl.AllowTlsResume = false;
                     }
                     else
                     {

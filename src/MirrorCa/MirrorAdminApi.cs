@@ -3,6 +3,7 @@ using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using OfflinePki.Asn1;
 using OfflinePki.Registry;
@@ -82,12 +83,14 @@ public static class MirrorAdminApi
     /// <summary>Registers the admin listener (TLS 1.2/1.3, HTTP/1.1, client certificate requested) and the caller policy.</summary>
     public static IServiceCollection AddMirrorAdmin(this IServiceCollection services)
     {
-        services.AddOptions<KestrelServerOptions>().Configure<IOptions<MirrorCaOptions>>((kestrel, mirror) =>
+        services.TryAddSingleton<Keys.KeyHealthBoard>();
+        services.AddOptions<KestrelServerOptions>().Configure<IOptions<MirrorCaOptions>, Keys.KeyHealthBoard>((kestrel, mirror, health) =>
         {
             var o = mirror.Value;
             if (Enabled(o) && OfflinePki.Hosting.ListenAddress.TryParse(o.Admin.Listen, Uri.UriSchemeHttps, out var endpoint, out _))
             {
                 var tls = Keys.TlsCertificateSource.Load($"{MirrorCaOptions.SectionName}:Admin:ServerKey", o.Admin.ServerCertificate, o.Admin.ServerKey);
+                health.Track($"{MirrorCaOptions.SectionName}:Admin:ServerKey", tls, o.Admin.ServerKey);
                 kestrel.Listen(endpoint!, l =>
                 {
                     l.Protocols = HttpProtocols.Http1;
@@ -100,6 +103,8 @@ public static class MirrorAdminApi
                         CheckCertificateRevocation = false,
                         // The application decides, in one place (AdminPolicy), so a refused caller gets a 401/403 that says why.
                         ClientCertificateValidation = static (_, _, _) => true,
+                        // A PKCS#11 key: no TLS resumption (a cached SSL_CTX would keep the engine key of before an outage).
+                        OnAuthenticate = tls.IsPkcs11 ? static (_, ssl) => ssl.AllowTlsResume = false : null,
                     });
                 });
             }

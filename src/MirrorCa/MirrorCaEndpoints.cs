@@ -14,7 +14,7 @@ public static class MirrorCaEndpoints
     private const string OcspResponseType = "application/ocsp-response";
 
     /// <summary>
-    /// Maps <c>GET /crl/{factoryId}.crl</c> (and <c>/crl/{factoryId}-delta.crl</c> when deltas are enabled), <c>GET /ca/{factoryId}.crt</c>, <c>POST /ocsp</c> and <c>GET /ocsp/{base64}</c>.
+    /// Maps <c>GET /crl/{factoryId}.crl</c> (and <c>/crl/{factoryId}-delta.crl</c> when deltas are enabled), <c>GET /ca/{factoryId}.crt</c>, <c>POST /ocsp</c>, <c>GET /ocsp/{base64}</c> and <c>GET /health</c>.
     /// </summary>
     public static IEndpointRouteBuilder MapMirrorCaHttp(this IEndpointRouteBuilder app)
     {
@@ -23,7 +23,26 @@ public static class MirrorCaEndpoints
         app.MapGet("/ca/{file}", GetCa);
         app.MapPost("/ocsp", PostOcsp);
         app.MapGet("/ocsp/{**request}", GetOcsp);
+        app.MapGet("/health", Health);
         return app;
+    }
+
+    /// <summary>
+    /// GET /health: 200 when every signing and TLS key signs its probe now, else 503; the body lists each key by its
+    /// configuration key with the reason it is unavailable (module, token, PIN state; never a PIN) and each CRL refresh
+    /// skipped while the previous CRL is still served.
+    /// </summary>
+    private static IResult Health(KeyHealthBoard board, MirrorFactories factories)
+    {
+        var keys = board.Check();
+        bool ready = keys.All(k => k.Available);
+        var body = new
+        {
+            ready,
+            keys = keys.Select(k => new { configKey = k.ConfigKey, backend = k.Backend, location = k.Location, available = k.Available, reason = k.Reason }),
+            crl = factories.All.Select(f => new { factoryId = f.FactoryId, refreshSkipped = f.Crl.LastRefreshFailure }),
+        };
+        return Results.Json(body, statusCode: ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable);
     }
 
     private static IResult GetCrl(string file, HttpContext http, MirrorFactories factories, TimeProvider time, ILoggerFactory logs)

@@ -287,11 +287,19 @@ public sealed partial class MirrorCaOptionsValidator : IValidateOptions<MirrorCa
             }
         }
 
-        if (!string.IsNullOrWhiteSpace(options.ReceiptSigner.Certificate) || !string.IsNullOrWhiteSpace(options.ReceiptSigner.Key.File))
+        if (!string.IsNullOrWhiteSpace(options.ReceiptSigner.Certificate) || !string.IsNullOrWhiteSpace(options.ReceiptSigner.Key.File) || options.ReceiptSigner.Key.IsPkcs11)
         {
             RequireFile(errors, $"{S}:ReceiptSigner:Certificate", options.ReceiptSigner.Certificate);
-            RequireFile(errors, $"{S}:ReceiptSigner:Key:File", options.ReceiptSigner.Key.File);
-            if (File.Exists(options.ReceiptSigner.Certificate) && File.Exists(options.ReceiptSigner.Key.File))
+            if (options.ReceiptSigner.Key.IsPkcs11)
+            {
+                errors.AddRange(Keys.SigningKeyOptions.Validate($"{S}:ReceiptSigner:Key", options.ReceiptSigner.Key));
+            }
+            else
+            {
+                RequireFile(errors, $"{S}:ReceiptSigner:Key:File", options.ReceiptSigner.Key.File);
+            }
+
+            if (File.Exists(options.ReceiptSigner.Certificate) && (options.ReceiptSigner.Key.IsPkcs11 || File.Exists(options.ReceiptSigner.Key.File)))
             {
                 try
                 {

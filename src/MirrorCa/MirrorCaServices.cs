@@ -29,6 +29,8 @@ public static class MirrorCaServices
         services.AddSingleton<IRevocationSource>(sp => sp.GetRequiredService<MirrorRegistry>());
         services.AddSingleton<IRevocationStore>(sp => sp.GetRequiredService<MirrorRegistry>());
         services.AddSingleton<IOrderOutbox>(sp => sp.GetRequiredService<MirrorRegistry>());
+        services.TryAddSingleton<Keys.KeyHealthBoard>();
+        OfflinePki.Hosting.Keys.KeyHealthServiceCollectionExtensions.AddKeyHealthMonitor(services);
         services.AddSingleton<MirrorFactories>();
         services.AddMirrorOcsp();
         services.AddHostedService<CrlRefresher>();

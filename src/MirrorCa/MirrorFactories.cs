@@ -28,8 +28,14 @@ public sealed class MirrorFactories : IDisposable
 
     /// <summary>Loads the factories.</summary>
     /// <exception cref="OptionsValidationException">A certificate or key cannot be loaded, or a key does not match its certificate; the message names the key.</exception>
-    public MirrorFactories(IOptions<MirrorCaOptions> options, MirrorRegistry registry, TimeProvider timeProvider)
+    /// <param name="options">The mirror options.</param>
+    /// <param name="registry">The registry (revocation source).</param>
+    /// <param name="timeProvider">Clock.</param>
+    /// <param name="loggers">Logs skipped CRL refreshes (key unavailable); optional.</param>
+    /// <param name="health">Key status board the keys are tracked on (status and health output); optional.</param>
+    public MirrorFactories(IOptions<MirrorCaOptions> options, MirrorRegistry registry, TimeProvider timeProvider, ILoggerFactory? loggers = null, KeyHealthBoard? health = null)
     {
+        var crlLog = loggers?.CreateLogger("OfflinePki.MirrorCa.Crl");
         ArgumentNullException.ThrowIfNull(options);
         var o = options.Value;
         for (int i = 0; i < o.Factories.Count; i++)
@@ -54,13 +60,15 @@ public sealed class MirrorFactories : IDisposable
                 ? new DeltaCrlSettings(registry, o.Crl.Deltas.Validity, o.Crl.Deltas.RefreshAfter,
                     string.IsNullOrEmpty(o.Crl.PublicBaseUrl) ? null : $"{o.Crl.PublicBaseUrl.TrimEnd('/')}/crl/{f.FactoryId}-delta.crl")
                 : null;
-            var crl = new CrlPublisher(CrlIssuer.FromCertificate(ca), caKey, registry, timeProvider, o.Crl.Validity, o.Crl.RefreshAfter, delta);
+            health?.Track($"{p}:IssuingCa:Key", caKey, f.IssuingCa.Key);
+            health?.Track($"{p}:OcspResponder:Key", responderKey, f.OcspResponder.Key);
+            var crl = new CrlPublisher(CrlIssuer.FromCertificate(ca), caKey, registry, timeProvider, o.Crl.Validity, o.Crl.RefreshAfter, delta) { Logger = crlLog };
             var partitions = new List<CrlPublisher>();
             for (int k = 0; o.Crl.Partitions > 1 && k < o.Crl.Partitions; k++)
             {
                 var url = CrlPartitioning.PartitionUrl($"{o.Crl.PublicBaseUrl.TrimEnd('/')}/crl/{f.FactoryId}.crl", k);
                 partitions.Add(new CrlPublisher(CrlIssuer.FromCertificate(ca), caKey, registry, timeProvider, o.Crl.Validity, o.Crl.RefreshAfter, null,
-                    new CrlPartition(k, o.Crl.Partitions, url)));
+                    new CrlPartition(k, o.Crl.Partitions, url)) { Logger = crlLog });
             }
 
             _byId[f.FactoryId] = new LoadedFactory(f.FactoryId, ca, crl, ocsp, caKey, responderKey) { Partitions = partitions };

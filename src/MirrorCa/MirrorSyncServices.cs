@@ -1,5 +1,6 @@
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using OfflinePki.Hosting;
 using OfflinePki.Hosting.Grpc;
@@ -20,7 +21,8 @@ public static class MirrorSyncServices
     /// <summary>Registers the Kestrel listeners, the <see cref="SyncApplier"/> and the caller policy.</summary>
     public static IServiceCollection AddMirrorListenersAndSync(this IServiceCollection services)
     {
-        services.AddOptions<KestrelServerOptions>().Configure<IOptions<MirrorCaOptions>>((kestrel, mirror) =>
+        services.TryAddSingleton<OfflinePki.Keys.KeyHealthBoard>();
+        services.AddOptions<KestrelServerOptions>().Configure<IOptions<MirrorCaOptions>, OfflinePki.Keys.KeyHealthBoard>((kestrel, mirror, health) =>
         {
             var o = mirror.Value;
             kestrel.AddServerHeader = false;
@@ -33,6 +35,7 @@ public static class MirrorSyncServices
             if (SyncEnabled(o) && ListenAddress.TryParse(o.Sync.Listen, Uri.UriSchemeHttps, out var sync, out _))
             {
                 var tls = Keys.TlsCertificateSource.Load($"{MirrorCaOptions.SectionName}:Sync:ServerKey", o.Sync.ServerCertificate, o.Sync.ServerKey);
+                health.Track($"{MirrorCaOptions.SectionName}:Sync:ServerKey", tls, o.Sync.ServerKey);
                 kestrel.Listen(sync!, l => l.UseGrpcMutualTls(tls));
             }
         });
@@ -44,7 +47,7 @@ public static class MirrorSyncServices
             var applierOptions = new SyncApplierOptions { Alerts = new MirrorAlertStore(o.RegistryPath), TimeProvider = sp.GetRequiredService<TimeProvider>() };
             return new SyncApplier(sink, root, applierOptions, sp.GetRequiredService<ILogger<SyncApplier>>())
             {
-                ReceiptSigner = CreateReceiptSigner(o, sp.GetRequiredService<TimeProvider>()),
+                ReceiptSigner = CreateReceiptSigner(o, sp.GetRequiredService<TimeProvider>(), sp.GetService<OfflinePki.Keys.KeyHealthBoard>()),
                 Orders = sp.GetService<IOrderOutbox>(),
             };
         });
@@ -104,7 +107,7 @@ public static class MirrorSyncServices
 
     /// <summary>The receipt signer from MirrorCa:ReceiptSigner, or null when it is not configured.</summary>
     /// <exception cref="ArgumentException">The certificate lacks the mirror-receipt EKU or does not match the key.</exception>
-    public static MirrorReceiptSigner? CreateReceiptSigner(MirrorCaOptions options, TimeProvider time)
+    public static MirrorReceiptSigner? CreateReceiptSigner(MirrorCaOptions options, TimeProvider time, OfflinePki.Keys.KeyHealthBoard? health = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         var r = options.ReceiptSigner;
@@ -113,9 +116,20 @@ public static class MirrorSyncServices
             return null;
         }
 
-        string? passphrase = r.Key.PassphraseEnvironmentVariable is { Length: > 0 } v ? System.Environment.GetEnvironmentVariable(v) : null;
-        var key = OfflinePki.Keys.SoftwareKeyLoader.Load(r.Key.File, passphrase);
         var cert = X509CertificateLoader.LoadCertificateFromFile(r.Certificate);
+        OfflinePki.Keys.ISigningKey key;
+        if (r.Key.IsPkcs11)
+        {
+            // In the mirror token like the other mirror keys; fails closed (sync answers UNAVAILABLE) while the token is away.
+            key = OfflinePki.Keys.SigningKeyOptions.Load($"{MirrorCaOptions.SectionName}:ReceiptSigner:Key", r.Key, cert, time);
+            health?.Track($"{MirrorCaOptions.SectionName}:ReceiptSigner:Key", key, r.Key);
+        }
+        else
+        {
+            string? passphrase = r.Key.PassphraseEnvironmentVariable is { Length: > 0 } v ? System.Environment.GetEnvironmentVariable(v) : null;
+            key = OfflinePki.Keys.SoftwareKeyLoader.Load(r.Key.File, passphrase);
+        }
+
         return new MirrorReceiptSigner(cert, key, time);
     }
 

@@ -26,7 +26,7 @@ public static class GrpcKestrel
     /// <summary>
     /// As <see cref="UseGrpcMutualTls(ListenOptions, X509Certificate2)"/> with the certificate from <paramref name="tls"/>;
     /// a PKCS#11 key is chosen per handshake (<see cref="OfflinePki.Keys.TlsCertificateSource.Current"/>), which probes it and
-    /// reopens it after a failure (with libp11 0.4.12 a token that went away still needs a restart; see ops/HSM.md).
+    /// reopens it after a failure, so service resumes when the token returns (TLS resumption is off for such a key; see ops/HSM.md).
     /// </summary>
     /// <param name="listen">The listener.</param>
     /// <param name="tls">The server certificate and its key (file or PKCS#11).</param>
@@ -56,6 +56,8 @@ public static class GrpcKestrel
             ClientCertificateMode = ClientCertificateMode.AllowCertificate,
             CheckCertificateRevocation = false,
             ClientCertificateValidation = static (_, _, _) => true,
+            // A PKCS#11 key: no TLS resumption, so .NET does not keep a cached SSL_CTX holding the engine key of before an outage.
+            OnAuthenticate = perHandshake is null ? null : static (_, ssl) => ssl.AllowTlsResume = false,
         });
         return listen;
     }

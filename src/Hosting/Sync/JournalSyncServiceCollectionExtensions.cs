@@ -37,12 +37,15 @@ public static class JournalSyncServiceCollectionExtensions
             var time = sp.GetService<TimeProvider>() ?? TimeProvider.System;
             var clientTls = TlsCertificateSource.Load(string.IsNullOrWhiteSpace(o.ClientKeyPath) ? "Sync:ClientKey" : "Sync:ClientKeyPath",
                 o.ClientCertificatePath, o.EffectiveClientKey, time);
+            sp.GetService<KeyHealthBoard>()?.Track(string.IsNullOrWhiteSpace(o.ClientKeyPath) ? "Sync:ClientKey" : "Sync:ClientKeyPath", clientTls, o.EffectiveClientKey);
             var anchor = X509CertificateLoader.LoadCertificateFromFile(o.ServerTrustAnchorPath);
             var handler = GrpcClient.CreateTlsHandler(new Uri(o.MirrorUrl), clientTls.Current, anchor, new GrpcClientOptions(), time);
             if (clientTls.IsPkcs11)
             {
-                // Per connection, so the key is probed and reopened after a failure (a returned token still needs a restart: ops/HSM.md).
+                // Per connection, so the key is probed and reopened after a failure (ops/HSM.md); no TLS resumption, so no
+                // cached SSL_CTX keeps the engine key of before an outage.
                 handler.SslOptions.LocalCertificateSelectionCallback = (_, _, _, _, _) => clientTls.Current;
+                handler.SslOptions.AllowTlsResume = false;
             }
 
             var grpc = new GrpcClient(new Uri(o.MirrorUrl), handler, timeProvider: time);

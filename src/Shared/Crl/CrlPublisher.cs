@@ -177,7 +177,17 @@ public sealed class CrlPublisher
             var number = _source.NextCrlNumber(_issuer.IssuerKeyHash);
             var entries = delta.Changes.EnumerateChangesSince(_issuer.IssuerKeyHash, full.Watermark)
                 .Select(c => c.Current ?? new RevokedEntry(c.Serial, c.ChangedAt, CrlReason.RemoveFromCrl, null));
-            var crl = _builder.Build(_issuer, _signer, number, thisUpdate, nextUpdate, entries, new CrlExtras(DeltaBaseCrlNumber: full.Crl.CrlNumber, DeltaBaseCrl: full.Crl.Der));
+            SignedCrl crl;
+            try
+            {
+                crl = _builder.Build(_issuer, _signer, number, thisUpdate, nextUpdate, entries, new CrlExtras(DeltaBaseCrlNumber: full.Crl.CrlNumber, DeltaBaseCrl: full.Crl.Der));
+            }
+            catch (SigningKeyUnavailableException ex) when (current is not null && current.BaseNumber == full.Crl.CrlNumber && now < current.Crl.NextUpdate)
+            {
+                NoteRefreshFailure(ex);
+                return current.Crl;
+            }
+
             var snapshot = new Snapshot(crl, version, full.Watermark, full.Crl.CrlNumber);
             _currentDelta = snapshot;
             return crl;
@@ -226,11 +236,44 @@ public sealed class CrlPublisher
             entries = entries.Where(e => CrlPartitioning.PartitionOf(e.Serial, p.Count) == p.Index);
         }
 
-        var crl = _builder.Build(_issuer, _signer, number, thisUpdate, thisUpdate + _validity, entries,
-            new CrlExtras(FreshestCrlUrl: _delta?.DeltaUrl, IssuingDistributionPointUrl: _partition?.DistributionPointUrl));
+        SignedCrl crl;
+        try
+        {
+            crl = _builder.Build(_issuer, _signer, number, thisUpdate, thisUpdate + _validity, entries,
+                new CrlExtras(FreshestCrlUrl: _delta?.DeltaUrl, IssuingDistributionPointUrl: _partition?.DistributionPointUrl));
+        }
+        catch (SigningKeyUnavailableException ex) when (current is not null && now < current.Crl.NextUpdate)
+        {
+            // The key is in a token that is away: skip this refresh and keep serving the CRL we have while it is valid
+            // (RFC 5280 §5.1.2.5: relying parties may use it until nextUpdate). The CRL number drawn above stays unused.
+            NoteRefreshFailure(ex);
+            return current;
+        }
+
+        LastRefreshFailure = null;
         var snapshot = new Snapshot(crl, version, watermark, null);
         _current = snapshot;
         return snapshot;
+    }
+
+    /// <summary>Logs CRL refreshes skipped because the signing key is unavailable (null: not logged).</summary>
+    public Microsoft.Extensions.Logging.ILogger? Logger { get; init; }
+
+    /// <summary>
+    /// Why the last due refresh was skipped while the previous CRL kept being served (the signing key was unavailable;
+    /// no secrets), or null once a refresh succeeded.
+    /// </summary>
+    public string? LastRefreshFailure { get; private set; }
+
+    private void NoteRefreshFailure(SigningKeyUnavailableException ex)
+    {
+        bool first = LastRefreshFailure is null;
+        LastRefreshFailure = ex.Message;
+        if (first && Logger is not null)
+        {
+            Microsoft.Extensions.Logging.LoggerExtensions.LogWarning(Logger,
+                "CRL refresh for issuer key {IssuerKeyId} skipped, the previous CRL is still served until its nextUpdate: {Reason}", Convert.ToHexStringLower(_issuer.KeyIdentifier), ex.Message);
+        }
     }
 
     private sealed record Snapshot(SignedCrl Crl, long Version, long Watermark, System.Numerics.BigInteger? BaseNumber);

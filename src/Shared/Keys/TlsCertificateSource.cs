@@ -11,9 +11,11 @@ namespace OfflinePki.Keys;
 /// A PKCS#11 key follows the token: <see cref="Current"/> is meant to be called per handshake (Kestrel's
 /// ServerCertificateSelector, SslStream's LocalCertificateSelectionCallback). It rebuilds the certificate after
 /// the module was reset by any key of the process, and at most once per <see cref="ProbeInterval"/> it probes the
-/// key with a signature and reopens it after a failure. While the token is gone handshakes fail (fail closed).
-/// Limit (libp11 0.4.12 + SoftHSM2): after the token came back the reopen was seen to keep failing ("failed loading
-/// private key"), so a restart is needed; see ops/HSM.md.
+/// key with a signature and reopens it after a failure (through a fresh engine instance, see <c>Pkcs11Engine</c>),
+/// at most once per the key's retry backoff. While the token is gone handshakes fail (fail closed); when it is back the
+/// next handshake after the backoff gets a certificate joined to the reopened key, so service resumes without a
+/// restart. Listeners and clients using such a key turn TLS resumption off: .NET caches a resumable SSL_CTX per
+/// certificate, and that cached context would keep the engine key of before the outage.
 /// </para>
 /// </summary>
 public sealed class TlsCertificateSource : IDisposable
@@ -161,6 +163,26 @@ public sealed class TlsCertificateSource : IDisposable
                 return _current;
             }
         }
+    }
+
+    /// <summary>
+    /// Probes a PKCS#11 key now (regardless of <see cref="ProbeInterval"/>), reopening it if it failed and its backoff
+    /// allows; returns why it is unavailable (no secrets), or null when it is usable or a file key.
+    /// </summary>
+    public string? Check()
+    {
+        if (_key is not Pkcs11SigningKey p11 || !OperatingSystem.IsLinux())
+        {
+            return null;
+        }
+
+        lock (_gate)
+        {
+            _lastProbe = DateTimeOffset.MinValue;
+        }
+
+        _ = Current;
+        return p11.IsAvailable ? null : p11.UnavailableReason ?? "PKCS#11 key unavailable";
     }
 
     /// <summary>Why a PKCS#11 TLS key is unavailable (no secrets), or null while it is usable or a file key.</summary>

@@ -290,7 +290,14 @@ public sealed partial class OcspResponder : IOcspResponseSource
 
             return Answer(issuer!, parsed);
         }
-        catch (Exception ex) when (ex is OcspLintException or SigningKeyUnavailableException or CryptographicException or Microsoft.Data.Sqlite.SqliteException or InvalidOperationException)
+        catch (SigningKeyUnavailableException ex)
+        {
+            // Fail closed but honest (RFC 6960 §2.3 tryLater): the responder key is in a token that is away; pre-signed
+            // answers above still serve, nothing is sent unsigned.
+            _logger.LogWarning("OCSP tryLater for factory {FactoryId}: responder key unavailable: {Reason}", issuer!.FactoryId, ex.Message);
+            return Error(OcspResponseStatus.TryLater);
+        }
+        catch (Exception ex) when (ex is OcspLintException or CryptographicException or Microsoft.Data.Sqlite.SqliteException or InvalidOperationException)
         {
             _logger.LogError(ex, "OCSP internalError for factory {FactoryId}", issuer!.FactoryId);
             return Error(OcspResponseStatus.InternalError);

@@ -111,7 +111,7 @@ public class Pkcs11KeyTests
     {
         var o = new SigningKeyOptions { Pkcs11Uri = "pkcs11:token=no-such-token;object=x;type=private", Module = SoftHsm.Module, PinFile = SoftHsm.PinFile("1") };
         var ex = Assert.Throws<SigningKeyUnavailableException>(() => SigningKeyOptions.Load("K", o));
-        Assert.That(ex!.Message, Does.Contain("K: PKCS#11 key 'pkcs11:token=no-such-token;object=x;type=private' cannot be opened"));
+        Assert.That(ex!.Message, Does.Contain("K: PKCS#11 key 'pkcs11:token=no-such-token;object=x;type=private' unavailable: token 'no-such-token' is not present"));
     }
 
     [Test]

@@ -115,6 +115,35 @@ internal static class SoftHsm
         return () => System.IO.Directory.Move(away, dir);
     }
 
+    /// <summary>
+    /// Sets or clears CKF_USER_PIN_LOCKED in the token's stored flags, the state a token reports after too many wrong
+    /// user PINs (PKCS#11 v2.40 §3.2) until the security officer re-initialises the user PIN. SoftHSM2 2.6 keeps no
+    /// lockout counter of its own but stores its token flags (CKA_OS_TOKENFLAGS, a ULONG attribute in token.object,
+    /// big-endian, after an 8-byte generation counter) and reports them from C_GetTokenInfo after a (re)initialisation;
+    /// the generation counter is bumped so a running module re-reads the file instead of overwriting it.
+    /// </summary>
+    public static void SetUserPinLocked(string label, bool locked)
+    {
+        string file = Path.Combine(TokenDirectoryOf(label), "token.object");
+        byte[] b = File.ReadAllBytes(file);
+        byte[] pattern = [0, 0, 0, 0, 0x80, 0, 0x53, 0x4B, 0, 0, 0, 0, 0, 0, 0, 2]; // CKA_OS_TOKENFLAGS, ULONG_ATTR
+        int i = b.AsSpan().IndexOf(pattern);
+        if (i < 0)
+        {
+            throw new InvalidOperationException($"no token flags in {file}");
+        }
+
+        var value = b.AsSpan(i + pattern.Length, 8);
+        ulong flags = System.Buffers.Binary.BinaryPrimitives.ReadUInt64BigEndian(value);
+        flags = locked ? flags | 0x00040000UL : flags & ~0x00040000UL;
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(value, flags);
+        ulong generation = System.Buffers.Binary.BinaryPrimitives.ReadUInt64BigEndian(b.AsSpan(0, 8));
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(b.AsSpan(0, 8), generation + 1);
+        using var f = new FileStream(file, FileMode.Open, FileAccess.Write);
+        f.Write(b);
+        f.SetLength(b.Length);
+    }
+
     /// <summary>Writes a PIN file (0600) and returns its path.</summary>
     public static string PinFile(string pin)
     {

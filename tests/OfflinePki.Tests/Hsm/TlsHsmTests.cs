@@ -18,7 +18,8 @@ namespace OfflinePki.Tests.Hsm;
 
 /// <summary>
 /// TLS keys in SoftHSM2: the factory's EST server key (EST over curl, token removed and back without a restart),
-/// the mirror's sync and admin server keys and the factory's sync client key (a real sync over mTLS), config
+/// the mirror's sync and admin server keys (also removed and back) and the factory's sync client key (a real sync over
+/// mTLS), config
 /// binding of the string and section forms, and startup errors that name the key.
 /// </summary>
 [NonParallelizable]
@@ -139,6 +140,67 @@ public class TlsHsmTests
         }
     }
 
+    private static async Task<System.Text.Json.JsonElement> ControlStatus(Microsoft.AspNetCore.Builder.WebApplication app)
+    {
+        string dataDirectory = app.Services.GetRequiredService<IOptions<FactoryCaOptions>>().Value.DataDirectory;
+        using var control = ControlEndpoints.CreateClient(dataDirectory);
+        string json = await control.GetStringAsync(new Uri("control/status", UriKind.Relative));
+        Assert.That(json, Does.Not.Contain(SoftHsm.Pin));
+        return System.Text.Json.JsonDocument.Parse(json).RootElement.Clone();
+    }
+
+    [Test]
+    public async Task The_EST_server_key_recovers_without_a_restart_when_the_token_returns()
+    {
+        var journal = new FakeJournalAppender();
+        int port = FreePort();
+        await using var app = FactoryCaApp.Build(_pki.PathOf("factoryca.json"), s => s.AddSingleton<IJournalAppender>(journal), o =>
+        {
+            o.Est.Listen = $"https://127.0.0.1:{port}";
+            o.Est.ServerKey = TokenKey("est-tls");
+        });
+        await app.StartAsync();
+        string csr = Path.Combine(_pki.Directory, "tlshsm-recover.b64");
+        try
+        {
+            File.WriteAllBytes(csr, Peers.Base64Body(Peers.P256Csr("DEV-TLSR01")));
+            var first = Curl(port, "/.well-known/est/simpleenroll", "-H", "Content-Type: application/pkcs10", "--data-binary", "@" + csr);
+            Assert.That(first.StdOut, Does.EndWith("HTTP 200"), first.StdErr + first.StdOut);
+            Assert.That(journal.Count, Is.EqualTo(1));
+
+            var restore = SoftHsm.RemoveToken(_token);
+            try
+            {
+                for (int i = 0; i < 2; i++)
+                {
+                    var gone = Curl(port, "/.well-known/est/simpleenroll", "-H", "Content-Type: application/pkcs10", "--data-binary", "@" + csr);
+                    Assert.That(gone.StdOut, Does.EndWith("HTTP 000"), "no TLS without the token (fail closed)");
+                }
+
+                Assert.That(journal.Count, Is.EqualTo(1), "nothing issued while the token is gone");
+                var status = await ControlStatus(app);
+                Assert.That(status.GetProperty("ready").GetBoolean(), Is.False);
+                var key = status.GetProperty("keys").EnumerateArray().Single(k => k.GetProperty("configKey").GetString() == "FactoryCa:Est:ServerKey");
+                Assert.That(key.GetProperty("available").GetBoolean(), Is.False);
+                Assert.That(key.GetProperty("reason").GetString(), Does.StartWith($"FactoryCa:Est:ServerKey: PKCS#11 key 'pkcs11:token={_token};object=est-tls;type=private'"));
+            }
+            finally
+            {
+                restore();
+            }
+
+            File.WriteAllBytes(csr, Peers.Base64Body(Peers.P256Csr("DEV-TLSR02")));
+            var back = Curl(port, "/.well-known/est/simpleenroll", "-H", "Content-Type: application/pkcs10", "--data-binary", "@" + csr);
+            Assert.That(back.StdOut, Does.EndWith("HTTP 200"), "the same process serves TLS again: " + back.StdErr + back.StdOut);
+            Assert.That(journal.Count, Is.EqualTo(2));
+            Assert.That((await ControlStatus(app)).GetProperty("ready").GetBoolean(), Is.True);
+        }
+        finally
+        {
+            await app.StopAsync();
+        }
+    }
+
     [Test]
     public async Task Sync_over_mTLS_with_the_mirror_server_key_and_the_factory_client_key_in_the_token()
     {
@@ -188,6 +250,26 @@ public class TlsHsmTests
             var admin = Tool.Run("curl", ["-sS", "--max-time", "15", "-o", "/dev/null", "-w", "%{http_code}", "--resolve", $"localhost:{adminPort}:127.0.0.1",
                 "--cacert", _pki.PathOf("tls-ca.crt"), $"https://localhost:{adminPort}/admin/status"], timeout: TimeSpan.FromSeconds(30));
             Assert.That(admin.StdOut, Is.Not.EqualTo("000"), admin.StdErr);
+
+            // Both mirror listeners fail closed while the token is away and serve TLS again when it is back, same process.
+            var syncPort = new Uri(mirrorSync).Port;
+            Tool.Result Handshake(int port) => Tool.Run("curl", ["-sS", "--max-time", "15", "-o", "/dev/null", "-w", "%{http_code}", "--resolve", $"localhost:{port}:127.0.0.1",
+                "--cacert", _pki.PathOf("tls-ca.crt"), $"https://localhost:{port}/"], timeout: TimeSpan.FromSeconds(30));
+            var restore = SoftHsm.RemoveToken(_token);
+            try
+            {
+                Assert.That(Handshake(adminPort).StdOut, Is.EqualTo("000"), "admin: no TLS without the token");
+                Assert.That(Handshake(syncPort).StdOut, Is.EqualTo("000"), "sync: no TLS without the token");
+            }
+            finally
+            {
+                restore();
+            }
+
+            var adminBack = Handshake(adminPort);
+            Assert.That(adminBack.StdOut, Is.Not.EqualTo("000"), "admin TLS back without a restart: " + adminBack.StdErr);
+            var syncBack = Handshake(syncPort);
+            Assert.That(syncBack.StdOut, Is.Not.EqualTo("000"), "sync TLS back without a restart: " + syncBack.StdErr);
             await mirror.StopAsync();
         }
     }
