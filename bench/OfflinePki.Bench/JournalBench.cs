@@ -125,6 +125,7 @@ public static class JournalBench
             Profile = "idevid",
         };
         long count = 0;
+        var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
         var sw = Stopwatch.StartNew();
         var tasks = Enumerable.Range(0, writers).Select(_ => Task.Run(async () =>
         {
@@ -136,6 +137,7 @@ public static class JournalBench
         })).ToArray();
         await Task.WhenAll(tasks).ConfigureAwait(false);
         sw.Stop();
+        Console.WriteLine($"  {writers} writers: {(Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalMicroseconds / count:F1} µs of process CPU per append");
         return (count, count / sw.Elapsed.TotalSeconds, writer.Fsyncs);
     }
 }

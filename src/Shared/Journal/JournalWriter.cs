@@ -17,10 +17,7 @@ namespace OfflinePki.Journal;
 /// <remarks>
 /// <para><b>Group commit.</b> Appends go into a channel. One loop drains everything pending (up to 4096 entries or
 /// 4 MiB), assigns seqs and hashes, writes all records with one write and one fsync, then completes all waiters.
-/// An append returns only after the fsync that covers it. While writers keep arriving in bursts (many stations),
-/// a batch much smaller than the recent average waits for more appends, at most half the recent write+fsync time
-/// (PostgreSQL's commit_delay idea, made adaptive): without it, 64 writers split into a large and a tiny batch per
-/// two fsyncs. A lone writer never waits.</para>
+/// An append returns only after the fsync that covers it.</para>
 /// <para><b>Checkpoints</b> are signed with the journal signer over <see cref="JournalCodec.CheckpointSigningBytes"/>
 /// after every <see cref="JournalWriterOptions.CheckpointEveryEntries"/> entries, every
 /// <see cref="JournalWriterOptions.CheckpointInterval"/> (on the injected <see cref="TimeProvider"/>'s timer) when
@@ -65,8 +62,6 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
     private long _fsyncs;
     private long _checkpoints;
     private int _disposed;
-    private double _batchAverage = 1;
-    private long _flushTicksAverage;
 
     private JournalWriter(JournalWriterOptions options, ISigningKey signerKey, TimeProvider time, ILogger logger, IJournalStorage storage,
         JournalAnchor anchor, JournalEntry last, ulong sinceCheckpoint, List<(ulong, long)> index)
@@ -315,12 +310,6 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
                 bytes += p.Payload.Length + EntryOverheadBytes;
             }
 
-            if (batch.Count < _batchAverage / 2)
-            {
-                Linger(reader, batch, ref bytes);
-            }
-
-            _batchAverage += (batch.Count - _batchAverage) / 8;
             try
             {
                 ProcessBatch(batch);
@@ -331,29 +320,6 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
             }
 
             batch.Clear();
-        }
-    }
-
-    /// <summary>
-    /// Group-commit delay: while a burst of writers is re-appending (the last batches were large), waits for more
-    /// appends until the batch reaches three quarters of the recent average or half the recent write+fsync time has
-    /// passed, yielding the CPU to the writers meanwhile.
-    /// </summary>
-    private void Linger(ChannelReader<Pending> reader, List<Pending> batch, ref long bytes)
-    {
-        int want = (int)(_batchAverage * 3 / 4);
-        long deadline = System.Diagnostics.Stopwatch.GetTimestamp() + (_flushTicksAverage / 2);
-        while (batch.Count < want && bytes < MaxBatchBytes && System.Diagnostics.Stopwatch.GetTimestamp() < deadline)
-        {
-            if (reader.TryRead(out var p))
-            {
-                batch.Add(p);
-                bytes += p.Payload.Length + EntryOverheadBytes;
-            }
-            else
-            {
-                Thread.Yield();
-            }
         }
     }
 
@@ -403,7 +369,6 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
 
         if (_buffer.WrittenCount > 0)
         {
-            long started = System.Diagnostics.Stopwatch.GetTimestamp();
             try
             {
                 _storage.Append(_buffer.WrittenSpan);
@@ -424,8 +389,6 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
                 return;
             }
 
-            long took = System.Diagnostics.Stopwatch.GetTimestamp() - started;
-            _flushTicksAverage += (took - _flushTicksAverage) / 8;
             Interlocked.Increment(ref _fsyncs);
             Interlocked.Add(ref _appends, appended);
             Interlocked.Add(ref _checkpoints, state.Checkpoints);
