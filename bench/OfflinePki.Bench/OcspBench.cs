@@ -39,6 +39,7 @@ public static class OcspBench
         int certs = 10_000, duration = 10, sample = 2_000;
         int[] connections = [1, 8, 32];
         bool keep = false;
+        string gen0 = DeploymentGen0Size;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -48,9 +49,10 @@ public static class OcspBench
                 case "--requests": sample = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--connections": connections = args[++i].Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray(); break;
                 case "--keep": keep = true; break;
+                case "--gen0": gen0 = args[++i]; break;
                 case "ocsp": break;
                 default:
-                    Console.Error.WriteLine($"unknown argument '{args[i]}'; usage: ocsp [--certs N] [--duration SECONDS] [--connections 1,8,32] [--requests N] [--keep]");
+                    Console.Error.WriteLine($"unknown argument '{args[i]}'; usage: ocsp [--certs N] [--duration SECONDS] [--connections 1,8,32] [--requests N] [--gen0 0x10000000|default] [--keep]");
                     return 2;
             }
         }
@@ -75,13 +77,14 @@ public static class OcspBench
             // Peer (b): bare Kestrel with a fixed 811-byte body, in its own process (BareHttpBench) with the daemons' GC
             // settings, so that neither peer's garbage collections pause the other.
             int barePort = FreePort();
-            var bare = StartProcess("dotnet", [typeof(OcspBench).Assembly.Location, "barehttp", "--port", barePort.ToString(CultureInfo.InvariantCulture), "--bytes", "811"]);
+            var bare = StartProcess("dotnet", [typeof(OcspBench).Assembly.Location, "barehttp", "--port", barePort.ToString(CultureInfo.InvariantCulture), "--bytes", "811"], gen0);
             processes.Add(bare);
 
             // The mirror: the real MirrorCa daemon (`MirrorCa serve`, its own runtimeconfig: server GC) on this registry.
             int mirrorPort = FreePort();
             var sw = Stopwatch.StartNew();
-            var mirror = StartMirror(WriteMirrorConfig(dir, mirrorPort), certs);
+            var mirror = StartMirror(WriteMirrorConfig(dir, mirrorPort), certs, gen0);
+            Console.WriteLine($"both .NET servers run with DOTNET_GCgen0size={gen0} (the deployment setting, ops/config/mirrorca.service)");
             processes.Add(mirror.Process);
             await mirror.Presigned.WaitAsync(TimeSpan.FromMinutes(30));
             mirror.Process.Refresh();
@@ -394,9 +397,10 @@ public static class OcspBench
     private sealed record MirrorProcess(Process Process, Task Presigned);
 
     /// <summary>Starts `MirrorCa serve`; <see cref="MirrorProcess.Presigned"/> completes when its pre-signer logs a complete index of <paramref name="certs"/> responses.</summary>
-    private static MirrorProcess StartMirror(string config, int certs)
+    private static MirrorProcess StartMirror(string config, int certs, string gen0)
     {
         var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        SetGen0(psi, gen0);
         foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "MirrorCa.dll"), "serve", "--config", config })
         {
             psi.ArgumentList.Add(a);
@@ -430,9 +434,25 @@ public static class OcspBench
         return new MirrorProcess(process, done.Task);
     }
 
-    private static Process StartProcess(string file, string[] args)
+    /// <summary>The gen0 budget MirrorCa is deployed with (ops/config/mirrorca.service): 256 MiB.</summary>
+    private const string DeploymentGen0Size = "0x10000000";
+
+    private static void SetGen0(ProcessStartInfo psi, string gen0)
+    {
+        if (!string.Equals(gen0, "default", StringComparison.Ordinal))
+        {
+            psi.Environment["DOTNET_GCgen0size"] = gen0;
+        }
+    }
+
+    private static Process StartProcess(string file, string[] args, string? gen0 = null)
     {
         var psi = new ProcessStartInfo(file) { UseShellExecute = false, RedirectStandardOutput = false, RedirectStandardError = false };
+        if (gen0 is not null)
+        {
+            SetGen0(psi, gen0);
+        }
+
         foreach (var a in args)
         {
             psi.ArgumentList.Add(a);
