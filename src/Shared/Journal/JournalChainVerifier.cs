@@ -158,22 +158,12 @@ public sealed class JournalChainVerifier : IDisposable
 
     /// <summary>
     /// Checks, in parallel on every core, the issuing CA's signature on the certificates of a batch of entries about to
-    /// be <see cref="Accept(JournalEntry)"/>ed in order, so that <see cref="Accept(JournalEntry)"/> then skips that one
-    /// check for these exact entry objects (and only if it passed; a failure is reported, in seq order, by
-    /// <see cref="Accept(JournalEntry)"/> itself). Everything else stays sequential. Does nothing before the genesis
-    /// is known (the CA key comes from it) or when certificates are not verified. Costs one payload parse per
-    /// certificate entry more; the signature check is the expensive part (one ECDSA verification).
-    /// Same as <see cref="CheckCertificateSignaturesAhead"/> followed by <see cref="TrustCheckedAhead"/>.
-    /// </summary>
-    /// <param name="entries">Entries in the order they will be accepted; they must not be changed until then.</param>
-    /// <returns>How many certificate signatures were checked ahead.</returns>
-    /// <exception cref="ArgumentNullException"><paramref name="entries"/> is null.</exception>
-    public int PrecheckCertificateSignatures(IReadOnlyList<JournalEntry> entries) => TrustCheckedAhead(CheckCertificateSignaturesAhead(entries));
-
-    /// <summary>
-    /// The parallel half of <see cref="PrecheckCertificateSignatures"/>: safe to run on another thread while this
-    /// verifier accepts earlier entries (it reads only the CA key, which is fixed once the genesis is known). The
-    /// result counts only after <see cref="TrustCheckedAhead"/>, on the accepting thread.
+    /// be <see cref="Accept(JournalEntry)"/>ed in order. After <see cref="TrustCheckedAhead"/> (on the accepting
+    /// thread), <see cref="Accept(JournalEntry)"/> skips that one check for these exact entry objects, and only if it
+    /// passed: a failure is still reported, in seq order, by <see cref="Accept(JournalEntry)"/> itself. Safe to run on
+    /// another thread while this verifier accepts earlier entries (it reads only the CA key, fixed once the genesis is
+    /// known). Checks nothing before the genesis or when certificates are not verified. Costs one payload parse per
+    /// certificate entry more; the signature check (one ECDSA verification) is the expensive part.
     /// </summary>
     /// <param name="entries">Entries in the order they will be accepted; they must not be changed until then.</param>
     /// <returns>The certificate entries whose CA signature verified, with the key that verified them.</returns>

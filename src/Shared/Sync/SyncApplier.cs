@@ -347,8 +347,8 @@ public sealed class SyncApplier
             {
                 // Pipeline: while batch N is checked in order and applied on this thread, the CA signatures of batch
                 // N+1 are verified on the other cores (JournalChainVerifier.CheckCertificateSignaturesAhead).
-                RepeatedField<JournalEntry>? previous = null;
-                Task<JournalChainVerifier.CheckedAhead>? previousChecks = null;
+                RepeatedField<JournalEntry>? pending = null;
+                Task<JournalChainVerifier.CheckedAhead>? pendingChecks = null;
                 try
                 {
                     while (await enumerator.MoveNextAsync().ConfigureAwait(false))
@@ -361,29 +361,28 @@ public sealed class SyncApplier
 
                         var entries = message.Entries.Entries;
                         var verifier = _verifier;
-                        var checks = Task.Run(() => verifier.CheckCertificateSignaturesAhead(entries), cancellationToken);
-                        if (previous is not null)
+                        var (batch, batchChecks) = (pending, pendingChecks);
+                        (pending, pendingChecks) = (entries, Task.Run(() => verifier.CheckCertificateSignaturesAhead(entries), cancellationToken));
+                        if (batch is not null)
                         {
-                            await ApplyBatchAsync(previous, previousChecks!, cancellationToken).ConfigureAwait(false);
+                            await ApplyBatchAsync(batch, batchChecks!, cancellationToken).ConfigureAwait(false);
                         }
-
-                        (previous, previousChecks) = (entries, checks);
                     }
 
-                    if (previous is not null)
+                    if (pending is not null)
                     {
-                        await ApplyBatchAsync(previous, previousChecks!, cancellationToken).ConfigureAwait(false);
-                        previous = null;
+                        await ApplyBatchAsync(pending, pendingChecks!, cancellationToken).ConfigureAwait(false);
                     }
                 }
                 finally
                 {
-                    if (previousChecks is not null && previous is not null)
+                    if (pendingChecks is not null)
                     {
-                        // A rejected push: let the look-ahead finish before the verifier is disposed.
+                        // A rejected push may leave the newest look-ahead running: let it finish before the verifier is
+                        // disposed (after a completed push it has already been awaited).
                         try
                         {
-                            await previousChecks.ConfigureAwait(false);
+                            await pendingChecks.ConfigureAwait(false);
                         }
                         catch (OperationCanceledException)
                         {

@@ -74,6 +74,18 @@ public class TlsHsmTests
         return port;
     }
 
+    /// <summary>FactoryCa with the EST TLS server key "est-tls" in the token, listening on <paramref name="port"/>, started.</summary>
+    private async Task<WebApplication> StartEstWithTokenKeyAsync(FakeJournalAppender journal, int port)
+    {
+        var app = FactoryCaApp.Build(_pki.PathOf("factoryca.json"), s => s.AddSingleton<IJournalAppender>(journal), o =>
+        {
+            o.Est.Listen = $"https://127.0.0.1:{port}";
+            o.Est.ServerKey = TokenKey("est-tls");
+        });
+        await app.StartAsync();
+        return app;
+    }
+
     private Tool.Result Curl(int port, string path, params string[] extra) =>
         Tool.Run("curl", ["-sS", "--max-time", "15", "-o", "-", "-w", "\nHTTP %{http_code}", "--resolve", $"localhost:{port}:127.0.0.1",
             "--cacert", _pki.PathOf("tls-ca.crt"), "--cert", _pki.PathOf("station-02.crt"), "--key", _pki.PathOf("station-02.key"),
@@ -84,12 +96,7 @@ public class TlsHsmTests
     {
         var journal = new FakeJournalAppender();
         int port = FreePort();
-        await using var app = FactoryCaApp.Build(_pki.PathOf("factoryca.json"), s => s.AddSingleton<IJournalAppender>(journal), o =>
-        {
-            o.Est.Listen = $"https://127.0.0.1:{port}";
-            o.Est.ServerKey = TokenKey("est-tls");
-        });
-        await app.StartAsync();
+        await using var app = await StartEstWithTokenKeyAsync(journal, port);
         try
         {
             var cacerts = Curl(port, "/.well-known/est/cacerts");
@@ -118,12 +125,7 @@ public class TlsHsmTests
     {
         var journal = new FakeJournalAppender();
         int port = FreePort();
-        await using var app = FactoryCaApp.Build(_pki.PathOf("factoryca.json"), s => s.AddSingleton<IJournalAppender>(journal), o =>
-        {
-            o.Est.Listen = $"https://127.0.0.1:{port}";
-            o.Est.ServerKey = TokenKey("est-tls");
-        });
-        await app.StartAsync();
+        await using var app = await StartEstWithTokenKeyAsync(journal, port);
         var restore = SoftHsm.RemoveToken(_token);
         try
         {
@@ -154,12 +156,7 @@ public class TlsHsmTests
     {
         var journal = new FakeJournalAppender();
         int port = FreePort();
-        await using var app = FactoryCaApp.Build(_pki.PathOf("factoryca.json"), s => s.AddSingleton<IJournalAppender>(journal), o =>
-        {
-            o.Est.Listen = $"https://127.0.0.1:{port}";
-            o.Est.ServerKey = TokenKey("est-tls");
-        });
-        await app.StartAsync();
+        await using var app = await StartEstWithTokenKeyAsync(journal, port);
         string csr = Path.Combine(_pki.Directory, "tlshsm-recover.b64");
         try
         {

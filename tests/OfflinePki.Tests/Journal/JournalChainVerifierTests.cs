@@ -351,10 +351,10 @@ public class JournalChainVerifierTests
         b.AddCertificate("dev-evil", impostor); // seq 10
         b.AddCertificate("dev-6");
         using var v = NewVerifier();
-        Assert.That(v.PrecheckCertificateSignatures(b.Entries.Take(3).ToList()), Is.Zero, "before the genesis the CA key is unknown: nothing checked ahead");
+        Assert.That(v.TrustCheckedAhead(v.CheckCertificateSignaturesAhead(b.Entries.Take(3).ToList())), Is.Zero, "before the genesis the CA key is unknown: nothing checked ahead");
         v.Accept(b.Entries[0]);
         var rest = b.Entries.Skip(1).ToList();
-        Assert.That(v.PrecheckCertificateSignatures(rest), Is.EqualTo(6), "dev-1..4, dev-5, dev-6: the impostor's certificate is not marked");
+        Assert.That(v.TrustCheckedAhead(v.CheckCertificateSignaturesAhead(rest)), Is.EqualTo(6), "dev-1..4, dev-5, dev-6: the impostor's certificate is not marked");
         var ex = Assert.Throws<JournalVerificationException>(() =>
         {
             foreach (var e in rest)
