@@ -14,9 +14,13 @@ namespace OfflinePki.Bench;
 /// <summary>
 /// Issuance with the issuing CA key (and journal signer) in SoftHSM2, against the limit measured in the same run:
 /// SoftHSM2's raw signing rate for the same key through the same engine (2 threads) combined with the CSR-verify rate
-/// (2 threads): limit = 1 / (1/sign + 1/verify). End-to-end = EnrollmentService.EnrollAsync (CSR checks, issue,
+/// (2 threads, the runtime's CertificateRequest.LoadSigningRequest): limit = 1 / (1/sign + 1/verify). A stricter
+/// limit uses OpenSSL's raw P-256 verify rate instead (openssl speed -multi 2 ecdsap256), which our CSR intake beats
+/// the runtime's loader towards (see EcdsaPointVerifier); both ratios are printed. End-to-end = EnrollmentService.EnrollAsync (CSR checks, issue,
 /// lint, journal append with fsync) from N concurrent stations, in-process (no TLS/HTTP: the EST listener is not
-/// in the loop). Usage: hsm [--requests 2000] [--stations 8] [--signs 4000] [--work DIR] [--soft-keys]
+/// in the loop). The first --warmup CSRs (their own devices) are sent untimed, so that the runtime's tiered JIT has
+/// settled as in a daemon that has run for a while. Usage: hsm [--requests 2000] [--warmup 6000] [--stations 8]
+/// [--signs 4000] [--work DIR] [--soft-keys]
 /// (--soft-keys: same run with PKCS#8 file keys, to see whether the token or the rest of the pipeline bounds issuance).
 /// </summary>
 public static class HsmBench
@@ -24,7 +28,7 @@ public static class HsmBench
     /// <summary>Runs the benchmark; returns 0 when end-to-end ≥ 80 % of the limit, 1 otherwise.</summary>
     public static async Task<int> RunAsync(string[] args)
     {
-        int requests = Arg(args, "--requests", 2000), stations = Arg(args, "--stations", 8), signs = Arg(args, "--signs", 4000);
+        int measured = Arg(args, "--requests", 2000), warm = Arg(args, "--warmup", 6000), requests = measured + warm, stations = Arg(args, "--stations", 8), signs = Arg(args, "--signs", 4000);
         string work = ArgS(args, "--work") ?? Path.Combine(Path.GetTempPath(), "offlinepki-hsmbench-" + Guid.NewGuid().ToString("N")[..8]);
         string root = FindRepoRoot();
         string pki = Path.Combine(work, "pki");
@@ -64,16 +68,22 @@ public static class HsmBench
         byte[] tbs = RandomNumberGenerator.GetBytes(400);
         double signRate = Rate(signs, 2, _ => key.Sign(tbs));
         // 2. CSR verify rate, 2 threads.
-        double verifyRate = Rate(requests, 2, i => CertificateRequest.LoadSigningRequest(ders[i], HashAlgorithmName.SHA256));
+        double verifyRate = Rate(measured, 2, i => CertificateRequest.LoadSigningRequest(ders[i], HashAlgorithmName.SHA256));
         double limit = 1 / (1 / signRate + 1 / verifyRate);
+        // 2b. The stricter limit: OpenSSL's raw P-256 verify rate (a key already loaded, no CSR parsing) on both cores.
+        double rawVerifyRate = BenchSupport.OpenSslEcdsaP256(2).Verify;
+        double strictLimit = 1 / (1 / signRate + 1 / rawVerifyRate);
 
         // 3. End to end from N stations.
         var station = new StationIdentity("station-01", "station-01", new string('0', 64));
-        int warm = Math.Max(1, requests / 20), next = warm - 1, failures = 0;
-        for (int w = 0; w < warm; w++)
+        int next = warm - 1, failures = 0;
+        await Task.WhenAll(Enumerable.Range(0, stations).Select(s => Task.Run(async () =>
         {
-            await enroll.EnrollAsync(station, bodies[w], null, CancellationToken.None); // JIT and journal warm-up, untimed
-        }
+            for (int w = s; w < warm; w += stations)
+            {
+                await enroll.EnrollAsync(station, bodies[w], null, CancellationToken.None); // JIT and journal warm-up, untimed
+            }
+        })));
 
         var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
         var sw = Stopwatch.StartNew();
@@ -103,9 +113,12 @@ public static class HsmBench
         Console.WriteLine($"{"SoftHSM2 raw sign (same key, same engine, 2 threads)",-58} {signRate,12:F0}");
         Console.WriteLine($"{"CSR verify (P-256, 2 threads)",-58} {verifyRate,12:F0}");
         Console.WriteLine($"{"limit = 1/(1/sign + 1/verify)",-58} {limit,12:F0}");
-        Console.WriteLine($"{$"issuance end to end ({stations} stations, {requests} CSRs, journal fsync)",-58} {e2e,12:F0}");
+        Console.WriteLine($"{$"issuance end to end ({stations} stations, {measured} CSRs, journal fsync)",-58} {e2e,12:F0}");
         Console.WriteLine($"{"ratio end-to-end / limit (target >= 0.80)",-58} {e2e / limit,12:F2}");
         Console.WriteLine($"{"process CPU per issued certificate (µs, all threads)",-58} {cpuPerCert,12:F0}");
+        Console.WriteLine($"{"stricter peer: openssl speed -multi 2 ecdsap256 verify",-58} {rawVerifyRate,12:F0}");
+        Console.WriteLine($"{"stricter limit = 1/(1/sign + 1/raw verify)",-58} {strictLimit,12:F0}");
+        Console.WriteLine($"{"ratio end-to-end / stricter limit",-58} {e2e / strictLimit,12:F2}");
         Console.WriteLine($"{"budget at the limit: 2 cores / limit (µs)",-58} {2e6 / limit,12:F0}");
         if (failures > 0)
         {

@@ -246,6 +246,21 @@ public sealed class CsrIntake
             return null;
         }
 
+        bool? fast;
+        try
+        {
+            fast = EcdsaPointVerifier.TryVerify(size, point.Span, requestInfo.Span, hash, signature.Span);
+        }
+        catch (CryptographicException)
+        {
+            throw new EnrollmentRejectedException(EnrollmentError.MalformedCsr, $"CSR {keyDescription} public key cannot be decoded (invalid point or modulus)");
+        }
+
+        if (fast is { } verified)
+        {
+            return verified;
+        }
+
         ECDsa key;
         try
         {

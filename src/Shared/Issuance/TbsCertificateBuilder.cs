@@ -33,6 +33,14 @@ public sealed class TbsCertificateBuilder
     private readonly ISerialNumberSource _serials;
     private readonly TimeProvider _time;
 
+    // The parts that are the same in every certificate of this profile, DER-encoded once: the subject's fixed RDNs and
+    // the fixed extensions before and after the per-certificate ones (SKI, hardwareModuleName, a partition's CRL DP).
+    private readonly byte[][] _subjectHead;
+    private readonly byte[][] _subjectTail;
+    private readonly byte[][] _extensionsHead;
+    private readonly byte[][] _extensionsTail;
+    private readonly byte[]?[] _crlDistributionPoints;
+
     /// <summary>Creates the builder.</summary>
     /// <exception cref="ArgumentNullException">An argument is null.</exception>
     public TbsCertificateBuilder(CertificateProfile profile, IssuingAuthority issuer, ISerialNumberSource serials, TimeProvider time)
@@ -45,6 +53,22 @@ public sealed class TbsCertificateBuilder
         _issuer = issuer;
         _serials = serials;
         _time = time;
+        _subjectHead =
+        [
+            EncodeRdn("2.5.4.10", UniversalTagNumber.UTF8String, profile.SubjectOrganization),
+            EncodeRdn("2.5.4.3", UniversalTagNumber.UTF8String, profile.SubjectCommonName),
+        ];
+        _subjectTail = profile.Kind == CertificateProfileKind.MatterDac
+            ?
+            [
+                // Matter Core §6.5.6.1: vendor id and product id as UTF8String of exactly 4 upper-case hex digits.
+                EncodeRdn(Oids.MatterVendorId, UniversalTagNumber.UTF8String, profile.MatterVendorId!.Value.ToString("X4", System.Globalization.CultureInfo.InvariantCulture)),
+                EncodeRdn(Oids.MatterProductId, UniversalTagNumber.UTF8String, profile.MatterProductId!.Value.ToString("X4", System.Globalization.CultureInfo.InvariantCulture)),
+            ]
+            : [];
+        _extensionsHead = EncodeExtensionsHead();
+        _extensionsTail = EncodeExtensionsTail();
+        _crlDistributionPoints = new byte[]?[profile.CrlPartitions];
     }
 
     /// <summary>Prepares a TBSCertificate with a fresh serial and notBefore = now.</summary>
@@ -121,19 +145,28 @@ public sealed class TbsCertificateBuilder
         // RDNSequence ::= SEQUENCE OF RelativeDistinguishedName
         // RelativeDistinguishedName ::= SET SIZE (1..MAX) OF AttributeTypeAndValue
         // AttributeTypeAndValue ::= SEQUENCE { type AttributeType, value AttributeValue }
+        // O, CN, serialNumber (then the Matter vendor and product ids for a DAC).
         using (w.PushSequence())
         {
-            WriteRdn(w, "2.5.4.10", UniversalTagNumber.UTF8String, _profile.SubjectOrganization);
-            WriteRdn(w, "2.5.4.3", UniversalTagNumber.UTF8String, _profile.SubjectCommonName);
+            foreach (var rdn in _subjectHead)
+            {
+                w.WriteEncodedValue(rdn);
+            }
+
             // X520SerialNumber ::= PrintableString (SIZE (1..ub-serial-number)); IEEE 802.1AR §8.6
             WriteRdn(w, Oids.SerialNumberAttribute, UniversalTagNumber.PrintableString, deviceId);
-            if (_profile.Kind == CertificateProfileKind.MatterDac)
+            foreach (var rdn in _subjectTail)
             {
-                // Matter Core §6.5.6.1: vendor id and product id as UTF8String of exactly 4 upper-case hex digits.
-                WriteRdn(w, Oids.MatterVendorId, UniversalTagNumber.UTF8String, _profile.MatterVendorId!.Value.ToString("X4", System.Globalization.CultureInfo.InvariantCulture));
-                WriteRdn(w, Oids.MatterProductId, UniversalTagNumber.UTF8String, _profile.MatterProductId!.Value.ToString("X4", System.Globalization.CultureInfo.InvariantCulture));
+                w.WriteEncodedValue(rdn);
             }
         }
+    }
+
+    private static byte[] EncodeRdn(string oid, UniversalTagNumber type, string value)
+    {
+        var w = new AsnWriter(AsnEncodingRules.DER);
+        WriteRdn(w, oid, type, value);
+        return w.Encode();
     }
 
     private static void WriteRdn(AsnWriter w, string oid, UniversalTagNumber type, string value)
@@ -146,41 +179,16 @@ public sealed class TbsCertificateBuilder
         }
     }
 
+    // Extension ::= SEQUENCE { extnID OBJECT IDENTIFIER, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }
+    // In order: basicConstraints, keyUsage, [extKeyUsage], authorityKeyIdentifier | subjectKeyIdentifier,
+    // [subjectAltName], cRLDistributionPoints | [freshestCRL], authorityInfoAccess. The parts between the bars depend on
+    // the certificate; the rest is encoded once per profile.
     private void WriteExtensions(AsnWriter w, IssuanceRequest request, byte[] serial)
     {
-        // Extension ::= SEQUENCE { extnID OBJECT IDENTIFIER, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }
-
-        // BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLenConstraint INTEGER OPTIONAL }  (RFC 5280 §4.2.1.9)
-        WriteExtension(w, Oids.BasicConstraints, critical: true, v =>
+        foreach (var e in _extensionsHead)
         {
-            using (v.PushSequence())
-            {
-            }
-        });
-
-        // KeyUsage ::= BIT STRING { digitalSignature (0), ... }  (RFC 5280 §4.2.1.3)
-        WriteExtension(w, Oids.KeyUsage, critical: true, v => v.WriteBitString([0x80], unusedBitCount: 7));
-
-        if (_profile.Kind == CertificateProfileKind.TlsClient)
-        {
-            // ExtKeyUsageSyntax ::= SEQUENCE SIZE (1..MAX) OF KeyPurposeId  (RFC 5280 §4.2.1.12): id-kp-clientAuth
-            WriteExtension(w, Oids.ExtendedKeyUsage, critical: false, v =>
-            {
-                using (v.PushSequence())
-                {
-                    v.WriteObjectIdentifier(Oids.ClientAuthEku);
-                }
-            });
+            w.WriteEncodedValue(e);
         }
-
-        // AuthorityKeyIdentifier ::= SEQUENCE { keyIdentifier [0] KeyIdentifier OPTIONAL, ... }  (RFC 5280 §4.2.1.1)
-        WriteExtension(w, Oids.AuthorityKeyIdentifier, critical: false, v =>
-        {
-            using (v.PushSequence())
-            {
-                v.WriteOctetString(_issuer.SubjectKeyIdentifier, new Asn1Tag(TagClass.ContextSpecific, 0));
-            }
-        });
 
         // SubjectKeyIdentifier ::= KeyIdentifier ::= OCTET STRING  (RFC 5280 §4.2.1.2, method 1)
         WriteExtension(w, Oids.SubjectKeyIdentifier, critical: false,
@@ -208,39 +216,73 @@ public sealed class TbsCertificateBuilder
             });
         }
 
-        // CRLDistributionPoints ::= SEQUENCE SIZE (1..MAX) OF DistributionPoint
-        // DistributionPoint ::= SEQUENCE { distributionPoint [0] DistributionPointName OPTIONAL, ... }
-        // DistributionPointName ::= CHOICE { fullName [0] GeneralNames, ... }   (RFC 5280 §4.2.1.13)
-        WriteExtension(w, Oids.CrlDistributionPoints, critical: false, v =>
+        // One CRL, or this serial's partition when the profile partitions CRLs (RFC 5280 §5.2.5).
+        int partition = _profile.CrlPartitions == 1 ? 0 : Crl.CrlPartitioning.PartitionOf(serial, _profile.CrlPartitions);
+        var crlDp = Volatile.Read(ref _crlDistributionPoints[partition]);
+        if (crlDp is null)
+        {
+            crlDp = EncodeExtension(Oids.CrlDistributionPoints, critical: false, v => WriteDistributionPoints(v, new Uri(_profile.CrlDistributionPointFor(serial))));
+            Volatile.Write(ref _crlDistributionPoints[partition], crlDp);
+        }
+
+        w.WriteEncodedValue(crlDp);
+        foreach (var e in _extensionsTail)
+        {
+            w.WriteEncodedValue(e);
+        }
+    }
+
+    private byte[][] EncodeExtensionsHead()
+    {
+        var head = new List<byte[]>
+        {
+            // BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLenConstraint INTEGER OPTIONAL }  (RFC 5280 §4.2.1.9)
+            EncodeExtension(Oids.BasicConstraints, critical: true, v =>
+            {
+                using (v.PushSequence())
+                {
+                }
+            }),
+
+            // KeyUsage ::= BIT STRING { digitalSignature (0), ... }  (RFC 5280 §4.2.1.3)
+            EncodeExtension(Oids.KeyUsage, critical: true, v => v.WriteBitString([0x80], unusedBitCount: 7)),
+        };
+
+        if (_profile.Kind == CertificateProfileKind.TlsClient)
+        {
+            // ExtKeyUsageSyntax ::= SEQUENCE SIZE (1..MAX) OF KeyPurposeId  (RFC 5280 §4.2.1.12): id-kp-clientAuth
+            head.Add(EncodeExtension(Oids.ExtendedKeyUsage, critical: false, v =>
+            {
+                using (v.PushSequence())
+                {
+                    v.WriteObjectIdentifier(Oids.ClientAuthEku);
+                }
+            }));
+        }
+
+        // AuthorityKeyIdentifier ::= SEQUENCE { keyIdentifier [0] KeyIdentifier OPTIONAL, ... }  (RFC 5280 §4.2.1.1)
+        head.Add(EncodeExtension(Oids.AuthorityKeyIdentifier, critical: false, v =>
         {
             using (v.PushSequence())
-            using (v.PushSequence())
-            using (v.PushSequence(new Asn1Tag(TagClass.ContextSpecific, 0, isConstructed: true)))
-            using (v.PushSequence(new Asn1Tag(TagClass.ContextSpecific, 0, isConstructed: true)))
             {
-                // One CRL, or this serial's partition when the profile partitions CRLs (RFC 5280 §5.2.5).
-                WriteUri(v, new Uri(_profile.CrlDistributionPointFor(serial)));
+                v.WriteOctetString(_issuer.SubjectKeyIdentifier, new Asn1Tag(TagClass.ContextSpecific, 0));
             }
-        });
+        }));
+        return [.. head];
+    }
 
+    private byte[][] EncodeExtensionsTail()
+    {
+        var tail = new List<byte[]>();
         if (_profile.FreshestCrlUrl is { } freshest)
         {
             // FreshestCRL ::= CRLDistributionPoints   (RFC 5280 §4.2.1.15: where the delta CRLs are)
-            WriteExtension(w, Oids.FreshestCrl, critical: false, v =>
-            {
-                using (v.PushSequence())
-                using (v.PushSequence())
-                using (v.PushSequence(new Asn1Tag(TagClass.ContextSpecific, 0, isConstructed: true)))
-                using (v.PushSequence(new Asn1Tag(TagClass.ContextSpecific, 0, isConstructed: true)))
-                {
-                    WriteUri(v, freshest);
-                }
-            });
+            tail.Add(EncodeExtension(Oids.FreshestCrl, critical: false, v => WriteDistributionPoints(v, freshest)));
         }
 
         // AuthorityInfoAccessSyntax ::= SEQUENCE SIZE (1..MAX) OF AccessDescription
         // AccessDescription ::= SEQUENCE { accessMethod OBJECT IDENTIFIER, accessLocation GeneralName }  (RFC 5280 §4.2.2.1)
-        WriteExtension(w, Oids.AuthorityInfoAccess, critical: false, v =>
+        tail.Add(EncodeExtension(Oids.AuthorityInfoAccess, critical: false, v =>
         {
             using (v.PushSequence())
             {
@@ -256,12 +298,34 @@ public sealed class TbsCertificateBuilder
                     WriteUri(v, _profile.CaIssuersUrl);
                 }
             }
-        });
+        }));
+        return [.. tail];
+    }
+
+    // CRLDistributionPoints ::= SEQUENCE SIZE (1..MAX) OF DistributionPoint
+    // DistributionPoint ::= SEQUENCE { distributionPoint [0] DistributionPointName OPTIONAL, ... }
+    // DistributionPointName ::= CHOICE { fullName [0] GeneralNames, ... }   (RFC 5280 §4.2.1.13)
+    private static void WriteDistributionPoints(AsnWriter v, Uri uri)
+    {
+        using (v.PushSequence())
+        using (v.PushSequence())
+        using (v.PushSequence(new Asn1Tag(TagClass.ContextSpecific, 0, isConstructed: true)))
+        using (v.PushSequence(new Asn1Tag(TagClass.ContextSpecific, 0, isConstructed: true)))
+        {
+            WriteUri(v, uri);
+        }
     }
 
     // GeneralName ::= CHOICE { ..., uniformResourceIdentifier [6] IA5String, ... }
     private static void WriteUri(AsnWriter w, Uri uri) =>
         w.WriteCharacterString(UniversalTagNumber.IA5String, uri.AbsoluteUri, new Asn1Tag(TagClass.ContextSpecific, 6));
+
+    private static byte[] EncodeExtension(string oid, bool critical, Action<AsnWriter> writeValue)
+    {
+        var w = new AsnWriter(AsnEncodingRules.DER);
+        WriteExtension(w, oid, critical, writeValue);
+        return w.Encode();
+    }
 
     private static void WriteExtension(AsnWriter w, string oid, bool critical, Action<AsnWriter> writeValue)
     {
