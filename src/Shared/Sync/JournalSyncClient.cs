@@ -89,6 +89,8 @@ public sealed class JournalSyncClient
     /// Runs one sync: writes a checkpoint unless the journal head already is one, asks the mirror for its head, checks
     /// that our entry at that seq has the same hash, and streams the entries after it up to the checkpoint in batches of
     /// at most <see cref="SyncOptions.BatchMaxEntries"/> entries / about <see cref="SyncOptions.BatchMaxBytes"/> bytes.
+    /// A backlog longer than <see cref="SyncOptions.PushMaxEntries"/> goes as several PushEntries calls, each ending at a
+    /// checkpoint and each applied atomically by the mirror (and answered with its own receipt).
     /// Concurrent calls are serialised.
     /// </summary>
     /// <param name="cancellationToken">Cancels the sync; the mirror then applies nothing of the interrupted push.</param>
@@ -145,24 +147,43 @@ public sealed class JournalSyncClient
             return new SyncResult(mirrorSeq, mirror.Hash.ToByteArray(), 0, 0, _time.GetElapsedTime(started));
         }
 
-        var pushed = new Counter();
-        var response = await _client.ClientStreamingAsync<PushRequest, PushResponse>(PushEntriesPath,
-            Stream(genesis, mirrorSeq + 1, target, pushed, cancellationToken), _options.PushTimeout, cancellationToken).ConfigureAwait(false);
-
-        if (response.AppliedSeq < mirrorSeq || response.AppliedSeq > target)
+        // A long backlog goes as several pushes, each ending at a checkpoint once PushMaxEntries entries are on their way:
+        // the mirror applies each push atomically, so its registry moves from one verified checkpoint to the next, its
+        // write-ahead log stays bounded, and a cut link costs at most one push.
+        ulong from = mirrorSeq, totalPushed = 0, totalApplied = 0;
+        ByteString headHash = mirror.Hash;
+        while (from < target)
         {
-            throw new JournalSyncException($"the mirror reports head seq {response.AppliedSeq}, outside the pushed range {mirrorSeq + 1}..{target}", isFork: false);
+            var pushed = new Counter();
+            var response = await _client.ClientStreamingAsync<PushRequest, PushResponse>(PushEntriesPath,
+                Stream(genesis, from + 1, target, pushed, cancellationToken), _options.PushTimeout, cancellationToken).ConfigureAwait(false);
+
+            if (response.AppliedSeq < from || response.AppliedSeq > target)
+            {
+                throw new JournalSyncException($"the mirror reports head seq {response.AppliedSeq}, outside the pushed range {from + 1}..{target}", isFork: false);
+            }
+
+            var applied = _reader.ReadFrom(response.AppliedSeq).FirstOrDefault();
+            if (response.AppliedSeq > 0 && (applied is null || !applied.Hash.Equals(response.HeadHash)))
+            {
+                throw Fork($"after the push the mirror reports hash {Hex(response.HeadHash)} at seq {response.AppliedSeq}, ours is {(applied is null ? "(missing)" : Hex(applied.Hash))}");
+            }
+
+            AcceptReceipt(response.Receipt, response.AppliedSeq);
+            await DeliverOrdersAsync(response.Orders, cancellationToken).ConfigureAwait(false);
+            if (response.AppliedSeq == from)
+            {
+                throw new JournalSyncException($"the mirror applied nothing of the push {from + 1}..{from + pushed.Value} (its head stays at seq {from})", isFork: false);
+            }
+
+            _logger.LogDebug("journal sync: push {From}..{To} applied, mirror head seq {Head}", from + 1, from + pushed.Value, response.AppliedSeq);
+            totalPushed += pushed.Value;
+            totalApplied += response.EntriesApplied;
+            from = response.AppliedSeq;
+            headHash = response.HeadHash;
         }
 
-        var applied = _reader.ReadFrom(response.AppliedSeq).FirstOrDefault();
-        if (response.AppliedSeq > 0 && (applied is null || !applied.Hash.Equals(response.HeadHash)))
-        {
-            throw Fork($"after the push the mirror reports hash {Hex(response.HeadHash)} at seq {response.AppliedSeq}, ours is {(applied is null ? "(missing)" : Hex(applied.Hash))}");
-        }
-
-        AcceptReceipt(response.Receipt, response.AppliedSeq);
-        await DeliverOrdersAsync(response.Orders, cancellationToken).ConfigureAwait(false);
-        var result = new SyncResult(response.AppliedSeq, response.HeadHash.ToByteArray(), pushed.Value, response.EntriesApplied, _time.GetElapsedTime(started));
+        var result = new SyncResult(from, headHash.ToByteArray(), totalPushed, totalApplied, _time.GetElapsedTime(started));
         _logger.LogInformation("journal sync: pushed {Pushed} entries ({From}..{To}), mirror applied {Applied}, head seq {Head} in {Ms} ms",
             result.EntriesPushed, mirrorSeq + 1, target, result.EntriesApplied, result.AppliedSeq, (long)result.Duration.TotalMilliseconds);
         return result;
@@ -194,6 +215,10 @@ public sealed class JournalSyncClient
             batch.Entries.Add(entry);
             bytes += size;
             pushed.Value++;
+            if (pushed.Value >= (ulong)_options.PushMaxEntries && entry.Type == EntryType.Checkpoint && entry.Seq < last)
+            {
+                break; // this push ends here; the next one starts after this checkpoint
+            }
         }
 
         if (batch.Entries.Count > 0)

@@ -47,6 +47,13 @@ public sealed class SyncOptions
 
     /// <summary>Target size of one EntryBatch message, in bytes (default 1 MiB; a batch holds at least one entry).</summary>
     public int BatchMaxBytes { get; set; } = 1 << 20;
+
+    /// <summary>
+    /// Entries after which a push ends at the next checkpoint (default 20,000; 1 to 10,000,000). The mirror applies
+    /// each push in one transaction, so this bounds its write-ahead log and what a cut link costs; a longer backlog
+    /// goes as several pushes in one sync.
+    /// </summary>
+    public int PushMaxEntries { get; set; } = 20_000;
 }
 
 /// <summary>Cross-field validation of <see cref="SyncOptions"/>, run at startup (ValidateOnStart).</summary>
@@ -108,6 +115,11 @@ public sealed class SyncOptionsValidator : IValidateOptions<SyncOptions>
         if (options.BatchMaxBytes is < 1024 or > 3 << 20)
         {
             errors.Add($"Sync:BatchMaxBytes must be in 1 KiB..3 MiB, under the 4 MiB gRPC message limit (got {options.BatchMaxBytes}).");
+        }
+
+        if (options.PushMaxEntries is < 1 or > 10_000_000)
+        {
+            errors.Add($"Sync:PushMaxEntries must be in 1..10000000 (got {options.PushMaxEntries}).");
         }
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);

@@ -160,9 +160,10 @@ public class SyncEndToEndTests
     public void Sync_options_are_validated_across_fields()
     {
         var v = new SyncOptionsValidator();
-        var bad = v.Validate(null, new SyncOptions { MirrorUrl = "http://mirror", Interval = TimeSpan.Zero, BatchMaxBytes = 8 << 20 });
+        var bad = v.Validate(null, new SyncOptions { MirrorUrl = "http://mirror", Interval = TimeSpan.Zero, BatchMaxBytes = 8 << 20, PushMaxEntries = 0 });
         Assert.That(bad.Failed, Is.True);
-        Assert.That(bad.FailureMessage, Does.Contain("Sync:MirrorUrl").And.Contain("Sync:Interval").And.Contain("Sync:BatchMaxBytes").And.Contain("Sync:ClientCertificatePath"));
+        Assert.That(bad.FailureMessage, Does.Contain("Sync:MirrorUrl").And.Contain("Sync:Interval").And.Contain("Sync:BatchMaxBytes").And.Contain("Sync:ClientCertificatePath")
+            .And.Contain("Sync:PushMaxEntries"));
         var good = v.Validate(null, new SyncOptions
         {
             MirrorUrl = "https://127.0.0.1:8443/",
@@ -226,5 +227,48 @@ public class SyncWithJournalWriterTests
 
         var again = await client.SyncOnceAsync();
         Assert.That((again.AppliedSeq, again.EntriesPushed), Is.EqualTo((writer.Head.Seq, 0UL)));
+    }
+
+    [Test]
+    public async Task A_long_backlog_goes_as_several_pushes_each_ending_at_a_checkpoint_and_committed_on_its_own()
+    {
+        var pki = TestPki.Default;
+        var m = JournalTestData.M;
+        var dir = Path.Combine(Path.GetTempPath(), "offlinepki-tests", "sync-pushes-" + Guid.NewGuid().ToString("N")[..8]);
+        await using var writer = await JournalWriter.OpenOrCreateAsync(new JournalWriterOptions { Directory = dir, CheckpointEveryEntries = 5 }, m.SignerKey, m.SignerCert,
+            new GenesisParameters("F1", [m.IssuingCa.RawData], new byte[32]), TimeProvider.System,
+            Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+        for (int i = 0; i < 40; i++)
+        {
+            await writer.AppendAsync(EntryType.CertificateIssued, new CertificateIssued
+            {
+                Certificate = ByteString.CopyFrom(m.DeviceCertificate($"PU-{i:D3}")),
+                DeviceId = $"PU-{i:D3}",
+                StationId = "station-02",
+                CsrSha256 = ByteString.CopyFrom(new byte[32]),
+                Profile = "idevid",
+            });
+        }
+
+        var sink = new FakeJournalSink();
+        var applier = new SyncApplier(sink, m.Root);
+        await using var host = await GrpcTestHost.StartAsync(pki, e => e.MapJournalSync(applier, GrpcTestHost.SyncCallers(pki)));
+        using var grpc = new GrpcClient(host.BaseAddress, pki.CertWithKey("factory-F1-sync-client"), pki.Cert("tls-ca"));
+        var client = new JournalSyncClient(grpc, writer, writer, new SyncOptions { BatchMaxEntries = 4, PushMaxEntries = 12 });
+
+        var result = await client.SyncOnceAsync();
+
+        // seq 1 genesis, 2 checkpoint, then 40 certificates with a checkpoint after every 5 (seqs 8, 14, ..., 50, the head).
+        // A push stops at the first checkpoint once it carries 12 entries: 1..14, 15..26, 27..38, 39..50.
+        ulong head = writer.Head.Seq;
+        Assert.That(head, Is.EqualTo(50UL));
+        Assert.That((result.AppliedSeq, result.EntriesPushed, result.EntriesApplied), Is.EqualTo((head, head, head)));
+        Assert.That(result.HeadHash, Is.EqualTo(writer.Head.Hash));
+        Assert.That(sink.EntryCount, Is.EqualTo((int)head));
+        Assert.That(sink.Commits, Is.EqualTo(4), "one commit per push");
+        Assert.That(sink.Certificates.Select(c => c.DeviceId), Is.EquivalentTo(Enumerable.Range(0, 40).Select(i => $"PU-{i:D3}")));
+
+        var again = await client.SyncOnceAsync();
+        Assert.That((again.AppliedSeq, again.EntriesPushed), Is.EqualTo((head, 0UL)));
     }
 }
