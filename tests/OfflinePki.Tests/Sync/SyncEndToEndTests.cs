@@ -192,31 +192,10 @@ public class SyncWithJournalWriterTests
     [Test]
     public async Task Journal_writer_entries_sync_to_the_mirror()
     {
-        var pki = TestPki.Default;
-        var m = JournalTestData.M;
-        var dir = Path.Combine(Path.GetTempPath(), "offlinepki-tests", "sync-writer-" + Guid.NewGuid().ToString("N")[..8]);
-        var options = new JournalWriterOptions { Directory = dir, CheckpointEveryEntries = 4 };
-        await using var writer = await JournalWriter.OpenOrCreateAsync(options, m.SignerKey, m.SignerCert,
-            new GenesisParameters("F1", [m.IssuingCa.RawData], new byte[32]), TimeProvider.System,
-            Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
-        for (int i = 0; i < 10; i++)
-        {
-            await writer.AppendAsync(EntryType.CertificateIssued, new CertificateIssued
-            {
-                Certificate = ByteString.CopyFrom(m.DeviceCertificate($"JW-{i:D3}")),
-                DeviceId = $"JW-{i:D3}",
-                StationId = "station-02",
-                BatchId = "B7",
-                CsrSha256 = ByteString.CopyFrom(new byte[32]),
-                Profile = "idevid",
-            });
-        }
-
+        await using var writer = await WriterWithCertificates("JW", 10, checkpointEvery: 4, batchId: "B7");
         var sink = new FakeJournalSink();
-        var applier = new SyncApplier(sink, m.Root);
-        await using var host = await GrpcTestHost.StartAsync(pki, e => e.MapJournalSync(applier, GrpcTestHost.SyncCallers(pki)));
-        using var grpc = new GrpcClient(host.BaseAddress, pki.CertWithKey("factory-F1-sync-client"), pki.Cert("tls-ca"));
-        var client = new JournalSyncClient(grpc, writer, writer, new SyncOptions { BatchMaxEntries = 4 });
+        await using var mirror = await MirrorFor(sink);
+        var client = new JournalSyncClient(mirror.Grpc, writer, writer, new SyncOptions { BatchMaxEntries = 4 });
 
         var result = await client.SyncOnceAsync();
         Assert.That(result.AppliedSeq, Is.EqualTo(writer.Head.Seq));
@@ -232,29 +211,10 @@ public class SyncWithJournalWriterTests
     [Test]
     public async Task A_long_backlog_goes_as_several_pushes_each_ending_at_a_checkpoint_and_committed_on_its_own()
     {
-        var pki = TestPki.Default;
-        var m = JournalTestData.M;
-        var dir = Path.Combine(Path.GetTempPath(), "offlinepki-tests", "sync-pushes-" + Guid.NewGuid().ToString("N")[..8]);
-        await using var writer = await JournalWriter.OpenOrCreateAsync(new JournalWriterOptions { Directory = dir, CheckpointEveryEntries = 5 }, m.SignerKey, m.SignerCert,
-            new GenesisParameters("F1", [m.IssuingCa.RawData], new byte[32]), TimeProvider.System,
-            Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
-        for (int i = 0; i < 40; i++)
-        {
-            await writer.AppendAsync(EntryType.CertificateIssued, new CertificateIssued
-            {
-                Certificate = ByteString.CopyFrom(m.DeviceCertificate($"PU-{i:D3}")),
-                DeviceId = $"PU-{i:D3}",
-                StationId = "station-02",
-                CsrSha256 = ByteString.CopyFrom(new byte[32]),
-                Profile = "idevid",
-            });
-        }
-
+        await using var writer = await WriterWithCertificates("PU", 40, checkpointEvery: 5, batchId: string.Empty);
         var sink = new FakeJournalSink();
-        var applier = new SyncApplier(sink, m.Root);
-        await using var host = await GrpcTestHost.StartAsync(pki, e => e.MapJournalSync(applier, GrpcTestHost.SyncCallers(pki)));
-        using var grpc = new GrpcClient(host.BaseAddress, pki.CertWithKey("factory-F1-sync-client"), pki.Cert("tls-ca"));
-        var client = new JournalSyncClient(grpc, writer, writer, new SyncOptions { BatchMaxEntries = 4, PushMaxEntries = 12 });
+        await using var mirror = await MirrorFor(sink);
+        var client = new JournalSyncClient(mirror.Grpc, writer, writer, new SyncOptions { BatchMaxEntries = 4, PushMaxEntries = 12 });
 
         var result = await client.SyncOnceAsync();
 
@@ -270,5 +230,46 @@ public class SyncWithJournalWriterTests
 
         var again = await client.SyncOnceAsync();
         Assert.That((again.AppliedSeq, again.EntriesPushed), Is.EqualTo((head, 0UL)));
+    }
+
+    /// <summary>A journal on disk with <paramref name="count"/> certificates for devices PREFIX-000, PREFIX-001, ...</summary>
+    private static async Task<JournalWriter> WriterWithCertificates(string prefix, int count, int checkpointEvery, string batchId)
+    {
+        var m = JournalTestData.M;
+        var dir = Path.Combine(Path.GetTempPath(), "offlinepki-tests", "sync-writer-" + Guid.NewGuid().ToString("N")[..8]);
+        var writer = await JournalWriter.OpenOrCreateAsync(new JournalWriterOptions { Directory = dir, CheckpointEveryEntries = checkpointEvery },
+            m.SignerKey, m.SignerCert, new GenesisParameters("F1", [m.IssuingCa.RawData], new byte[32]), TimeProvider.System,
+            Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+        for (int i = 0; i < count; i++)
+        {
+            await writer.AppendAsync(EntryType.CertificateIssued, new CertificateIssued
+            {
+                Certificate = ByteString.CopyFrom(m.DeviceCertificate($"{prefix}-{i:D3}")),
+                DeviceId = $"{prefix}-{i:D3}",
+                StationId = "station-02",
+                BatchId = batchId,
+                CsrSha256 = ByteString.CopyFrom(new byte[32]),
+                Profile = "idevid",
+            });
+        }
+
+        return writer;
+    }
+
+    private static async Task<MirrorEndpoint> MirrorFor(FakeJournalSink sink)
+    {
+        var pki = TestPki.Default;
+        var applier = new SyncApplier(sink, JournalTestData.M.Root);
+        var host = await GrpcTestHost.StartAsync(pki, e => e.MapJournalSync(applier, GrpcTestHost.SyncCallers(pki)));
+        return new MirrorEndpoint(host, new GrpcClient(host.BaseAddress, pki.CertWithKey("factory-F1-sync-client"), pki.Cert("tls-ca")));
+    }
+
+    private sealed record MirrorEndpoint(GrpcTestHost Host, GrpcClient Grpc) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            Grpc.Dispose();
+            await Host.DisposeAsync();
+        }
     }
 }
