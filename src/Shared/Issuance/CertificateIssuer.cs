@@ -92,6 +92,7 @@ public sealed class CertificateIssuer : ICertificateIssuer
     private const int MaxSerialAttempts = 4;
     private readonly Dictionary<string, (TbsCertificateBuilder Builder, CertificateLinter Linter)> _byProfile = new(StringComparer.Ordinal);
     private readonly IIssuedSerials _issued;
+    private HashAlgorithmName? _verifyHash;
     private readonly ECDsa? _verifyEcdsa;
     private readonly RSA? _verifyRsa;
     private readonly ConcurrentDictionary<string, byte> _inFlight = new(StringComparer.Ordinal);
@@ -196,6 +197,20 @@ public sealed class CertificateIssuer : ICertificateIssuer
         throw new InvalidOperationException($"no unused serial number after {MaxSerialAttempts} attempts: check the serial number source");
     }
 
+    /// <summary>The hash of the issuing key's signature algorithm (RFC 5758 §3.2 ECDSA, RFC 4055 §5 RSA).</summary>
+    /// <exception cref="InvalidOperationException">An algorithm the issuer cannot verify.</exception>
+    private static HashAlgorithmName HashOf(byte[] signatureAlgorithmIdentifier)
+    {
+        string alg = new AsnReader(signatureAlgorithmIdentifier, AsnEncodingRules.DER).ReadSequence().ReadObjectIdentifier();
+        return alg switch
+        {
+            Oids.EcdsaWithSha256 or Oids.Sha256WithRsa => HashAlgorithmName.SHA256,
+            Oids.EcdsaWithSha384 or "1.2.840.113549.1.1.12" => HashAlgorithmName.SHA384,
+            "1.2.840.10045.4.3.4" or "1.2.840.113549.1.1.13" => HashAlgorithmName.SHA512,
+            _ => throw new InvalidOperationException($"cannot verify signature algorithm {alg}"),
+        };
+    }
+
     private static byte[] Wrap(byte[] tbs, byte[] signatureAlgorithm, byte[] signature)
     {
         var w = new AsnWriter(AsnEncodingRules.DER);
@@ -217,15 +232,7 @@ public sealed class CertificateIssuer : ICertificateIssuer
     /// <summary>Checks the fresh signature with the CA public key, as boulder does, before anything leaves the issuer.</summary>
     private void Verify(byte[] tbs, byte[] signature)
     {
-        string alg = new AsnReader(Authority.SigningKey.SignatureAlgorithmIdentifier, AsnEncodingRules.DER).ReadSequence().ReadObjectIdentifier();
-        HashAlgorithmName hash = alg switch
-        {
-            Oids.EcdsaWithSha256 or Oids.Sha256WithRsa => HashAlgorithmName.SHA256,
-            Oids.EcdsaWithSha384 or "1.2.840.113549.1.1.12" => HashAlgorithmName.SHA384,
-            "1.2.840.10045.4.3.4" or "1.2.840.113549.1.1.13" => HashAlgorithmName.SHA512,
-            _ => throw new InvalidOperationException($"cannot verify signature algorithm {alg}"),
-        };
-
+        var hash = _verifyHash ??= HashOf(Authority.SigningKey.SignatureAlgorithmIdentifier);
         bool ok = _verifyEcdsa is not null
             ? _verifyEcdsa.VerifyData(tbs, signature, hash, DSASignatureFormat.Rfc3279DerSequence)
             : _verifyRsa!.VerifyData(tbs, signature, hash, RSASignaturePadding.Pkcs1);
