@@ -92,7 +92,7 @@ public sealed class CertificateIssuer : ICertificateIssuer
     private const int MaxSerialAttempts = 4;
     private readonly Dictionary<string, (TbsCertificateBuilder Builder, CertificateLinter Linter)> _byProfile = new(StringComparer.Ordinal);
     private readonly IIssuedSerials _issued;
-    private HashAlgorithmName? _verifyHash;
+    private readonly HashAlgorithmName _verifyHash;
     private readonly ECDsa? _verifyEcdsa;
     private readonly RSA? _verifyRsa;
     private readonly ConcurrentDictionary<string, byte> _inFlight = new(StringComparer.Ordinal);
@@ -120,7 +120,7 @@ public sealed class CertificateIssuer : ICertificateIssuer
     /// <param name="time">Clock for notBefore.</param>
     /// <param name="linter">Lints for every profile; null to use each profile kind's set (<see cref="CertificateLinter.ForKind"/>).</param>
     /// <exception cref="ArgumentNullException">A required argument is null.</exception>
-    /// <exception cref="ArgumentException">A Matter DAC profile with an issuing key that does not sign ecdsa-with-SHA256 (Matter Core §6.1).</exception>
+    /// <exception cref="ArgumentException">A Matter DAC profile with an issuing key that does not sign ecdsa-with-SHA256 (Matter Core §6.1), or an issuing key whose signature algorithm the issuer cannot verify.</exception>
     public CertificateIssuer(IssuingAuthority authority, CertificateProfileSet profiles, ISerialNumberSource serials, IIssuedSerials issued,
         TimeProvider time, CertificateLinter? linter = null)
     {
@@ -148,6 +148,9 @@ public sealed class CertificateIssuer : ICertificateIssuer
         _verifyRsa = _verifyEcdsa is null
             ? authority.Certificate.PublicKey.GetRSAPublicKey() ?? throw new ArgumentException("issuing CA key is neither EC nor RSA", nameof(authority))
             : null;
+
+        // Read once here: a lazily cached HashAlgorithmName? could be read torn by concurrent first issuances.
+        _verifyHash = HashOf(authority.SigningKey.SignatureAlgorithmIdentifier);
     }
 
     /// <inheritdoc />
@@ -198,7 +201,7 @@ public sealed class CertificateIssuer : ICertificateIssuer
     }
 
     /// <summary>The hash of the issuing key's signature algorithm (RFC 5758 §3.2 ECDSA, RFC 4055 §5 RSA).</summary>
-    /// <exception cref="InvalidOperationException">An algorithm the issuer cannot verify.</exception>
+    /// <exception cref="ArgumentException">An algorithm the issuer cannot verify.</exception>
     private static HashAlgorithmName HashOf(byte[] signatureAlgorithmIdentifier)
     {
         string alg = new AsnReader(signatureAlgorithmIdentifier, AsnEncodingRules.DER).ReadSequence().ReadObjectIdentifier();
@@ -207,7 +210,7 @@ public sealed class CertificateIssuer : ICertificateIssuer
             Oids.EcdsaWithSha256 or Oids.Sha256WithRsa => HashAlgorithmName.SHA256,
             Oids.EcdsaWithSha384 or "1.2.840.113549.1.1.12" => HashAlgorithmName.SHA384,
             "1.2.840.10045.4.3.4" or "1.2.840.113549.1.1.13" => HashAlgorithmName.SHA512,
-            _ => throw new InvalidOperationException($"cannot verify signature algorithm {alg}"),
+            _ => throw new ArgumentException($"the issuing CA key signs with {alg}, which the issuer cannot verify"),
         };
     }
 
@@ -232,7 +235,7 @@ public sealed class CertificateIssuer : ICertificateIssuer
     /// <summary>Checks the fresh signature with the CA public key, as boulder does, before anything leaves the issuer.</summary>
     private void Verify(byte[] tbs, byte[] signature)
     {
-        var hash = _verifyHash ??= HashOf(Authority.SigningKey.SignatureAlgorithmIdentifier);
+        var hash = _verifyHash;
         bool ok = _verifyEcdsa is not null
             ? _verifyEcdsa.VerifyData(tbs, signature, hash, DSASignatureFormat.Rfc3279DerSequence)
             : _verifyRsa!.VerifyData(tbs, signature, hash, RSASignaturePadding.Pkcs1);

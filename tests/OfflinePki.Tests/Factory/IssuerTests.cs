@@ -41,6 +41,36 @@ public class IssuerTests
     }
 
     [Test]
+    public void Concurrent_first_issuances_on_a_fresh_issuer_all_pass_the_self_check()
+    {
+        // Regression: the self-check's hash algorithm was cached lazily in a HashAlgorithmName? field, which a second
+        // thread could read torn (HasValue set, Name still null) and fail the issuance with ArgumentNullException.
+        var (authority, _) = Authority();
+        var requests = Enumerable.Range(0, 8).Select(i => Request($"DEV-{2000 + i}")).ToArray();
+        for (int round = 0; round < 600; round++)
+        {
+            var issuer = new CertificateIssuer(authority, Profile(), new RandomSerialNumberSource(), new InMemoryIssuedSerials(), TimeProvider.System);
+            using var go = new Barrier(requests.Length);
+            var errors = new System.Collections.Concurrent.ConcurrentBag<Exception>();
+            var threads = requests.Select(r => new Thread(() =>
+            {
+                go.SignalAndWait();
+                try
+                {
+                    issuer.Issue(r);
+                }
+                catch (Exception ex)
+                {
+                    errors.Add(ex);
+                }
+            })).ToList();
+            threads.ForEach(t => t.Start());
+            threads.ForEach(t => t.Join());
+            Assert.That(errors, Is.Empty, $"round {round}");
+        }
+    }
+
+    [Test]
     public void Issues_an_IDevID_that_chains_and_carries_the_profile()
     {
         var (authority, key) = Authority();
