@@ -4,7 +4,8 @@ namespace OfflinePki.Journal;
 
 /// <summary>
 /// The narrow seam between <see cref="JournalWriter"/> and the journal file, so that tests can inject write and
-/// fsync failures. One instance is bound to one file; only the writer's loop calls the mutating members.
+/// fsync failures. One instance is bound to one file. The writer's encode stage calls <see cref="Append"/> while its
+/// flush stage may be in <see cref="Flush"/> (one thread each); <see cref="Truncate"/> runs only during recovery.
 /// </summary>
 public interface IJournalStorage : IDisposable
 {
@@ -18,7 +19,7 @@ public interface IJournalStorage : IDisposable
     /// <exception cref="IOException">The write failed; part of <paramref name="data"/> may be in the file.</exception>
     void Append(ReadOnlySpan<byte> data);
 
-    /// <summary>Makes everything appended so far durable (fsync).</summary>
+    /// <summary>Makes durable (fsync) at least everything appended before the call began.</summary>
     /// <exception cref="IOException">The flush failed; nothing since the last successful flush may be relied on.</exception>
     void Flush();
 
@@ -104,15 +105,16 @@ public sealed class FileJournalStorage : IJournalStorage
     public long Length { get; private set; }
 
     /// <inheritdoc />
+    /// <remarks>pwrite(2) at the current end: no shared file position, so a concurrent <see cref="Flush"/> is safe.</remarks>
     public void Append(ReadOnlySpan<byte> data)
     {
-        _stream.Position = Length;
-        _stream.Write(data);
+        RandomAccess.Write(_stream.SafeFileHandle, data, Length);
         Length += data.Length;
     }
 
     /// <inheritdoc />
-    public void Flush() => _stream.Flush(flushToDisk: true);
+    /// <remarks>fsync(2) on the file descriptor; POSIX makes it cover every write that completed before it.</remarks>
+    public void Flush() => RandomAccess.FlushToDisk(_stream.SafeFileHandle);
 
     /// <inheritdoc />
     public void Truncate(long length)

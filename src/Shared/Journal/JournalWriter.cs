@@ -15,16 +15,19 @@ namespace OfflinePki.Journal;
 /// File format: <see cref="JournalFileFormat"/>.
 /// </summary>
 /// <remarks>
-/// <para><b>Group commit.</b> Appends go into a channel. One loop drains everything pending (up to 4096 entries or
-/// 4 MiB), assigns seqs and hashes, writes all records with one write and one fsync, then completes all waiters.
-/// An append returns only after the fsync that covers it.</para>
+/// <para><b>Group commit, in two stages.</b> Appends go into a channel. The encode stage drains everything pending
+/// (up to 4096 entries or 4 MiB), assigns seqs and hashes, and writes all records with one write. The flush stage
+/// fsyncs and then completes the waiters of every batch written before that fsync began. The two overlap: while one
+/// fsync runs, the next batches are encoded and written, and the next fsync covers them all. An append returns only
+/// after the fsync that covers it; the durable head (<see cref="Head"/>, what <see cref="ReadFrom"/> serves) moves
+/// only then.</para>
 /// <para><b>Checkpoints</b> are signed with the journal signer over <see cref="JournalCodec.CheckpointSigningBytes"/>
 /// after every <see cref="JournalWriterOptions.CheckpointEveryEntries"/> entries, every
 /// <see cref="JournalWriterOptions.CheckpointInterval"/> (on the injected <see cref="TimeProvider"/>'s timer) when
 /// entries were added, on <see cref="CheckpointAsync"/>, and in <see cref="DisposeAsync"/>.</para>
 /// <para><b>Fail closed.</b> A failed write, fsync or checkpoint signature puts the writer in a permanent failed state:
-/// the failing batch and every later append throw <see cref="JournalUnavailableException"/>, and <see cref="Health"/>
-/// says why. Bytes of the failed batch may be in the file; none was acknowledged, and recovery at the next start
+/// the failing batch, every batch written but not yet acknowledged, and every later append throw
+/// <see cref="JournalUnavailableException"/>, and <see cref="Health"/> says why. Bytes of the failed batch may be in the file; none was acknowledged, and recovery at the next start
 /// either keeps them (if complete and valid) or truncates them as a torn tail.</para>
 /// <para><b>Recovery</b> (opening an existing journal) reads and verifies every record: hash chain and checkpoint
 /// signatures (not the per-certificate CA signatures, nor the chains to the root: those are the CLI verifier's and
@@ -51,7 +54,9 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
     private readonly Lock _indexLock = new();
     private readonly List<(ulong Seq, long Offset)> _index;
     private readonly ArrayBufferWriter<byte> _buffer = new(1 << 16);
+    private readonly Channel<Written> _written = Channel.CreateUnbounded<Written>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
     private readonly Task _loop;
+    private readonly Task _flushLoop;
     private readonly ITimer _timer;
     private volatile Durable _durable;
     private volatile JournalUnavailableException? _failure;
@@ -80,6 +85,7 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
         _sinceCheckpoint = sinceCheckpoint;
         _durable = new Durable(JournalCodec.HeadOf(last), storage.Length);
         _loop = Task.Run(RunAsync);
+        _flushLoop = Task.Run(FlushLoopAsync);
         _timer = time.CreateTimer(static s => ((JournalWriter)s!).OnTimer(), this, options.CheckpointInterval, options.CheckpointInterval);
     }
 
@@ -250,6 +256,7 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
 
         _channel.Writer.TryComplete();
         await _loop.ConfigureAwait(false);
+        await _flushLoop.ConfigureAwait(false);
         if (final is not null)
         {
             try
@@ -321,6 +328,89 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
 
             batch.Clear();
         }
+
+        _written.Writer.TryComplete();
+    }
+
+    /// <summary>
+    /// The flush stage: one fsync for every batch the encode stage has written so far, then the durable head moves and
+    /// their waiters complete, in seq order.
+    /// </summary>
+    private async Task FlushLoopAsync()
+    {
+        var reader = _written.Reader;
+        var written = new List<Written>(16);
+        while (await reader.WaitToReadAsync().ConfigureAwait(false))
+        {
+            while (reader.TryRead(out var w))
+            {
+                written.Add(w);
+            }
+
+            try
+            {
+                Flush(written);
+            }
+            catch (Exception ex)
+            {
+                FailClosed($"journal failed: internal error while flushing {_storage.Path}: {ex.Message}", ex, written.SelectMany(w => w.Batch));
+            }
+
+            written.Clear();
+        }
+    }
+
+    private void Flush(List<Written> written)
+    {
+        if (_failure is { } failed)
+        {
+            // A later batch failed to encode or write: nothing still in flight is acknowledged (its bytes, if durable,
+            // are kept by recovery, like any entry written just before a crash).
+            foreach (var p in written.SelectMany(w => w.Batch))
+            {
+                p.Completion?.TrySetException(new JournalUnavailableException(failed.Message, failed.InnerException));
+            }
+
+            return;
+        }
+
+        var last = written[^1];
+        if (last.Length > _durable.Length)
+        {
+            try
+            {
+                _storage.Flush();
+            }
+            catch (Exception ex)
+            {
+                FailClosed($"journal failed: fsync of {_storage.Path} failed: {ex.Message}", ex, written.SelectMany(w => w.Batch));
+                return;
+            }
+
+            Interlocked.Increment(ref _fsyncs);
+        }
+
+        foreach (var w in written)
+        {
+            Interlocked.Add(ref _appends, w.Appended);
+            Interlocked.Add(ref _checkpoints, w.Checkpoints);
+            if (w.NewIndex.Count > 0)
+            {
+                lock (_indexLock)
+                {
+                    _index.AddRange(w.NewIndex);
+                }
+            }
+        }
+
+        _durable = new Durable(last.Head, last.Length);
+        foreach (var w in written)
+        {
+            for (int i = 0; i < w.Batch.Length; i++)
+            {
+                w.Batch[i].Completion?.TrySetResult(w.Results[i]!);
+            }
+        }
     }
 
     private void ProcessBatch(List<Pending> batch)
@@ -378,35 +468,11 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
                 FailClosed($"journal failed: write to {_storage.Path} failed: {ex.Message}", ex, batch);
                 return;
             }
-
-            try
-            {
-                _storage.Flush();
-            }
-            catch (Exception ex)
-            {
-                FailClosed($"journal failed: fsync of {_storage.Path} failed: {ex.Message}", ex, batch);
-                return;
-            }
-
-            Interlocked.Increment(ref _fsyncs);
-            Interlocked.Add(ref _appends, appended);
-            Interlocked.Add(ref _checkpoints, state.Checkpoints);
-            if (state.NewIndex.Count > 0)
-            {
-                lock (_indexLock)
-                {
-                    _index.AddRange(state.NewIndex);
-                }
-            }
-
-            _durable = new Durable(JournalCodec.HeadOf(_last), _storage.Length);
         }
 
-        for (int i = 0; i < batch.Count; i++)
-        {
-            batch[i].Completion?.TrySetResult(results[i]!);
-        }
+        // Even a batch that wrote nothing (a checkpoint request answered with the last entry) waits for the flush
+        // stage, so that it completes only once everything before it is durable.
+        _written.Writer.TryWrite(new Written([.. batch], results, appended, state.Checkpoints, state.NewIndex, JournalCodec.HeadOf(_last), _storage.Length));
     }
 
     private JournalEntry Write(BatchState state, EntryType type, ByteString payload)
@@ -454,7 +520,7 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
         };
     }
 
-    private void FailClosed(string message, Exception ex, List<Pending> batch)
+    private void FailClosed(string message, Exception ex, IEnumerable<Pending> batch)
     {
         var failure = new JournalUnavailableException(message, ex);
         Interlocked.CompareExchange(ref _failure, failure, null);
@@ -785,6 +851,9 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
     }
 
     private sealed record Durable(JournalHead Head, long Length);
+
+    /// <summary>A batch the encode stage has written (not yet fsynced): its waiters, their entries, and the head and file length after it.</summary>
+    private sealed record Written(Pending[] Batch, JournalEntry?[] Results, long Appended, int Checkpoints, List<(ulong, long)> NewIndex, JournalHead Head, long Length);
 
     /// <summary>Carries a signer failure out of batch assembly, so that it is reported as one.</summary>
     private sealed class CheckpointSigningException(Exception inner) : Exception("checkpoint signing failed", inner);

@@ -105,6 +105,18 @@ internal sealed class ListLogger : ILogger
 internal sealed class FaultyStorage(IJournalStorage inner) : IJournalStorage
 {
     public bool FailFlush { get; set; }
+
+    /// <summary>When set, each fsync signals <see cref="FlushEntered"/> and then waits for this gate before going on.</summary>
+    public SemaphoreSlim? FlushGate { get; set; }
+
+    /// <summary>Released once each time an fsync reaches <see cref="FlushGate"/>.</summary>
+    public SemaphoreSlim FlushEntered { get; } = new(0);
+
+    /// <summary>Bytes appended so far through this storage (written, not necessarily durable).</summary>
+    public long Appended => Interlocked.Read(ref _appended);
+
+    private long _appended;
+
     /// <summary>Write this many bytes of the next append, then throw.</summary>
     public int? FailWriteAfterBytes { get; set; }
     public int Flushes { get; private set; }
@@ -122,10 +134,17 @@ internal sealed class FaultyStorage(IJournalStorage inner) : IJournalStorage
         }
 
         inner.Append(data);
+        Interlocked.Add(ref _appended, data.Length);
     }
 
     public void Flush()
     {
+        if (FlushGate is { } gate)
+        {
+            FlushEntered.Release();
+            gate.Wait();
+        }
+
         if (FailFlush)
         {
             throw new IOException("Input/output error (injected)");

@@ -396,6 +396,81 @@ public class JournalWriterTests
     }
 
     [Test]
+    public async Task A_batch_is_written_while_the_previous_fsync_runs_and_is_acknowledged_only_after_its_own()
+    {
+        using var gate = new SemaphoreSlim(0);
+        var (storage, w, head, first, second) = await SecondWrittenDuringFirstFsync(gate);
+        Assert.That((first.IsCompleted, second.IsCompleted), Is.EqualTo((false, false)), "written is not acknowledged");
+        Assert.That(w.Head.Seq, Is.EqualTo(head));
+
+        gate.Release(); // the first fsync returns: only the first append completes
+        var e1 = await first;
+        await storage.FlushEntered.WaitAsync(); // the second batch's own fsync
+        Assert.That(second.IsCompleted, Is.False);
+        Assert.That((e1.Seq, w.Head.Seq), Is.EqualTo((head + 1, head + 1)), "the durable head moves with the fsync, not the write");
+
+        storage.FlushGate = null;
+        gate.Release();
+        var e2 = await second;
+        Assert.That((e2.Seq, w.Head.Seq), Is.EqualTo((head + 2, head + 2)));
+        await w.DisposeAsync();
+    }
+
+    [Test]
+    public async Task A_failed_fsync_also_fails_the_batch_written_behind_it()
+    {
+        using var gate = new SemaphoreSlim(0);
+        var (storage, w, acked, first, second) = await SecondWrittenDuringFirstFsync(gate);
+
+        storage.FailFlush = true; // the held fsync fails
+        storage.FlushGate = null;
+        gate.Release();
+        foreach (var t in new[] { first, second })
+        {
+            var ex = await Assert.ThrowsAsync<JournalUnavailableException>(() => t);
+            Assert.That(ex!.Message, Does.StartWith("journal failed: fsync of " + JournalFile + " failed:"));
+        }
+
+        Assert.That(w.Health.IsHealthy, Is.False);
+        Assert.That(w.Head.Seq, Is.EqualTo(acked), "nothing unacknowledged became the durable head");
+        storage.FailFlush = false;
+        Assert.Throws<JournalUnavailableException>(() => w.AppendAsync(EntryType.BatchEvent, Event(3)));
+        await w.DisposeAsync();
+
+        // Both batches were written but never acknowledged: recovery may keep them (complete and valid), nothing else.
+        await using var reopened = await Open();
+        Assert.That(reopened.Head.Seq, Is.InRange(acked, acked + 2));
+    }
+
+    /// <summary>
+    /// Opens a journal, appends one entry and holds its fsync at <paramref name="gate"/>, then appends a second, which the
+    /// encode stage writes meanwhile. Returns the head before both.
+    /// </summary>
+    private async Task<(FaultyStorage Storage, JournalWriter Writer, ulong Head, Task<JournalEntry> First, Task<JournalEntry> Second)> SecondWrittenDuringFirstFsync(SemaphoreSlim gate)
+    {
+        var storage = new FaultyStorage(FileJournalStorage.Open(JournalFile));
+        var w = await Open(storage: storage);
+        ulong head = w.Head.Seq;
+        storage.FlushGate = gate;
+        var first = w.AppendAsync(EntryType.BatchEvent, Event(1));
+        await storage.FlushEntered.WaitAsync(); // the first batch is written and its fsync is held
+        long afterFirst = storage.Appended;
+        var second = w.AppendAsync(EntryType.BatchEvent, Event(2));
+        await WaitUntil(() => storage.Appended > afterFirst);
+        return (storage, w, head, first, second);
+    }
+
+    private static async Task WaitUntil(Func<bool> condition)
+    {
+        var until = DateTime.UtcNow.AddSeconds(10);
+        while (!condition())
+        {
+            Assert.That(DateTime.UtcNow, Is.LessThan(until), "timed out");
+            await Task.Delay(5);
+        }
+    }
+
+    [Test]
     public async Task Failed_write_fails_closed_and_the_half_written_batch_is_truncated_on_reopen()
     {
         var storage = new FaultyStorage(FileJournalStorage.Open(JournalFile));
