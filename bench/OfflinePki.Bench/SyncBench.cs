@@ -34,7 +34,7 @@ namespace OfflinePki.Bench;
 /// resident set during the sync (VmHWM after resetting it through /proc/self/clear_refs) covers both. The peer is the
 /// crypto limit of those checks measured in the same run with <c>openssl speed -multi 2</c>.
 /// </summary>
-/// <remarks>Usage: <c>sync [--entries 1000000] [--dir DIR] [--writers 64]</c>.</remarks>
+/// <remarks>Usage: <c>sync [--entries 1000000] [--dir DIR] [--writers 64] [--push 20000]</c> (--push: Sync:PushMaxEntries).</remarks>
 public static partial class SyncBench
 {
     /// <summary>Runs the benchmark and prints a table; returns the exit code.</summary>
@@ -43,6 +43,7 @@ public static partial class SyncBench
         ArgumentNullException.ThrowIfNull(args);
         long entries = Arg(args, "--entries", 1_000_000);
         int writers = (int)Arg(args, "--writers", 64);
+        int pushMaxEntries = (int)Arg(args, "--push", new SyncOptions().PushMaxEntries);
         string dir = ArgS(args, "--dir") ?? Path.Combine(Path.GetTempPath(), "offlinepki-syncbench-" + Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(dir);
         Console.WriteLine($"sync bench: {entries} certificates, {writers} writers, in {dir}");
@@ -110,7 +111,7 @@ public static partial class SyncBench
         var store = new MirrorReceiptStore(Path.Combine(dir, MirrorReceiptStore.FileName));
         using var grpc = new GrpcClient(new Uri($"https://localhost:{port}/"), X509Certificate2.CreateFromPemFile(P("factory-F1-sync-client.crt"), P("factory-F1-sync-client.key")),
             X509CertificateLoader.LoadCertificateFromFile(P("tls-ca.crt")));
-        var client = new JournalSyncClient(grpc, writer, writer, new SyncOptions { PushTimeout = TimeSpan.FromHours(2) })
+        var client = new JournalSyncClient(grpc, writer, writer, new SyncOptions { PushTimeout = TimeSpan.FromHours(2), PushMaxEntries = pushMaxEntries })
         {
             Receipts = new MirrorReceiptBook(new MirrorReceiptVerifier(root), store, writer),
         };

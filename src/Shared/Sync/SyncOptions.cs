@@ -49,11 +49,11 @@ public sealed class SyncOptions
     public int BatchMaxBytes { get; set; } = 1 << 20;
 
     /// <summary>
-    /// Entries after which a push ends at the next checkpoint (default 20,000; 1 to 10,000,000). The mirror applies
+    /// Entries after which a push ends at the next checkpoint (default 100,000; 1 to 10,000,000). The mirror applies
     /// each push in one transaction, so this bounds its write-ahead log and what a cut link costs; a longer backlog
     /// goes as several pushes in one sync.
     /// </summary>
-    public int PushMaxEntries { get; set; } = 20_000;
+    public int PushMaxEntries { get; set; } = 100_000;
 }
 
 /// <summary>Cross-field validation of <see cref="SyncOptions"/>, run at startup (ValidateOnStart).</summary>
