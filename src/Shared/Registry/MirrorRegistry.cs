@@ -495,10 +495,28 @@ public sealed partial class MirrorRegistry : IJournalSink, IKnownJournals, IRevo
                 _prepared[sql] = cmd;
             }
 
-            cmd.Parameters.Clear();
-            foreach (var (name, value) in args)
+            // The same SQL text always comes with the same parameter names in the same order: set values in place.
+            var parameters = cmd.Parameters;
+            if (parameters.Count != args.Length)
             {
-                cmd.Parameters.AddWithValue(name, value);
+                parameters.Clear();
+                foreach (var (name, value) in args)
+                {
+                    parameters.AddWithValue(name, value);
+                }
+            }
+            else
+            {
+                for (int i = 0; i < args.Length; i++)
+                {
+                    var p = parameters[i];
+                    if (!string.Equals(p.ParameterName, args[i].Name, StringComparison.Ordinal))
+                    {
+                        throw new InvalidOperationException($"parameter {i} of a prepared statement is {p.ParameterName}, not {args[i].Name}");
+                    }
+
+                    p.Value = args[i].Value;
+                }
             }
 
             cmd.ExecuteNonQuery();
