@@ -308,28 +308,33 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
     {
         var reader = _channel.Reader;
         var batch = new List<Pending>(256);
-        while (await reader.WaitToReadAsync().ConfigureAwait(false))
+        try
         {
-            long bytes = 0;
-            while (batch.Count < MaxBatchEntries && bytes < MaxBatchBytes && reader.TryRead(out var p))
+            while (await reader.WaitToReadAsync().ConfigureAwait(false))
             {
-                batch.Add(p);
-                bytes += p.Payload.Length + EntryOverheadBytes;
-            }
+                long bytes = 0;
+                while (batch.Count < MaxBatchEntries && bytes < MaxBatchBytes && reader.TryRead(out var p))
+                {
+                    batch.Add(p);
+                    bytes += p.Payload.Length + EntryOverheadBytes;
+                }
 
-            try
-            {
-                ProcessBatch(batch);
-            }
-            catch (Exception ex)
-            {
-                FailClosed($"journal failed: internal error while writing {_storage.Path}: {ex.Message}", ex, batch);
-            }
+                try
+                {
+                    ProcessBatch(batch);
+                }
+                catch (Exception ex)
+                {
+                    FailClosed($"journal failed: internal error while writing {_storage.Path}: {ex.Message}", ex, batch);
+                }
 
-            batch.Clear();
+                batch.Clear();
+            }
         }
-
-        _written.Writer.TryComplete();
+        finally
+        {
+            _written.Writer.TryComplete(); // the flush stage drains what was written, then ends
+        }
     }
 
     /// <summary>
