@@ -3,6 +3,7 @@ using NUnit.Framework;
 using OfflinePki.Crl;
 using OfflinePki.Keys;
 using OfflinePki.Revocation;
+using OfflinePki.Tests.Factory;
 using OfflinePki.Tests.Support;
 
 namespace OfflinePki.Tests.Mirror;
@@ -95,7 +96,7 @@ public class CrlTests
     public void Lints_stop_a_bad_crl_before_the_signer()
     {
         using var bed = new MirrorTestBed();
-        var signer = new CountingSigner(SoftwareKeyLoader.Load(bed.Pki.PathOf("issuing-ca-F1.key")));
+        var signer = new CountingSigningKey(SoftwareKeyLoader.Load(bed.Pki.PathOf("issuing-ca-F1.key")));
         var issuer = CrlIssuer.FromCertificate(bed.IssuingCa);
         var now = new DateTimeOffset(2026, 11, 22, 0, 0, 0, TimeSpan.Zero);
         var builder = new CrlBuilder();
@@ -115,10 +116,10 @@ public class CrlTests
         Assert.That(ex!.Message, Does.Contain("not positive"));
         ex = Assert.Throws<CrlLintException>(() => builder.Build(issuer, signer, 1, now, now.AddDays(1), [a with { Serial = [0x02] }, a with { Serial = [0x01] }]));
         Assert.That(ex!.Message, Does.Contain("out of order"));
-        Assert.That(signer.Calls, Is.Zero);
+        Assert.That(signer.Count, Is.Zero);
 
         builder.Build(issuer, signer, 7, now, now.AddDays(1), [a]);
-        Assert.That(signer.Calls, Is.EqualTo(1));
+        Assert.That(signer.Count, Is.EqualTo(1));
     }
 
     [Test]
@@ -151,18 +152,5 @@ public class CrlTests
     {
         Assert.That(CrlLints.All.Select(l => l.Citation), Has.All.StartsWith("RFC 5280 §"));
         Assert.That(Ocsp.OcspLints.All.Select(l => l.Citation), Has.All.StartsWith("RFC 6960 §"));
-    }
-
-    private sealed class CountingSigner(ISigningKey inner) : ISigningKey
-    {
-        public int Calls { get; private set; }
-        public string KeyId => inner.KeyId;
-        public System.Security.Cryptography.X509Certificates.PublicKey PublicKey => inner.PublicKey;
-        public byte[] SignatureAlgorithmIdentifier => inner.SignatureAlgorithmIdentifier;
-        public byte[] Sign(ReadOnlySpan<byte> data)
-        {
-            Calls++;
-            return inner.Sign(data);
-        }
     }
 }

@@ -6,6 +6,7 @@ using OfflinePki.Asn1;
 using OfflinePki.Crl;
 using OfflinePki.Keys;
 using OfflinePki.Revocation;
+using OfflinePki.Tests.Factory;
 using OfflinePki.Tests.Support;
 
 namespace OfflinePki.Tests.Mirror;
@@ -133,7 +134,7 @@ public class DeltaCrlTests
     {
         using var bed = new MirrorTestBed();
         var issuer = CrlIssuer.FromCertificate(bed.IssuingCa);
-        var signer = new CountingSigner(SoftwareKeyLoader.Load(bed.Pki.PathOf("issuing-ca-F1.key")));
+        var signer = new CountingSigningKey(SoftwareKeyLoader.Load(bed.Pki.PathOf("issuing-ca-F1.key")));
         var now = DateTimeOffset.UtcNow;
         var builder = new CrlBuilder();
         var ex = Assert.Throws<CrlLintException>(() => builder.Build(issuer, signer, 5, now, now.AddDays(1), [], new CrlExtras(DeltaBaseCrlNumber: 5)));
@@ -143,7 +144,7 @@ public class DeltaCrlTests
         var remove = new RevokedEntry([0x01], now, CrlReason.RemoveFromCrl, null);
         ex = Assert.Throws<CrlLintException>(() => builder.Build(issuer, signer, 7, now, now.AddDays(1), [remove]));
         Assert.That(ex!.Message, Does.Contain("removeFromCRL in a full CRL"));
-        Assert.That(signer.Calls, Is.Zero, "a CRL that fails a lint never reaches the signer");
+        Assert.That(signer.Count, Is.Zero, "a CRL that fails a lint never reaches the signer");
 
         // The same entry is fine in a delta of an issued base.
         var issuedBase = builder.Build(issuer, signer, 7, now, now.AddDays(1), []);
@@ -186,22 +187,6 @@ public class DeltaCrlTests
         return reader.ReadEncodedValue().ToArray();
     }
 
-    private sealed class CountingSigner(AsymmetricSigningKey inner) : ISigningKey
-    {
-        public int Calls { get; private set; }
-
-        public string KeyId => inner.KeyId;
-
-        public PublicKey PublicKey => inner.PublicKey;
-
-        public byte[] SignatureAlgorithmIdentifier => inner.SignatureAlgorithmIdentifier;
-
-        public byte[] Sign(ReadOnlySpan<byte> data)
-        {
-            Calls++;
-            return inner.Sign(data);
-        }
-    }
 }
 
 /// <summary>Partitioned CRLs (RFC 5280 §5.2.5): the certificate's CDP names its partition, the partition CRL's IDP names the same URL.</summary>
