@@ -246,6 +246,9 @@ public sealed class CsrIntake
             return null;
         }
 
+        EnrollmentRejectedException BadKey() =>
+            new(EnrollmentError.MalformedCsr, $"CSR {keyDescription} public key cannot be decoded (invalid point or modulus)");
+
         bool? fast;
         try
         {
@@ -253,7 +256,7 @@ public sealed class CsrIntake
         }
         catch (CryptographicException)
         {
-            throw new EnrollmentRejectedException(EnrollmentError.MalformedCsr, $"CSR {keyDescription} public key cannot be decoded (invalid point or modulus)");
+            throw BadKey();
         }
 
         if (fast is { } verified)
@@ -272,7 +275,7 @@ public sealed class CsrIntake
         }
         catch (CryptographicException)
         {
-            throw new EnrollmentRejectedException(EnrollmentError.MalformedCsr, $"CSR {keyDescription} public key cannot be decoded (invalid point or modulus)");
+            throw BadKey();
         }
 
         using (key)

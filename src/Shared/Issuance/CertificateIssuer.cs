@@ -130,10 +130,10 @@ public sealed class CertificateIssuer : ICertificateIssuer
         Authority = authority;
         Profiles = profiles;
         Profile = profiles.Default;
+        string signatureAlgorithm = new AsnReader(authority.SigningKey.SignatureAlgorithmIdentifier, AsnEncodingRules.DER).ReadSequence().ReadObjectIdentifier();
         foreach (var p in profiles)
         {
-            if (p.Kind == CertificateProfileKind.MatterDac
-                && new AsnReader(authority.SigningKey.SignatureAlgorithmIdentifier, AsnEncodingRules.DER).ReadSequence().ReadObjectIdentifier() != Oids.EcdsaWithSha256)
+            if (p.Kind == CertificateProfileKind.MatterDac && signatureAlgorithm != Oids.EcdsaWithSha256)
             {
                 throw new ArgumentException($"profile {p.Name} is a Matter DAC, which must be signed with ecdsa-with-SHA256 by a P-256 CA key (Matter Core §6.1); the issuing CA key {authority.SigningKey.KeyId} signs otherwise", nameof(profiles));
             }
@@ -150,7 +150,7 @@ public sealed class CertificateIssuer : ICertificateIssuer
             : null;
 
         // Read once here: a lazily cached HashAlgorithmName? could be read torn by concurrent first issuances.
-        _verifyHash = HashOf(authority.SigningKey.SignatureAlgorithmIdentifier);
+        _verifyHash = HashOf(signatureAlgorithm);
     }
 
     /// <inheritdoc />
@@ -202,17 +202,13 @@ public sealed class CertificateIssuer : ICertificateIssuer
 
     /// <summary>The hash of the issuing key's signature algorithm (RFC 5758 §3.2 ECDSA, RFC 4055 §5 RSA).</summary>
     /// <exception cref="ArgumentException">An algorithm the issuer cannot verify.</exception>
-    private static HashAlgorithmName HashOf(byte[] signatureAlgorithmIdentifier)
+    private static HashAlgorithmName HashOf(string alg) => alg switch
     {
-        string alg = new AsnReader(signatureAlgorithmIdentifier, AsnEncodingRules.DER).ReadSequence().ReadObjectIdentifier();
-        return alg switch
-        {
-            Oids.EcdsaWithSha256 or Oids.Sha256WithRsa => HashAlgorithmName.SHA256,
-            Oids.EcdsaWithSha384 or "1.2.840.113549.1.1.12" => HashAlgorithmName.SHA384,
-            "1.2.840.10045.4.3.4" or "1.2.840.113549.1.1.13" => HashAlgorithmName.SHA512,
-            _ => throw new ArgumentException($"the issuing CA key signs with {alg}, which the issuer cannot verify"),
-        };
-    }
+        Oids.EcdsaWithSha256 or Oids.Sha256WithRsa => HashAlgorithmName.SHA256,
+        Oids.EcdsaWithSha384 or "1.2.840.113549.1.1.12" => HashAlgorithmName.SHA384,
+        "1.2.840.10045.4.3.4" or "1.2.840.113549.1.1.13" => HashAlgorithmName.SHA512,
+        _ => throw new ArgumentException($"the issuing CA key signs with {alg}, which the issuer cannot verify"),
+    };
 
     private static byte[] Wrap(byte[] tbs, byte[] signatureAlgorithm, byte[] signature)
     {
