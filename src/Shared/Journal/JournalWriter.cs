@@ -27,8 +27,9 @@ namespace OfflinePki.Journal;
 /// entries were added, on <see cref="CheckpointAsync"/>, and in <see cref="DisposeAsync"/>.</para>
 /// <para><b>Fail closed.</b> A failed write, fsync or checkpoint signature puts the writer in a permanent failed state:
 /// the failing batch, every batch written but not yet acknowledged, and every later append throw
-/// <see cref="JournalUnavailableException"/>, and <see cref="Health"/> says why. Bytes of the failed batch may be in the file; none was acknowledged, and recovery at the next start
-/// either keeps them (if complete and valid) or truncates them as a torn tail.</para>
+/// <see cref="JournalUnavailableException"/>, and <see cref="Health"/> says why. Bytes of the failed batch may be in
+/// the file; none was acknowledged, and recovery at the next start either keeps them (if complete and valid) or
+/// truncates them as a torn tail.</para>
 /// <para><b>Recovery</b> (opening an existing journal) reads and verifies every record: hash chain and checkpoint
 /// signatures (not the per-certificate CA signatures, nor the chains to the root: those are the CLI verifier's and
 /// the mirror's job). An incomplete or self-inconsistent last record that nothing valid follows is a torn tail
@@ -371,11 +372,7 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
         {
             // A later batch failed to encode or write: nothing still in flight is acknowledged (its bytes, if durable,
             // are kept by recovery, like any entry written just before a crash).
-            foreach (var p in written.SelectMany(w => w.Batch))
-            {
-                p.Completion?.TrySetException(new JournalUnavailableException(failed.Message, failed.InnerException));
-            }
-
+            FailWith(failed, written.SelectMany(w => w.Batch));
             return;
         }
 
@@ -422,11 +419,7 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
     {
         if (_failure is { } failed)
         {
-            foreach (var p in batch)
-            {
-                p.Completion?.TrySetException(new JournalUnavailableException(failed.Message, failed.InnerException));
-            }
-
+            FailWith(failed, batch);
             return;
         }
 
@@ -523,6 +516,15 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
             Signature = UnsafeByteOperations.UnsafeWrap(signature),
             SignerCertificateSha256 = signerSha256,
         };
+    }
+
+    /// <summary>Fails <paramref name="batch"/> with the journal's earlier failure (already logged).</summary>
+    private static void FailWith(JournalUnavailableException failed, IEnumerable<Pending> batch)
+    {
+        foreach (var p in batch)
+        {
+            p.Completion?.TrySetException(new JournalUnavailableException(failed.Message, failed.InnerException));
+        }
     }
 
     private void FailClosed(string message, Exception ex, IEnumerable<Pending> batch)
