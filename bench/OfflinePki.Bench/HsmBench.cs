@@ -19,8 +19,10 @@ namespace OfflinePki.Bench;
 /// the runtime's loader towards (see EcdsaPointVerifier); both ratios are printed. End-to-end = EnrollmentService.EnrollAsync (CSR checks, issue,
 /// lint, journal append with fsync) from N concurrent stations, in-process (no TLS/HTTP: the EST listener is not
 /// in the loop). The first --warmup CSRs (their own devices) are sent untimed, so that the runtime's tiered JIT has
-/// settled as in a daemon that has run for a while. Usage: hsm [--requests 2000] [--warmup 6000] [--stations 8]
-/// [--signs 4000] [--work DIR] [--soft-keys]
+/// settled as in a daemon that has run for a while. The measured CSRs are split into --rounds rounds; each round measures
+/// both peers and then end-to-end issuance, back to back, and the median round's ratio is the result (this 2-core
+/// machine is shared, and a slow spell should hit both sides of a ratio). Usage: hsm [--requests 2000] [--warmup 6000]
+/// [--stations 8] [--signs 12000] [--rounds 3] [--work DIR] [--soft-keys]
 /// (--soft-keys: same run with PKCS#8 file keys, to see whether the token or the rest of the pipeline bounds issuance).
 /// </summary>
 public static class HsmBench
@@ -28,7 +30,7 @@ public static class HsmBench
     /// <summary>Runs the benchmark; returns 0 when end-to-end ≥ 80 % of the limit, 1 otherwise.</summary>
     public static async Task<int> RunAsync(string[] args)
     {
-        int measured = Arg(args, "--requests", 2000), warm = Arg(args, "--warmup", 6000), requests = measured + warm, stations = Arg(args, "--stations", 8), signs = Arg(args, "--signs", 4000);
+        int measured = Arg(args, "--requests", 2000), warm = Arg(args, "--warmup", 6000), requests = measured + warm, stations = Arg(args, "--stations", 8), signs = Arg(args, "--signs", 12000), rounds = Arg(args, "--rounds", 3);
         string work = ArgS(args, "--work") ?? Path.Combine(Path.GetTempPath(), "offlinepki-hsmbench-" + Guid.NewGuid().ToString("N")[..8]);
         string root = FindRepoRoot();
         string pki = Path.Combine(work, "pki");
@@ -64,68 +66,88 @@ public static class HsmBench
             }
         }
 
-        // 1. Raw signing rate, same key, same engine, 2 threads.
-        byte[] tbs = RandomNumberGenerator.GetBytes(400);
-        double signRate = Rate(signs, 2, _ => key.Sign(tbs));
-        // 2. CSR verify rate, 2 threads.
-        double verifyRate = Rate(measured, 2, i => CertificateRequest.LoadSigningRequest(ders[i], HashAlgorithmName.SHA256));
-        double limit = 1 / (1 / signRate + 1 / verifyRate);
-        // 2b. The stricter limit: OpenSSL's raw P-256 verify rate (a key already loaded, no CSR parsing) on both cores.
+        // The strict peer first: openssl speed -multi 2 runs for seconds and uses both cores on its own.
         double rawVerifyRate = BenchSupport.OpenSslEcdsaP256(2).Verify;
-        double strictLimit = 1 / (1 / signRate + 1 / rawVerifyRate);
 
-        // 3. End to end from N stations.
+        // Warm-up: the runtime's tiered JIT and the journal settle before anything is timed.
         var station = new StationIdentity("station-01", "station-01", new string('0', 64));
-        int next = warm - 1, failures = 0;
         await Task.WhenAll(Enumerable.Range(0, stations).Select(s => Task.Run(async () =>
         {
             for (int w = s; w < warm; w += stations)
             {
-                await enroll.EnrollAsync(station, bodies[w], null, CancellationToken.None); // JIT and journal warm-up, untimed
+                await enroll.EnrollAsync(station, bodies[w], null, CancellationToken.None);
             }
         })));
 
-        var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
-        var sw = Stopwatch.StartNew();
-        await Task.WhenAll(Enumerable.Range(0, stations).Select(_ => Task.Run(async () =>
+        // Rounds: each measures the peers (raw sign through the same engine, 2 threads; CSR verify, 2 threads) and then
+        // end-to-end issuance back to back, so that a slow spell of this shared machine hits both sides of its ratio.
+        byte[] tbs = RandomNumberGenerator.GetBytes(400);
+        var journal = app.Services.GetRequiredService<OfflinePki.Journal.JournalWriter>();
+        var results = new List<(double Sign, double Verify, double Limit, double E2e, double Cpu, double PerFsync, double FsyncMicros)>();
+        int next = warm - 1, failures = 0, perRound = measured / rounds;
+        for (int round = 0; round < rounds; round++)
         {
-            int i;
-            while ((i = Interlocked.Increment(ref next)) < requests)
+            double signRate = Rate(signs, 2, _ => key.Sign(tbs));
+            double verifyRate = Rate(Math.Min(perRound, 8000), 2, i => CertificateRequest.LoadSigningRequest(ders[warm + (i % measured)], HashAlgorithmName.SHA256));
+            double limit = 1 / (1 / signRate + 1 / verifyRate);
+
+            int end = warm + (perRound * (round + 1));
+            long appends0 = journal.Appends, fsyncs0 = journal.Fsyncs;
+            var fsyncTime0 = journal.FsyncTime;
+            var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
+            var sw = Stopwatch.StartNew();
+            await Task.WhenAll(Enumerable.Range(0, stations).Select(_ => Task.Run(async () =>
             {
-                try
+                int i;
+                while ((i = Interlocked.Increment(ref next)) < end)
                 {
-                    await enroll.EnrollAsync(station, bodies[i], null, CancellationToken.None);
-                }
-                catch (Exception ex) when (ex is EnrollmentRejectedException or EnrollmentUnavailableException)
-                {
-                    if (Interlocked.Increment(ref failures) == 1)
+                    try
                     {
-                        Console.WriteLine("first failure: " + ex.Message);
+                        await enroll.EnrollAsync(station, bodies[i], null, CancellationToken.None);
+                    }
+                    catch (Exception ex) when (ex is EnrollmentRejectedException or EnrollmentUnavailableException)
+                    {
+                        if (Interlocked.Increment(ref failures) == 1)
+                        {
+                            Console.WriteLine("first failure: " + ex.Message);
+                        }
                     }
                 }
-            }
-        })));
-        double e2e = (requests - warm - failures) / sw.Elapsed.TotalSeconds;
-        double cpuPerCert = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalMicroseconds / (requests - warm);
+            })));
+            sw.Stop();
+            next = end - 1;
+            long fsyncs = Math.Max(1, journal.Fsyncs - fsyncs0);
+            results.Add((signRate, verifyRate, limit, perRound / sw.Elapsed.TotalSeconds,
+                (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalMicroseconds / perRound,
+                (double)(journal.Appends - appends0) / fsyncs, (journal.FsyncTime - fsyncTime0).TotalMicroseconds / fsyncs));
+        }
 
         Console.WriteLine();
-        Console.WriteLine($"{"measure",-58} {"per second",12}");
-        Console.WriteLine($"{"SoftHSM2 raw sign (same key, same engine, 2 threads)",-58} {signRate,12:F0}");
-        Console.WriteLine($"{"CSR verify (P-256, 2 threads)",-58} {verifyRate,12:F0}");
-        Console.WriteLine($"{"limit = 1/(1/sign + 1/verify)",-58} {limit,12:F0}");
-        Console.WriteLine($"{$"issuance end to end ({stations} stations, {measured} CSRs, journal fsync)",-58} {e2e,12:F0}");
-        Console.WriteLine($"{"ratio end-to-end / limit (target >= 0.80)",-58} {e2e / limit,12:F2}");
-        Console.WriteLine($"{"process CPU per issued certificate (µs, all threads)",-58} {cpuPerCert,12:F0}");
+        Console.WriteLine($"{"round",5} {"raw sign/s",11} {"CSR verify/s",13} {"limit/s",8} {"issued/s",9} {"ratio",6} {"CPU µs/cert",12} {"appends/fsync",14} {"fsync µs",9}");
+        for (int r = 0; r < results.Count; r++)
+        {
+            var x = results[r];
+            Console.WriteLine($"{r + 1,5} {x.Sign,11:F0} {x.Verify,13:F0} {x.Limit,8:F0} {x.E2e,9:F0} {x.E2e / x.Limit,6:F2} {x.Cpu,12:F0} {x.PerFsync,14:F1} {x.FsyncMicros,9:F0}");
+        }
+
+        var ratios = results.Select(x => x.E2e / x.Limit).Order().ToList();
+        double median = ratios[ratios.Count / 2];
+        var mid = results.First(x => x.E2e / x.Limit == median);
+        double strictLimit = 1 / (1 / mid.Sign + 1 / rawVerifyRate);
+        Console.WriteLine();
+        Console.WriteLine($"raw sign: SoftHSM2 through the libp11 engine, same key, 2 threads; CSR verify: CertificateRequest.LoadSigningRequest, 2 threads");
+        Console.WriteLine($"limit = 1/(1/sign + 1/verify); issued: {stations} stations, {perRound} CSRs per round, journal fsync, in-process EnrollAsync");
+        Console.WriteLine($"{"median ratio end-to-end / limit (target >= 0.80)",-58} {median,12:F2}");
         Console.WriteLine($"{"stricter peer: openssl speed -multi 2 ecdsap256 verify",-58} {rawVerifyRate,12:F0}");
-        Console.WriteLine($"{"stricter limit = 1/(1/sign + 1/raw verify)",-58} {strictLimit,12:F0}");
-        Console.WriteLine($"{"ratio end-to-end / stricter limit",-58} {e2e / strictLimit,12:F2}");
-        Console.WriteLine($"{"budget at the limit: 2 cores / limit (µs)",-58} {2e6 / limit,12:F0}");
+        Console.WriteLine($"{"stricter limit = 1/(1/sign + 1/raw verify), median round",-58} {strictLimit,12:F0}");
+        Console.WriteLine($"{"ratio end-to-end / stricter limit, median round",-58} {mid.E2e / strictLimit,12:F2}");
+        Console.WriteLine($"{"budget at the limit: 2 cores / limit (µs), median round",-58} {2e6 / mid.Limit,12:F0}");
         if (failures > 0)
         {
             Console.WriteLine($"failures: {failures}");
         }
 
-        return e2e / limit >= 0.8 && failures == 0 ? 0 : 1;
+        return median >= 0.8 && failures == 0 ? 0 : 1;
     }
 
     private static double Rate(int count, int threads, Action<int> op)

@@ -49,20 +49,20 @@ public static class JournalBench
         {
             Console.WriteLine($"journal bench: {root}, {seconds:F1} s per measurement, {payloadBytes}-byte payloads, {Environment.ProcessorCount} cores");
             double fsyncRate = RawFsyncRate(Path.Combine(root, "raw.bin"), duration);
-            var rows = new List<(int Writers, long Appends, double Rate, long Fsyncs)>();
+            var rows = new List<(int Writers, long Appends, double Rate, long Fsyncs, TimeSpan FsyncTime)>();
             foreach (int w in writers)
             {
-                var (appends, rate, fsyncs) = await AppendRate(Path.Combine(root, "w" + w.ToString(CultureInfo.InvariantCulture)), w, payloadBytes, duration).ConfigureAwait(false);
-                rows.Add((w, appends, rate, fsyncs));
+                var (appends, rate, fsyncs, fsyncTime) = await AppendRate(Path.Combine(root, "w" + w.ToString(CultureInfo.InvariantCulture)), w, payloadBytes, duration).ConfigureAwait(false);
+                rows.Add((w, appends, rate, fsyncs, fsyncTime));
             }
 
             Console.WriteLine();
-            Console.WriteLine($"{"measurement",-34} {"ops",10} {"ops/s",12} {"× raw fsync",12} {"fsyncs/s",10} {"per fsync",10}");
-            Console.WriteLine(new string('-', 93));
-            Console.WriteLine($"{"raw write(200 B)+fsync loop (peer)",-34} {"",10} {fsyncRate,12:F0} {1.0,12:F2}");
+            Console.WriteLine($"{"measurement",-34} {"ops",10} {"ops/s",12} {"× raw fsync",12} {"fsyncs/s",10} {"per fsync",10} {"µs/fsync",9}");
+            Console.WriteLine(new string('-', 103));
+            Console.WriteLine($"{"raw write(200 B)+fsync loop (peer)",-34} {"",10} {fsyncRate,12:F0} {1.0,12:F2} {"",10} {"",10} {1e6 / fsyncRate,9:F0}");
             foreach (var r in rows)
             {
-                Console.WriteLine($"{$"journal appends, {r.Writers} writers",-34} {r.Appends,10} {r.Rate,12:F0} {r.Rate / fsyncRate,12:F2} {r.Fsyncs * r.Rate / r.Appends,10:F0} {(double)r.Appends / r.Fsyncs,10:F1}");
+                Console.WriteLine($"{$"journal appends, {r.Writers} writers",-34} {r.Appends,10} {r.Rate,12:F0} {r.Rate / fsyncRate,12:F2} {r.Fsyncs * r.Rate / r.Appends,10:F0} {(double)r.Appends / r.Fsyncs,10:F1} {r.FsyncTime.TotalMicroseconds / r.Fsyncs,9:F0}");
             }
 
             var top = rows.FirstOrDefault(r => r.Writers == 64);
@@ -105,7 +105,7 @@ public static class JournalBench
         return n / sw.Elapsed.TotalSeconds;
     }
 
-    private static async Task<(long Appends, double Rate, long Fsyncs)> AppendRate(string dir, int writers, int payloadBytes, TimeSpan duration)
+    private static async Task<(long Appends, double Rate, long Fsyncs, TimeSpan FsyncTime)> AppendRate(string dir, int writers, int payloadBytes, TimeSpan duration)
     {
         using var ec = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var req = new CertificateRequest("CN=bench journal signer", ec, HashAlgorithmName.SHA256);
@@ -138,6 +138,6 @@ public static class JournalBench
         await Task.WhenAll(tasks).ConfigureAwait(false);
         sw.Stop();
         Console.WriteLine($"  {writers} writers: {(Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalMicroseconds / count:F1} µs of process CPU per append");
-        return (count, count / sw.Elapsed.TotalSeconds, writer.Fsyncs);
+        return (count, count / sw.Elapsed.TotalSeconds, writer.Fsyncs, writer.FsyncTime);
     }
 }

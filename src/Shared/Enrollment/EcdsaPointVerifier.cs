@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
+using OfflinePki.Keys;
 
 namespace OfflinePki.Enrollment;
 
@@ -21,9 +22,7 @@ namespace OfflinePki.Enrollment;
 /// </remarks>
 internal static class EcdsaPointVerifier
 {
-    private const string Crypto = "libcrypto.so.3";
-    private const int NidPrime256v1 = 415;
-    private const int NidSecp384r1 = 715;
+    private const string Crypto = LibCrypto.Name;
 
     private static readonly Lazy<(IntPtr P256, IntPtr P384)?> Groups = new(LoadGroups, LazyThreadSafetyMode.ExecutionAndPublication);
 
@@ -58,13 +57,7 @@ internal static class EcdsaPointVerifier
         }
 
         Span<byte> digest = stackalloc byte[64];
-        int digestLength = hash.Name switch
-        {
-            "SHA256" => SHA256.HashData(data, digest),
-            "SHA384" => SHA384.HashData(data, digest),
-            "SHA512" => SHA512.HashData(data, digest),
-            _ => throw new ArgumentException($"unsupported hash {hash.Name}", nameof(hash)),
-        };
+        int digestLength = LibCrypto.Digest(hash, data, digest);
 
         IntPtr key = EC_KEY_new();
         if (key == IntPtr.Zero)
@@ -102,35 +95,19 @@ internal static class EcdsaPointVerifier
 
     private static (IntPtr, IntPtr)? LoadGroups()
     {
-        if (!OperatingSystem.IsLinux())
+        if (!LibCrypto.TryPrelink(typeof(EcdsaPointVerifier)))
         {
             return null;
         }
 
-        try
+        IntPtr p256 = EC_GROUP_new_by_curve_name(LibCrypto.NidPrime256v1), p384 = EC_GROUP_new_by_curve_name(LibCrypto.NidSecp384r1);
+        if (p256 == IntPtr.Zero || p384 == IntPtr.Zero)
         {
-            IntPtr p256 = EC_GROUP_new_by_curve_name(NidPrime256v1), p384 = EC_GROUP_new_by_curve_name(NidSecp384r1);
-            if (p256 == IntPtr.Zero || p384 == IntPtr.Zero)
-            {
-                ERR_clear_error();
-                return null;
-            }
-
-            // Resolve every entry point now, so that a missing one disables the fast path instead of failing a request.
-            foreach (var m in typeof(EcdsaPointVerifier).GetMethods(System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Static))
-            {
-                if (m.IsDefined(typeof(DllImportAttribute), false))
-                {
-                    Marshal.Prelink(m);
-                }
-            }
-
-            return (p256, p384); // built once, kept for the process's lifetime
-        }
-        catch (Exception ex) when (ex is DllNotFoundException or EntryPointNotFoundException)
-        {
+            ERR_clear_error();
             return null;
         }
+
+        return (p256, p384); // built once, kept for the process's lifetime
     }
 
 #pragma warning disable SYSLIB1054, CA5392 // plain libcrypto calls, like Keys/Pkcs11Engine

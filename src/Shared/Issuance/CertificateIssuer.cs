@@ -94,6 +94,7 @@ public sealed class CertificateIssuer : ICertificateIssuer
     private readonly IIssuedSerials _issued;
     private readonly HashAlgorithmName _verifyHash;
     private readonly ECDsa? _verifyEcdsa;
+    private readonly FixedKeyEcdsaVerifier? _verifyFixed;
     private readonly RSA? _verifyRsa;
     private readonly ConcurrentDictionary<string, byte> _inFlight = new(StringComparer.Ordinal);
 
@@ -145,6 +146,7 @@ public sealed class CertificateIssuer : ICertificateIssuer
 
         // The CA public key, imported once (OpenSSL verification with a shared key is safe across threads).
         _verifyEcdsa = authority.Certificate.PublicKey.GetECDsaPublicKey();
+        _verifyFixed = _verifyEcdsa is null ? null : FixedKeyEcdsaVerifier.TryCreate(_verifyEcdsa);
         _verifyRsa = _verifyEcdsa is null
             ? authority.Certificate.PublicKey.GetRSAPublicKey() ?? throw new ArgumentException("issuing CA key is neither EC nor RSA", nameof(authority))
             : null;
@@ -228,12 +230,15 @@ public sealed class CertificateIssuer : ICertificateIssuer
         return w.Encode();
     }
 
-    /// <summary>Checks the fresh signature with the CA public key, as boulder does, before anything leaves the issuer.</summary>
+    /// <summary>
+    /// Checks the fresh signature with the CA public key, as boulder does, before anything leaves the issuer. An EC CA
+    /// key is checked with its own precomputed table (<see cref="FixedKeyEcdsaVerifier"/>) where libcrypto 3 allows.
+    /// </summary>
     private void Verify(byte[] tbs, byte[] signature)
     {
         var hash = _verifyHash;
-        bool ok = _verifyEcdsa is not null
-            ? _verifyEcdsa.VerifyData(tbs, signature, hash, DSASignatureFormat.Rfc3279DerSequence)
+        bool ok = _verifyFixed is not null ? _verifyFixed.Verify(tbs, hash, signature)
+            : _verifyEcdsa is not null ? _verifyEcdsa.VerifyData(tbs, signature, hash, DSASignatureFormat.Rfc3279DerSequence)
             : _verifyRsa!.VerifyData(tbs, signature, hash, RSASignaturePadding.Pkcs1);
 
         if (!ok)

@@ -20,6 +20,11 @@ namespace OfflinePki.Journal;
 /// per-record checksum: each entry carries its own SHA-256 over a canonical encoding (<see cref="JournalCodec"/>)
 /// and the prev_hash chain, which recovery and verification check. Records are only ever appended; recovery may
 /// truncate an incomplete, never-acknowledged tail (see <see cref="JournalWriter"/>).</para>
+/// <para><b>Preallocated space.</b> While a writer has the file open, the file may continue past the last record with
+/// zero bytes (<see cref="FileJournalStorage"/> writes zeros ahead so that an fsync of new records need not update the
+/// file size). A length prefix of 0 followed by nothing but zeros is therefore the end of the journal, and a record
+/// that does not decode, ends in zeros and is followed by nothing but zeros is a torn write into that space. A clean
+/// close cuts the zeros off; a crash leaves them, and the next open cuts them off.</para>
 /// </remarks>
 public static class JournalFileFormat
 {
@@ -87,7 +92,12 @@ public static class JournalFileFormat
         }
 
         uint len = BinaryPrimitives.ReadUInt32BigEndian(prefix);
-        if (len == 0 || len > MaxRecordBytes)
+        if (len == 0)
+        {
+            return RestIsZero(stream) ? ReadStatus.End : ReadStatus.BadLength; // zeros: preallocated space
+        }
+
+        if (len > MaxRecordBytes)
         {
             return ReadStatus.BadLength;
         }
@@ -111,7 +121,31 @@ public static class JournalFileFormat
         }
         catch (InvalidProtocolBufferException)
         {
-            return ReadStatus.Undecodable;
+            // A record cut short inside preallocated space reads as complete, with zeros where its bytes never landed.
+            return buffer[len - 1] == 0 && RestIsZero(stream) ? ReadStatus.ShortBody : ReadStatus.Undecodable;
+        }
+    }
+
+    /// <summary>True when every byte from the stream's position to its end is zero (reads to the end).</summary>
+    internal static bool RestIsZero(Stream stream)
+    {
+        var chunk = ArrayPool<byte>.Shared.Rent(1 << 16);
+        try
+        {
+            int n;
+            while ((n = stream.Read(chunk, 0, 1 << 16)) > 0)
+            {
+                if (chunk.AsSpan(0, n).ContainsAnyExcept((byte)0))
+                {
+                    return false;
+                }
+            }
+
+            return true;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(chunk);
         }
     }
 

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Threading.Channels;
@@ -16,11 +17,11 @@ namespace OfflinePki.Journal;
 /// </summary>
 /// <remarks>
 /// <para><b>Group commit, in two stages.</b> Appends go into a channel. The encode stage drains everything pending
-/// (up to 4096 entries or 4 MiB), assigns seqs and hashes, and writes all records with one write. The flush stage
-/// fsyncs and then completes the waiters of every batch written before that fsync began. The two overlap: while one
-/// fsync runs, the next batches are encoded and written, and the next fsync covers them all. An append returns only
-/// after the fsync that covers it; the durable head (<see cref="Head"/>, what <see cref="ReadFrom"/> serves) moves
-/// only then.</para>
+/// (up to 4096 entries or 4 MiB), assigns seqs and hashes, and encodes the records in memory. The flush stage takes
+/// every batch encoded so far, writes them with one write, fsyncs (fdatasync, see <see cref="FileJournalStorage"/>)
+/// and then completes their waiters. The two overlap: while one fsync runs, the next batches are encoded, and the next
+/// write and fsync cover them all. An append returns only after the fsync that covers it; the durable head
+/// (<see cref="Head"/>, what <see cref="ReadFrom"/> serves) moves only then.</para>
 /// <para><b>Checkpoints</b> are signed with the journal signer over <see cref="JournalCodec.CheckpointSigningBytes"/>
 /// after every <see cref="JournalWriterOptions.CheckpointEveryEntries"/> entries, every
 /// <see cref="JournalWriterOptions.CheckpointInterval"/> (on the injected <see cref="TimeProvider"/>'s timer) when
@@ -55,6 +56,7 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
     private readonly Lock _indexLock = new();
     private readonly List<(ulong Seq, long Offset)> _index;
     private readonly ArrayBufferWriter<byte> _buffer = new(1 << 16);
+    private readonly ArrayBufferWriter<byte> _flushBuffer = new(1 << 16);
     private readonly Channel<Written> _written = Channel.CreateUnbounded<Written>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
     private readonly Task _loop;
     private readonly Task _flushLoop;
@@ -62,10 +64,13 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
     private volatile Durable _durable;
     private volatile JournalUnavailableException? _failure;
     private JournalEntry _last;
+    private long _encodedLength;
+    private ulong _encodedSeq;
     private ulong _sinceCheckpoint;
     private long _lastTime;
     private long _appends;
     private long _fsyncs;
+    private long _fsyncTicks;
     private long _checkpoints;
     private int _disposed;
 
@@ -85,6 +90,8 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
         _lastTime = last.TimeUnixMicros;
         _sinceCheckpoint = sinceCheckpoint;
         _durable = new Durable(JournalCodec.HeadOf(last), storage.Length);
+        _encodedLength = storage.Length;
+        _encodedSeq = last.Seq;
         _loop = Task.Run(RunAsync);
         _flushLoop = Task.Run(FlushLoopAsync);
         _timer = time.CreateTimer(static s => ((JournalWriter)s!).OnTimer(), this, options.CheckpointInterval, options.CheckpointInterval);
@@ -105,8 +112,20 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
     /// <summary>Successful fsyncs of the journal file since open (one per group-committed batch).</summary>
     public long Fsyncs => Interlocked.Read(ref _fsyncs);
 
+    /// <summary>Time spent in fsync since open, summed over <see cref="Fsyncs"/> (a disk-latency figure for benchmarks and status).</summary>
+    public TimeSpan FsyncTime => Stopwatch.GetElapsedTime(0, Interlocked.Read(ref _fsyncTicks));
+
     /// <summary>Checkpoint entries made durable since open.</summary>
     public long Checkpoints => Interlocked.Read(ref _checkpoints);
+
+    /// <summary>The seq of the last entry the encode stage has encoded (written or not, durable or not): for tests of the pipeline.</summary>
+    internal ulong EncodedSeq => Volatile.Read(ref _encodedSeq);
+
+    /// <summary>
+    /// The bytes of the journal file that hold durable records: the offset just past the durable head's record. While
+    /// the writer is open the file itself is longer (preallocated zeros, see <see cref="FileJournalStorage"/>).
+    /// </summary>
+    public long DurableLength => _durable.Length;
 
     /// <summary>The journal file path.</summary>
     public string FilePath => _storage.Path;
@@ -334,7 +353,7 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
         }
         finally
         {
-            _written.Writer.TryComplete(); // the flush stage drains what was written, then ends
+            _written.Writer.TryComplete(); // the flush stage drains what was encoded, then ends
         }
     }
 
@@ -379,6 +398,30 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
         var last = written[^1];
         if (last.Length > _durable.Length)
         {
+            // One write for every batch encoded since the last turn: a write per batch costs more in the kernel than
+            // the fsync it shares.
+            _flushBuffer.ResetWrittenCount();
+            foreach (var w in written)
+            {
+                _flushBuffer.Write(w.Bytes);
+            }
+
+            try
+            {
+                if (_storage.Length != written[0].Start)
+                {
+                    throw new InvalidOperationException($"the file is {_storage.Length} bytes long, but the next record starts at {written[0].Start}");
+                }
+
+                _storage.Append(_flushBuffer.WrittenSpan);
+            }
+            catch (Exception ex)
+            {
+                FailClosed($"journal failed: write to {_storage.Path} failed: {ex.Message}", ex, written.SelectMany(w => w.Batch));
+                return;
+            }
+
+            long started = Stopwatch.GetTimestamp();
             try
             {
                 _storage.Flush();
@@ -390,6 +433,7 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
             }
 
             Interlocked.Increment(ref _fsyncs);
+            Interlocked.Add(ref _fsyncTicks, Stopwatch.GetTimestamp() - started);
         }
 
         foreach (var w in written)
@@ -424,7 +468,7 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
         }
 
         _buffer.ResetWrittenCount();
-        var state = new BatchState(_storage.Length, _lastTime = Math.Max(_lastTime, JournalCodec.ToUnixMicros(_time.GetUtcNow())));
+        var state = new BatchState(_encodedLength, _lastTime = Math.Max(_lastTime, JournalCodec.ToUnixMicros(_time.GetUtcNow())));
         var results = new JournalEntry?[batch.Count];
         long appended = 0;
         try
@@ -455,22 +499,13 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
             return;
         }
 
-        if (_buffer.WrittenCount > 0)
-        {
-            try
-            {
-                _storage.Append(_buffer.WrittenSpan);
-            }
-            catch (Exception ex)
-            {
-                FailClosed($"journal failed: write to {_storage.Path} failed: {ex.Message}", ex, batch);
-                return;
-            }
-        }
-
-        // Even a batch that wrote nothing (a checkpoint request answered with the last entry) waits for the flush
+        // Even a batch that encoded nothing (a checkpoint request answered with the last entry) goes to the flush
         // stage, so that it completes only once everything before it is durable.
-        _written.Writer.TryWrite(new Written([.. batch], results, appended, state.Checkpoints, state.NewIndex, JournalCodec.HeadOf(_last), _storage.Length));
+        long start = _encodedLength;
+        _encodedLength = state.Offset;
+        Volatile.Write(ref _encodedSeq, _last.Seq);
+        _written.Writer.TryWrite(new Written([.. batch], results, appended, state.Checkpoints, state.NewIndex, JournalCodec.HeadOf(_last),
+            start, _buffer.WrittenCount == 0 ? [] : _buffer.WrittenSpan.ToArray(), _encodedLength));
     }
 
     private JournalEntry Write(BatchState state, EntryType type, ByteString payload)
@@ -727,10 +762,11 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
                         verifier.Accept(entry!, hashAlreadyChecked: true);
                     }
                     catch (JournalVerificationException ex) when (
-                        (ex.Fault is JournalFault.Gap or JournalFault.Fork or JournalFault.Malformed) && offset + length == fileLength)
+                        (ex.Fault is JournalFault.Gap or JournalFault.Fork or JournalFault.Malformed)
+                        && (offset + length == fileLength || JournalFileFormat.RestIsZero(stream)))
                     {
-                        // The writer never produces an unchained record; as the very last record it cannot have been
-                        // acknowledged, so it is handled like a torn tail below.
+                        // The writer never produces an unchained record; as the very last record (before any
+                        // preallocated zeros) it cannot have been acknowledged, so it is handled like a torn tail below.
                         chained = false;
                     }
                     catch (JournalVerificationException ex)
@@ -859,8 +895,9 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
 
     private sealed record Durable(JournalHead Head, long Length);
 
-    /// <summary>A batch the encode stage has written (not yet fsynced): its waiters, their entries, and the head and file length after it.</summary>
-    private sealed record Written(Pending[] Batch, JournalEntry?[] Results, long Appended, int Checkpoints, List<(ulong, long)> NewIndex, JournalHead Head, long Length);
+    /// <summary>A batch the encode stage has encoded (not yet written or fsynced): its waiters, their entries, its records' bytes and where they go, and the head and file length after it.</summary>
+    private sealed record Written(Pending[] Batch, JournalEntry?[] Results, long Appended, int Checkpoints, List<(ulong, long)> NewIndex, JournalHead Head,
+        long Start, byte[] Bytes, long Length);
 
     /// <summary>Carries a signer failure out of batch assembly, so that it is reported as one.</summary>
     private sealed class CheckpointSigningException(Exception inner) : Exception("checkpoint signing failed", inner);

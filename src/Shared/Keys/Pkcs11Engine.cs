@@ -31,7 +31,7 @@ namespace OfflinePki.Keys;
 [System.Runtime.Versioning.SupportedOSPlatform("linux")]
 internal static class Pkcs11Engine
 {
-    private const string Crypto = "libcrypto.so.3";
+    private const string Crypto = LibCrypto.Name;
     private const ulong CkfUserPinLocked = 0x00040000;
     private static readonly Lock Gate = new();
     private static string? _module;

@@ -362,10 +362,12 @@ public class BatchSigningTests
         var first = FileJournalStorage.Open(path);
         first.Append([1, 2, 3]);
         first.Flush();
+        byte[] before = File.ReadAllBytes(path); // the 3 bytes, then the first writer's preallocated zeros
         var ex = Assert.Throws<JournalInUseException>(() => FileJournalStorage.Open(path))!;
         Assert.That(ex.Message, Does.Contain("is open for writing by another process"));
-        Assert.That(File.ReadAllBytes(path), Is.EqualTo(new byte[] { 1, 2, 3 }), "the refused writer changed nothing");
+        Assert.That(File.ReadAllBytes(path), Is.EqualTo(before), "the refused writer changed nothing");
         first.Dispose();
+        Assert.That(File.ReadAllBytes(path), Is.EqualTo(new byte[] { 1, 2, 3 }), "a closed journal ends at its last byte");
         using var second = FileJournalStorage.Open(path);
         Assert.That(second.Length, Is.EqualTo(3));
     }

@@ -43,6 +43,9 @@ internal sealed class CountingSigningKey(ISigningKey inner) : ISigningKey
 
     public Exception? FailWith { get; set; }
 
+    /// <summary>When set, returns the signature with one value bit flipped, as a faulty HSM might.</summary>
+    public bool CorruptSignatures { get; set; }
+
     public string KeyId => inner.KeyId;
 
     public System.Security.Cryptography.X509Certificates.PublicKey PublicKey => inner.PublicKey;
@@ -57,7 +60,13 @@ internal sealed class CountingSigningKey(ISigningKey inner) : ISigningKey
             throw ex;
         }
 
-        return inner.Sign(data);
+        byte[] signature = inner.Sign(data);
+        if (CorruptSignatures)
+        {
+            signature[^1] ^= 0x01; // the last octet of s (ECDSA) or of the RSA signature
+        }
+
+        return signature;
     }
 }
 

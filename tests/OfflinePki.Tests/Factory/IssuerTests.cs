@@ -215,4 +215,23 @@ public class IssuerTests
         Assert.That(ex.Message, Does.Contain("token removed"));
         Assert.That(journal.Count, Is.Zero);
     }
+
+    [Test]
+    public async Task A_signature_that_does_not_verify_with_the_CA_certificate_is_discarded_and_nothing_is_journaled()
+    {
+        var (authority, key) = Authority();
+        key.CorruptSignatures = true;
+        var issuer = new CertificateIssuer(authority, Profile(), new RandomSerialNumberSource(), new InMemoryIssuedSerials(), TimeProvider.System);
+        var ex = Assert.Throws<InvalidOperationException>(() => issuer.Issue(Request("DEV-1004")))!;
+        Assert.That(ex.Message, Is.EqualTo($"signature by key {key.KeyId} does not verify with the issuing CA certificate; certificate discarded"));
+
+        var journal = new FakeJournalAppender();
+        var service = new EnrollmentService(issuer, journal, Microsoft.Extensions.Logging.Abstractions.NullLogger<EnrollmentService>.Instance);
+        Assert.That(async () => await service.EnrollAsync(new Policy.StationIdentity("station-01", "station-01", "00"),
+            Peers.Base64Body(Peers.P256Csr("DEV-1005")), null, CancellationToken.None), Throws.InstanceOf<InvalidOperationException>());
+        Assert.That(journal.Count, Is.Zero);
+
+        key.CorruptSignatures = false;
+        Assert.That(issuer.Issue(Request("DEV-1006")).Der, Is.Not.Empty, "the same issuer signs again once the key is sound");
+    }
 }

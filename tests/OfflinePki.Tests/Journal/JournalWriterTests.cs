@@ -116,14 +116,16 @@ public class JournalWriterTests
             Assert.That(report.LastCheckpointSeq, Is.EqualTo(2UL));
             Assert.That(report.UnverifiedTailEntries, Is.EqualTo(2UL));
 
+            // The live file runs on past the records (preallocated zeros); the verifier stops at the last record.
+            Assert.That(new FileInfo(copy).Length, Is.GreaterThan(w.DurableLength));
             var bytes = File.ReadAllBytes(copy);
-            bytes[^10] ^= 0x20;
+            bytes[(int)w.DurableLength - 10] ^= 0x20;
             File.WriteAllBytes(copy, bytes);
             var ex = Assert.Throws<JournalVerificationException>(() => JournalFileVerifier.Verify(copy, M.Root));
             Assert.That(ex!.Seq, Is.EqualTo(4UL));
 
             // A torn last record is reported, not hidden and not fatal.
-            File.WriteAllBytes(copy, File.ReadAllBytes(JournalFile).AsSpan(0, (int)new FileInfo(JournalFile).Length - 7).ToArray());
+            File.WriteAllBytes(copy, File.ReadAllBytes(JournalFile).AsSpan(0, (int)w.DurableLength - 7).ToArray());
             report = JournalFileVerifier.Verify(copy, M.Root);
             Assert.That(report.HeadSeq, Is.EqualTo(3UL));
             Assert.That(report.TornTailBytes, Is.GreaterThan(0));
@@ -212,6 +214,74 @@ public class JournalWriterTests
     }
 
     [Test]
+    public void The_storage_writes_zeros_ahead_reads_back_what_was_appended_and_cuts_the_zeros_on_close()
+    {
+        string path = Path.Combine(_dir, "prealloc.log");
+        var chunk = new byte[3 << 20];
+        new Random(7).NextBytes(chunk);
+        using (var storage = FileJournalStorage.Open(path))
+        {
+            long[] physical = [7 << 20, 7 << 20, 13 << 20]; // 3 MiB appends against 4 MiB of zeros: extended by the 1st and 3rd
+            for (int i = 0; i < 3; i++)
+            {
+                storage.Append(chunk);
+                storage.Flush();
+                Assert.That(storage.Length, Is.EqualTo((i + 1L) * chunk.Length));
+                Assert.That(new FileInfo(path).Length, Is.EqualTo(physical[i]), $"append {i}");
+            }
+
+            storage.Append([1, 2, 3]); // inside the zeros: a data-only flush
+            storage.Flush();
+            Assert.That(new FileInfo(path).Length, Is.EqualTo(physical[2]));
+        }
+
+        var bytes = File.ReadAllBytes(path);
+        Assert.That(bytes, Has.Length.EqualTo((3 * chunk.Length) + 3), "closed at the last byte written");
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.That(bytes.AsSpan(i * chunk.Length, chunk.Length).SequenceEqual(chunk), Is.True, $"chunk {i}");
+        }
+    }
+
+    [Test]
+    public async Task A_copy_taken_while_the_writer_runs_opens_at_its_last_record_without_a_torn_tail_warning()
+    {
+        // What a crash leaves: the records, then the preallocated zeros.
+        string crashed = Path.Combine(_dir, "crashed");
+        Directory.CreateDirectory(crashed);
+        JournalHead head;
+        long durable;
+        await using (var w = await Open())
+        {
+            for (int i = 0; i < 50; i++)
+            {
+                await w.AppendAsync(EntryType.BatchEvent, Event(i));
+            }
+
+            head = w.Head;
+            durable = w.DurableLength;
+            File.Copy(JournalFile, Path.Combine(crashed, JournalFileFormat.FileName));
+        }
+
+        Assert.That(new FileInfo(Path.Combine(crashed, JournalFileFormat.FileName)).Length, Is.GreaterThan(durable));
+        var reader = JournalFileReader.Open(crashed);
+        Assert.That(reader.Head.Seq, Is.EqualTo(head.Seq), "the CLI reader stops at the zeros");
+        Assert.That(JournalFileVerifier.Verify(Path.Combine(crashed, JournalFileFormat.FileName), M.Root).TornTailBytes, Is.Zero);
+
+        var logger = new ListLogger();
+        await using (var w = await Open(Options(dir: crashed), logger: logger))
+        {
+            Assert.That(w.Head.Seq, Is.EqualTo(head.Seq));
+            Assert.That(w.Head.Hash, Is.EqualTo(head.Hash));
+            Assert.That(w.DurableLength, Is.EqualTo(durable));
+            Assert.That(new FileInfo(Path.Combine(crashed, JournalFileFormat.FileName)).Length, Is.EqualTo(durable), "the zeros are cut off at open");
+            Assert.That((await w.AppendAsync(EntryType.BatchEvent, Event(99))).Seq, Is.EqualTo(head.Seq + 1));
+        }
+
+        Assert.That(logger.Lines.Where(l => l.Level >= LogLevel.Warning), Is.Empty);
+    }
+
+    [Test]
     public async Task Torn_tail_at_every_byte_offset_of_the_last_record_keeps_exactly_the_acknowledged_prefix()
     {
         long goodLength;
@@ -221,25 +291,30 @@ public class JournalWriterTests
         {
             await w.AppendAsync(EntryType.BatchEvent, Event(1));
             goodSeq = (await w.AppendAsync(EntryType.CertificateIssued, Issued("dev-t"))).Seq;
-            goodLength = new FileInfo(JournalFile).Length;
+            goodLength = w.DurableLength;
             await w.AppendAsync(EntryType.BatchEvent, Event(2, pad: 40));
-            full = File.ReadAllBytes(JournalFile);
+            full = File.ReadAllBytes(JournalFile).AsSpan(0, (int)w.DurableLength).ToArray();
         }
 
         Assert.That(full.Length - goodLength, Is.GreaterThan(40));
         var logger = new ListLogger();
         for (long cut = goodLength + 1; cut < full.Length; cut++)
         {
-            var dir = Path.Combine(_dir, "cut" + cut);
-            Directory.CreateDirectory(dir);
-            File.WriteAllBytes(Path.Combine(dir, JournalFileFormat.FileName), full.AsSpan(0, (int)cut).ToArray());
-            await using (var w = await Open(Options(dir: dir), logger: logger))
+            // As a crash leaves it: the file ends mid-record, or (in the writer's preallocated space) runs on in zeros.
+            foreach (int zeros in new[] { 0, 5000 })
             {
-                Assert.That(w.Head.Seq, Is.EqualTo(goodSeq), $"cut at {cut}");
-                Assert.That(new FileInfo(Path.Combine(dir, JournalFileFormat.FileName)).Length, Is.EqualTo(goodLength), $"cut at {cut}");
-            }
+                var dir = Path.Combine(_dir, $"cut{cut}-{zeros}");
+                Directory.CreateDirectory(dir);
+                File.WriteAllBytes(Path.Combine(dir, JournalFileFormat.FileName), [.. full.AsSpan(0, (int)cut), .. new byte[zeros]]);
+                await using (var w = await Open(Options(dir: dir), logger: zeros == 0 ? logger : new ListLogger()))
+                {
+                    Assert.That(w.Head.Seq, Is.EqualTo(goodSeq), $"cut at {cut}, {zeros} zeros");
+                    Assert.That(w.DurableLength, Is.EqualTo(goodLength), $"cut at {cut}, {zeros} zeros");
+                    Assert.That(new FileInfo(Path.Combine(dir, JournalFileFormat.FileName)).Length, Is.EqualTo(goodLength), $"cut at {cut}, {zeros} zeros: cut back to the last record");
+                }
 
-            Directory.Delete(dir, true);
+                Directory.Delete(dir, true);
+            }
         }
 
         Assert.That(logger.Lines.Count(l => l.Level == LogLevel.Warning && l.Message.Contains($"seq {goodSeq + 1}") && l.Message.Contains($"offset {goodLength}")),
@@ -254,7 +329,7 @@ public class JournalWriterTests
         {
             await w.AppendAsync(EntryType.BatchEvent, Event(1));
             await w.AppendAsync(EntryType.BatchEvent, Event(2));
-            lastStart = new FileInfo(JournalFile).Length;
+            lastStart = w.DurableLength;
             await w.AppendAsync(EntryType.BatchEvent, Event(3, pad: 30));
         }
 
@@ -323,15 +398,18 @@ public class JournalWriterTests
         var gapped = JournalCodec.CreateEntry(head.Seq + 2, 1, EntryType.BatchEvent, new BatchEvent { BatchId = "y" }, head.Hash);
         foreach (var bad in new[] { forked, gapped })
         {
-            File.WriteAllBytes(JournalFile, original.Concat(Record(bad)).ToArray());
-            var logger = new ListLogger();
-            await using (var w = await Open(logger: logger))
+            foreach (int zeros in new[] { 0, 3000 }) // as written, or followed by the writer's preallocated zeros
             {
-                Assert.That(w.Head.Seq, Is.EqualTo(head.Seq));
-            }
+                File.WriteAllBytes(JournalFile, [.. original, .. Record(bad), .. new byte[zeros]]);
+                var logger = new ListLogger();
+                await using (var w = await Open(logger: logger))
+                {
+                    Assert.That(w.Head.Seq, Is.EqualTo(head.Seq));
+                }
 
-            Assert.That(logger.Lines.Any(l => l.Message.Contains("Unchained")), Is.True);
-            original = File.ReadAllBytes(JournalFile);
+                Assert.That(logger.Lines.Any(l => l.Message.Contains("Unchained")), Is.True, $"{zeros} zeros");
+                original = File.ReadAllBytes(JournalFile);
+            }
         }
 
         // The same unchained record followed by more data refuses to open.
@@ -396,12 +474,14 @@ public class JournalWriterTests
     }
 
     [Test]
-    public async Task A_batch_is_written_while_the_previous_fsync_runs_and_is_acknowledged_only_after_its_own()
+    public async Task A_batch_is_encoded_while_the_previous_fsync_runs_and_is_acknowledged_only_after_its_own()
     {
         using var gate = new SemaphoreSlim(0);
-        var (storage, w, head, first, second) = await SecondWrittenDuringFirstFsync(gate);
-        Assert.That((first.IsCompleted, second.IsCompleted), Is.EqualTo((false, false)), "written is not acknowledged");
+        long appendedBefore = -1;
+        var (storage, w, head, first, second) = await SecondWrittenDuringFirstFsync(gate, s => appendedBefore = s.Appended);
+        Assert.That((first.IsCompleted, second.IsCompleted), Is.EqualTo((false, false)), "encoded or written is not acknowledged");
         Assert.That(w.Head.Seq, Is.EqualTo(head));
+        Assert.That(storage.Appended, Is.EqualTo(appendedBefore), "the second batch waits in memory for the flush stage's next write");
 
         gate.Release(); // the first fsync returns: only the first append completes
         var e1 = await first;
@@ -437,16 +517,18 @@ public class JournalWriterTests
         Assert.Throws<JournalUnavailableException>(() => w.AppendAsync(EntryType.BatchEvent, Event(3)));
         await w.DisposeAsync();
 
-        // Both batches were written but never acknowledged: recovery may keep them (complete and valid), nothing else.
+        // Neither batch was acknowledged (the first was written, the second only encoded): recovery may keep the first
+        // (complete and valid), nothing else.
         await using var reopened = await Open();
         Assert.That(reopened.Head.Seq, Is.InRange(acked, acked + 2));
     }
 
     /// <summary>
     /// Opens a journal, appends one entry and holds its fsync at <paramref name="gate"/>, then appends a second, which the
-    /// encode stage writes meanwhile. Returns the head before both.
+    /// encode stage encodes meanwhile. Returns the head before both.
     /// </summary>
-    private async Task<(FaultyStorage Storage, JournalWriter Writer, ulong Head, Task<JournalEntry> First, Task<JournalEntry> Second)> SecondWrittenDuringFirstFsync(SemaphoreSlim gate)
+    private async Task<(FaultyStorage Storage, JournalWriter Writer, ulong Head, Task<JournalEntry> First, Task<JournalEntry> Second)> SecondWrittenDuringFirstFsync(
+        SemaphoreSlim gate, Action<FaultyStorage>? whileFirstFsyncIsHeld = null)
     {
         var storage = new FaultyStorage(FileJournalStorage.Open(JournalFile));
         var w = await Open(storage: storage);
@@ -454,9 +536,9 @@ public class JournalWriterTests
         storage.FlushGate = gate;
         var first = w.AppendAsync(EntryType.BatchEvent, Event(1));
         await storage.FlushEntered.WaitAsync(); // the first batch is written and its fsync is held
-        long afterFirst = storage.Appended;
+        whileFirstFsyncIsHeld?.Invoke(storage);
         var second = w.AppendAsync(EntryType.BatchEvent, Event(2));
-        await WaitUntil(() => storage.Appended > afterFirst);
+        await WaitUntil(() => w.EncodedSeq == head + 2);
         return (storage, w, head, first, second);
     }
 

@@ -48,11 +48,18 @@ public sealed class FactoryIndex : IDisposable
 
     private readonly SqliteConnection _db;
     private readonly Lock _lock = new();
+    private readonly SqliteCommand _containsSerial;
 
     private FactoryIndex(string path, SqliteConnection db)
     {
         Path = path;
         _db = db;
+
+        // Asked once per issuance (the serial-reuse check): prepared once, not parsed per call.
+        _containsSerial = db.CreateCommand();
+        _containsSerial.CommandText = "SELECT 1 FROM issued WHERE serial = $s";
+        _containsSerial.Parameters.Add(new SqliteParameter { ParameterName = "$s" });
+        _containsSerial.Prepare();
     }
 
     /// <summary>The database file path.</summary>
@@ -228,12 +235,11 @@ public sealed class FactoryIndex : IDisposable
     public bool ContainsSerial(byte[] serial)
     {
         ArgumentNullException.ThrowIfNull(serial);
+        string hex = SerialNumber.ToHex(serial);
         lock (_lock)
         {
-            using var cmd = _db.CreateCommand();
-            cmd.CommandText = "SELECT 1 FROM issued WHERE serial = $s";
-            cmd.Parameters.AddWithValue("$s", SerialNumber.ToHex(serial));
-            return cmd.ExecuteScalar() is not null;
+            _containsSerial.Parameters[0].Value = hex;
+            return _containsSerial.ExecuteScalar() is not null;
         }
     }
 
@@ -274,7 +280,11 @@ public sealed class FactoryIndex : IDisposable
     }
 
     /// <inheritdoc />
-    public void Dispose() => _db.Dispose();
+    public void Dispose()
+    {
+        _containsSerial.Dispose();
+        _db.Dispose();
+    }
 
     private static List<IndexedCertificate> ReadRecords(SqliteCommand cmd)
     {
