@@ -3,6 +3,7 @@ using System.Numerics;
 using System.Security.Cryptography;
 using NUnit.Framework;
 using OfflinePki.Issuance;
+using OfflinePki.Keys;
 
 namespace OfflinePki.Tests.Factory;
 
@@ -141,6 +142,30 @@ public class FixedKeyEcdsaVerifierTests
             }
         });
         Assert.That(failures, Is.Zero);
+    }
+
+    [Test]
+    public void A_key_checking_many_certificate_signatures_switches_to_its_table_with_the_same_verdicts()
+    {
+        using var ca = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var now = DateTimeOffset.UtcNow;
+        using var cert = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=table test CA", ca, HashAlgorithmName.SHA256)
+            .CreateSelfSigned(now.AddDays(-1), now.AddDays(1));
+        using var key = OfflinePki.Journal.SignatureCheckKey.FromCertificate(cert);
+        for (int i = 0; i < 3 * OfflinePki.Journal.SignatureCheckKey.TableAfter; i++)
+        {
+            byte[] tbs = BitConverter.GetBytes(i);
+            byte[] sig = ca.SignData(tbs, HashAlgorithmName.SHA256, DSASignatureFormat.Rfc3279DerSequence);
+            bool bad = i % 4 == 3;
+            if (bad)
+            {
+                tbs[0] ^= 1;
+            }
+
+            Assert.That(key.VerifyX509Signature(OfflinePki.Asn1.Oids.EcdsaWithSha256, tbs, sig), Is.EqualTo(!bad), $"signature {i}");
+        }
+
+        Assert.That(key.HasTable, Is.True, "the key built its table along the way");
     }
 
     private static byte[] Der(BigInteger r, BigInteger s)

@@ -33,6 +33,52 @@ public class MirrorRegistryTests
     }
 
     [Test]
+    public void A_new_registry_uses_16_KiB_pages_and_an_existing_file_keeps_its_own()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "offlinepki-pagesize-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(dir);
+        try
+        {
+            string fresh = Path.Combine(dir, "new.sqlite"), old = Path.Combine(dir, "old.sqlite");
+            using (new MirrorRegistry(fresh, TimeProvider.System))
+            {
+            }
+
+            Assert.That(PageSize(fresh), Is.EqualTo(16384));
+
+            // A registry created by an earlier version (SQLite's default 4 KiB pages, already in WAL mode) opens unchanged.
+            using (var c = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={old};Pooling=False"))
+            {
+                c.Open();
+                using var cmd = c.CreateCommand();
+                cmd.CommandText = "PRAGMA page_size=4096; PRAGMA journal_mode=WAL; CREATE TABLE earlier (x INTEGER);";
+                cmd.ExecuteNonQuery();
+            }
+
+            using (var registry = new MirrorRegistry(old, TimeProvider.System))
+            {
+                Assert.That(registry.RegistryVersion, Is.GreaterThanOrEqualTo(0));
+            }
+
+            Assert.That(PageSize(old), Is.EqualTo(4096));
+        }
+        finally
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            Directory.Delete(dir, recursive: true);
+        }
+
+        static long PageSize(string path)
+        {
+            using var c = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={path};Pooling=False");
+            c.Open();
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = "PRAGMA page_size;";
+            return (long)cmd.ExecuteScalar()!;
+        }
+    }
+
+    [Test]
     public void Revoke_of_an_unknown_serial_fails_clearly_and_changes_nothing()
     {
         using var bed = new MirrorTestBed();

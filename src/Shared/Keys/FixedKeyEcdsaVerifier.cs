@@ -1,9 +1,8 @@
 using System.Formats.Asn1;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
-using OfflinePki.Keys;
 
-namespace OfflinePki.Issuance;
+namespace OfflinePki.Keys;
 
 /// <summary>
 /// Verifies ECDSA signatures (SEC 1 §4.1.4) under one public key that every call uses: the issuing CA's, for the
