@@ -31,8 +31,10 @@ namespace OfflinePki.Bench;
 /// Sync throughput (issue 3): N journaled certificates (issued with the dev PKI's CA key straight into a JournalWriter,
 /// no EST), then one full sync to an empty mirror over real gRPC/mTLS into the SQLite registry, every check on (hash
 /// chain, CA signature of every certificate, checkpoint signatures, receipt). Both sides run in this process; the peak
-/// resident set during the sync (VmHWM after resetting it through /proc/self/clear_refs) covers both. The peer is the
-/// crypto limit of those checks measured in the same run with <c>openssl speed -multi 2</c>.
+/// resident set during the sync (VmHWM after resetting it through /proc/self/clear_refs) covers both. The peers, measured
+/// in the same run: the issue's reference limit, verifying the CA signature of every certificate on one core
+/// (<c>openssl speed ecdsap256</c>; target ≥ 0.75 of it, i.e. ≤ 90 s for a million on this machine), and a stricter one,
+/// the same verifies plus the SHA-256 work on both cores (<c>openssl speed -multi 2</c>).
 /// </summary>
 /// <remarks>Usage: <c>sync [--entries 1000000] [--dir DIR] [--writers 64] [--push 20000] [--reuse]</c> (--push: Sync:PushMaxEntries;
 /// --reuse with --dir: sync the journal an earlier run left in DIR again, to a fresh mirror).</remarks>
@@ -147,7 +149,7 @@ public static partial class SyncBench
         }
 
         // 4. The peer: openssl's ECDSA P-256 verify and SHA-256 rates on the same machine, now.
-        var (verifyPerSec, sha256BytesPerSec) = OpensslLimits();
+        var (verifyPerSec, sha256BytesPerSec, oneCoreVerifyPerSec) = OpensslLimits();
         double seconds = result.Duration.TotalSeconds;
         double entriesPerSec = result.EntriesApplied / seconds;
         // One CA-signature verify per certificate, one per checkpoint; SHA-256 over every entry (chain hash) and the
@@ -155,6 +157,8 @@ public static partial class SyncBench
         long verifies = entries + (long)(writer.Head.Seq - (ulong)entries);
         double limitSeconds = verifies / verifyPerSec + 2.0 * journalBytes / sha256BytesPerSec;
         double ratio = limitSeconds / seconds;
+        // The issue's reference: verifying the CA signature of every certificate on one core ("about 66 s per million").
+        double oneCoreSeconds = verifies / oneCoreVerifyPerSec;
 
         Console.WriteLine();
         Console.WriteLine("| measure | value |");
@@ -168,8 +172,11 @@ public static partial class SyncBench
         Console.WriteLine(Row("peak RSS during sync (VmHWM, both sides)", $"{peak / 1024.0:F0} MiB (+{(peak - rssBefore) / 1024.0:F0} MiB)"));
         Console.WriteLine(Row("peer: openssl speed -multi 2 ecdsap256 verify/s", $"{verifyPerSec:F0}"));
         Console.WriteLine(Row("peer: openssl speed -multi 2 sha256 (16 KiB blocks)", $"{sha256BytesPerSec / 1e6:F0} MB/s"));
-        Console.WriteLine(Row("crypto limit for these checks", $"{limitSeconds:F2} s ({verifies} verifies + SHA-256 of 2 x journal)"));
-        Console.WriteLine(Row("ratio limit / measured (target >= 0.75)", $"{ratio:F2}"));
+        Console.WriteLine(Row("peer: openssl speed ecdsap256 verify/s (one core)", $"{oneCoreVerifyPerSec:F0}"));
+        Console.WriteLine(Row("limit: the CA-signature verifies on one core", $"{oneCoreSeconds:F2} s ({verifies} verifies)"));
+        Console.WriteLine(Row("ratio one-core limit / measured (target >= 0.75)", $"{oneCoreSeconds / seconds:F2}"));
+        Console.WriteLine(Row("stricter limit: both cores, verifies + SHA-256", $"{limitSeconds:F2} s ({verifies} verifies + SHA-256 of 2 x journal)"));
+        Console.WriteLine(Row("ratio stricter limit / measured", $"{ratio:F2}"));
         Console.WriteLine(Row("projected for 1,000,000 entries", $"{seconds / result.EntriesApplied * 1_000_000:F0} s (target <= 90 s)"));
         return 0;
     }
@@ -181,15 +188,17 @@ public static partial class SyncBench
         public bool Contains(byte[] serial) => false;
     }
 
-    private static (double VerifyPerSec, double Sha256BytesPerSec) OpensslLimits()
+    private static (double VerifyPerSec, double Sha256BytesPerSec, double OneCoreVerifyPerSec) OpensslLimits()
     {
         var ec = Run("openssl", "speed", "-multi", "2", "-seconds", "3", "ecdsap256");
         var m = EcdsaLine().Match(ec);
         double verify = m.Success ? double.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture) : double.NaN;
+        var one = EcdsaLine().Match(Run("openssl", "speed", "-seconds", "3", "ecdsap256"));
+        double oneCore = one.Success ? double.Parse(one.Groups[2].Value, CultureInfo.InvariantCulture) : double.NaN;
         var sha = Run("openssl", "speed", "-multi", "2", "-seconds", "3", "-bytes", "16384", "sha256");
         var s = ShaLine().Match(sha);
         double shaRate = s.Success ? double.Parse(s.Groups[1].Value, CultureInfo.InvariantCulture) * 1000 : double.NaN;
-        return (verify, shaRate);
+        return (verify, shaRate, oneCore);
     }
 
     [GeneratedRegex(@"256 bits ecdsa \(nistp256\)\s+\S+\s+\S+\s+([\d.]+)\s+([\d.]+)")]
