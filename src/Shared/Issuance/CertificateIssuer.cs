@@ -37,8 +37,8 @@ public interface ICertificateIssuer
     /// <param name="request">Device serial (PrintableString), SubjectPublicKeyInfo and optionally one of <see cref="Profiles"/>.</param>
     /// <returns>The signed, verified certificate.</returns>
     /// <exception cref="CertificateLintException">The prepared certificate broke a lint; nothing was signed.</exception>
-    /// <exception cref="SigningKeyUnavailableException">The CA key cannot sign.</exception>
-    /// <exception cref="InvalidOperationException">No unused serial could be drawn, or the signature did not verify with the CA public key.</exception>
+    /// <exception cref="SigningKeyUnavailableException">The CA key cannot sign, or its signature did not verify with the CA certificate's public key (a faulty signer or HSM, or a key that does not match the certificate); the certificate is discarded.</exception>
+    /// <exception cref="InvalidOperationException">No unused serial could be drawn.</exception>
     /// <exception cref="ArgumentException">The request names a profile this issuer does not serve.</exception>
     IssuedCertificate Issue(IssuanceRequest request);
 }
@@ -243,7 +243,8 @@ public sealed class CertificateIssuer : ICertificateIssuer
 
         if (!ok)
         {
-            throw new InvalidOperationException($"signature by key {Authority.SigningKey.KeyId} does not verify with the issuing CA certificate; certificate discarded");
+            // Fail closed like a key that cannot sign: the station gets 503 with this reason, and nothing is journaled.
+            throw new SigningKeyUnavailableException($"signature by key {Authority.SigningKey.KeyId} does not verify with the issuing CA certificate; certificate discarded");
         }
     }
 }

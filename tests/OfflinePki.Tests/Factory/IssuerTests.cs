@@ -222,13 +222,15 @@ public class IssuerTests
         var (authority, key) = Authority();
         key.CorruptSignatures = true;
         var issuer = new CertificateIssuer(authority, Profile(), new RandomSerialNumberSource(), new InMemoryIssuedSerials(), TimeProvider.System);
-        var ex = Assert.Throws<InvalidOperationException>(() => issuer.Issue(Request("DEV-1004")))!;
+        var ex = Assert.Throws<SigningKeyUnavailableException>(() => issuer.Issue(Request("DEV-1004")))!;
         Assert.That(ex.Message, Is.EqualTo($"signature by key {key.KeyId} does not verify with the issuing CA certificate; certificate discarded"));
 
+        // The station is told why, as for a key that cannot sign (EST 503), and nothing is journaled.
         var journal = new FakeJournalAppender();
         var service = new EnrollmentService(issuer, journal, Microsoft.Extensions.Logging.Abstractions.NullLogger<EnrollmentService>.Instance);
-        Assert.That(async () => await service.EnrollAsync(new Policy.StationIdentity("station-01", "station-01", "00"),
-            Peers.Base64Body(Peers.P256Csr("DEV-1005")), null, CancellationToken.None), Throws.InstanceOf<InvalidOperationException>());
+        var unavailable = (await Assert.ThrowsAsync<EnrollmentUnavailableException>(() => service.EnrollAsync(new Policy.StationIdentity("station-01", "station-01", "00"),
+            Peers.Base64Body(Peers.P256Csr("DEV-1005")), null, CancellationToken.None)))!;
+        Assert.That(unavailable.Message, Is.EqualTo($"issuing CA key unavailable: signature by key {key.KeyId} does not verify with the issuing CA certificate; certificate discarded"));
         Assert.That(journal.Count, Is.Zero);
 
         key.CorruptSignatures = false;
