@@ -32,6 +32,45 @@ public class FactoryIndexTests
         public IEnumerable<JournalEntry> ReadFrom(ulong firstSeq) => entries.Where(e => e.Seq >= firstSeq).ToList();
     }
 
+    /// <summary>A reader whose journal cannot be read (the disk failed).</summary>
+    private sealed class BrokenReader : IJournalReader
+    {
+        public JournalHead Head => throw new JournalUnavailableException("journal unreadable (test)");
+        public IEnumerable<JournalEntry> ReadFrom(ulong firstSeq) => throw new JournalUnavailableException("journal unreadable (test)");
+    }
+
+    [Test]
+    public void The_serial_check_forgets_in_memory_serials_once_the_index_holds_them_and_keeps_them_when_catch_up_fails()
+    {
+        // Regression: the serials issued since start were kept in memory for the daemon's whole life.
+        var b = new Builder();
+        var reader = new ListReader(b.Entries);
+        using var index = FactoryIndex.Open(Path.Combine(_dir, "index.db"));
+        var serials = new OfflinePki.FactoryCa.IndexedIssuedSerials(index);
+        byte[] Issue(string device)
+        {
+            var e = b.AddCertificate(device);
+            var serial = DerCertificateParts.Parse(CertificateIssued.Parser.ParseFrom(e.Payload).Certificate.Memory).SerialNumber.ToArray();
+            serials.Record(serial); // as the enrollment service does once the entry is durable
+            return serial;
+        }
+
+        var first = Issue("dev-1");
+        var second = Issue("dev-2");
+        Assert.That((serials.InMemory, serials.Contains(first), serials.Contains(second)), Is.EqualTo((2, true, true)));
+
+        Assert.That(serials.CatchUp(reader), Is.EqualTo(3));
+        Assert.That(serials.InMemory, Is.Zero, "indexed serials leave memory");
+        Assert.That((serials.Contains(first), serials.Contains(second)), Is.EqualTo((true, true)), "the index answers for them");
+        Assert.That(serials.Contains([0x7F, 0x02]), Is.False);
+
+        var third = Issue("dev-3");
+        Assert.Throws<JournalUnavailableException>(() => serials.CatchUp(new BrokenReader()));
+        Assert.That((serials.InMemory, serials.Contains(third)), Is.EqualTo((1, true)), "a failed catch-up forgets nothing");
+        Assert.That(serials.CatchUp(reader), Is.EqualTo(1));
+        Assert.That((serials.InMemory, serials.Contains(third)), Is.EqualTo((0, true)));
+    }
+
     [Test]
     public void Catch_up_is_idempotent_and_incremental_and_lookups_work()
     {
