@@ -4,8 +4,8 @@ namespace OfflinePki.Journal;
 
 /// <summary>
 /// The narrow seam between <see cref="JournalWriter"/> and the journal file, so that tests can inject write and
-/// fsync failures. One instance is bound to one file. The writer's encode stage calls <see cref="Append"/> while its
-/// flush stage may be in <see cref="Flush"/> (one thread each); <see cref="Truncate"/> runs only during recovery.
+/// fsync failures. One instance is bound to one file. Only the writer's flush stage calls <see cref="Append"/> and
+/// <see cref="Flush"/>, one after the other on one thread; <see cref="Truncate"/> runs only during recovery.
 /// </summary>
 public interface IJournalStorage : IDisposable
 {
@@ -56,8 +56,7 @@ public sealed class FileJournalStorage : IJournalStorage
     private readonly FileStream _stream;
     private readonly FileStream _lock;
     private long _allocated;
-    private long _extensions;
-    private long _extensionsFlushed;
+    private bool _extended;
 
     private FileJournalStorage(string path, FileStream stream, FileStream writerLock)
     {
@@ -122,9 +121,8 @@ public sealed class FileJournalStorage : IJournalStorage
 
     /// <inheritdoc />
     /// <remarks>
-    /// pwrite(2) at the current end: no shared file position, so a concurrent <see cref="Flush"/> is safe. When the
-    /// records would reach past the zero-filled space, zeros are written first up to <see cref="PreallocateBytes"/>
-    /// past them, and the next <see cref="Flush"/> is a full fsync.
+    /// pwrite(2) at the current end. When the records would reach past the zero-filled space, zeros are written up to
+    /// <see cref="PreallocateBytes"/> past them, and the next <see cref="Flush"/> is a full fsync.
     /// </remarks>
     public void Append(ReadOnlySpan<byte> data)
     {
@@ -138,7 +136,7 @@ public sealed class FileJournalStorage : IJournalStorage
             }
 
             _allocated = target;
-            Interlocked.Increment(ref _extensions);
+            _extended = true;
         }
 
         RandomAccess.Write(_stream.SafeFileHandle, data, Length);
@@ -148,16 +146,15 @@ public sealed class FileJournalStorage : IJournalStorage
 
     /// <inheritdoc />
     /// <remarks>
-    /// fdatasync(2) when the file size is unchanged since the last flush, else fsync(2); POSIX makes either cover every
-    /// write that completed before it.
+    /// fdatasync(2) when the file size is unchanged since the last successful flush, else fsync(2); POSIX makes either
+    /// cover every write that completed before it.
     /// </remarks>
     public void Flush()
     {
-        long extensions = Interlocked.Read(ref _extensions);
-        if (extensions != _extensionsFlushed || OperatingSystem.IsWindows())
+        if (_extended || OperatingSystem.IsWindows())
         {
             RandomAccess.FlushToDisk(_stream.SafeFileHandle);
-            _extensionsFlushed = extensions;
+            _extended = false;
             return;
         }
 

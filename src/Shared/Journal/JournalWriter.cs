@@ -27,7 +27,7 @@ namespace OfflinePki.Journal;
 /// <see cref="JournalWriterOptions.CheckpointInterval"/> (on the injected <see cref="TimeProvider"/>'s timer) when
 /// entries were added, on <see cref="CheckpointAsync"/>, and in <see cref="DisposeAsync"/>.</para>
 /// <para><b>Fail closed.</b> A failed write, fsync or checkpoint signature puts the writer in a permanent failed state:
-/// the failing batch, every batch written but not yet acknowledged, and every later append throw
+/// the failing batch, every batch encoded but not yet acknowledged, and every later append throw
 /// <see cref="JournalUnavailableException"/>, and <see cref="Health"/> says why. Bytes of the failed batch may be in
 /// the file; none was acknowledged, and recovery at the next start either keeps them (if complete and valid) or
 /// truncates them as a torn tail.</para>
@@ -358,8 +358,8 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
     }
 
     /// <summary>
-    /// The flush stage: one fsync for every batch the encode stage has written so far, then the durable head moves and
-    /// their waiters complete, in seq order.
+    /// The flush stage: one write and one fsync for every batch the encode stage has encoded so far, then the durable
+    /// head moves and their waiters complete, in seq order.
     /// </summary>
     private async Task FlushLoopAsync()
     {
