@@ -92,10 +92,8 @@ public sealed class CertificateIssuer : ICertificateIssuer
     private const int MaxSerialAttempts = 4;
     private readonly Dictionary<string, (TbsCertificateBuilder Builder, CertificateLinter Linter)> _byProfile = new(StringComparer.Ordinal);
     private readonly IIssuedSerials _issued;
-    private readonly HashAlgorithmName _verifyHash;
-    private readonly ECDsa? _verifyEcdsa;
-    private readonly FixedKeyEcdsaVerifier? _verifyFixed;
-    private readonly RSA? _verifyRsa;
+    private readonly string _signatureAlgorithm;
+    private readonly SignatureCheckKey _caKey;
     private readonly ConcurrentDictionary<string, byte> _inFlight = new(StringComparer.Ordinal);
 
     /// <summary>Creates an issuer for one profile.</summary>
@@ -144,15 +142,19 @@ public sealed class CertificateIssuer : ICertificateIssuer
 
         _issued = issued;
 
-        // The CA public key, imported once (OpenSSL verification with a shared key is safe across threads).
-        _verifyEcdsa = authority.Certificate.PublicKey.GetECDsaPublicKey();
-        _verifyFixed = _verifyEcdsa is null ? null : FixedKeyEcdsaVerifier.TryCreate(_verifyEcdsa);
-        _verifyRsa = _verifyEcdsa is null
-            ? authority.Certificate.PublicKey.GetRSAPublicKey() ?? throw new ArgumentException("issuing CA key is neither EC nor RSA", nameof(authority))
-            : null;
+        // The CA public key, imported once with its precomputed table (verification with a shared key is safe across
+        // threads), and the algorithm read once here: a lazily cached value could be read torn by concurrent first issuances.
+        try
+        {
+            _caKey = SignatureCheckKey.FromCertificate(authority.Certificate, tableNow: true);
+        }
+        catch (CryptographicException)
+        {
+            throw new ArgumentException("issuing CA key is neither EC nor RSA", nameof(authority));
+        }
 
-        // Read once here: a lazily cached HashAlgorithmName? could be read torn by concurrent first issuances.
-        _verifyHash = HashOf(signatureAlgorithm);
+        _signatureAlgorithm = _caKey.CanVerify(signatureAlgorithm) ? signatureAlgorithm
+            : throw new ArgumentException($"the issuing CA key signs with {signatureAlgorithm}, which the issuer cannot verify");
     }
 
     /// <inheritdoc />
@@ -202,16 +204,6 @@ public sealed class CertificateIssuer : ICertificateIssuer
         throw new InvalidOperationException($"no unused serial number after {MaxSerialAttempts} attempts: check the serial number source");
     }
 
-    /// <summary>The hash of the issuing key's signature algorithm (RFC 5758 §3.2 ECDSA, RFC 4055 §5 RSA).</summary>
-    /// <exception cref="ArgumentException">An algorithm the issuer cannot verify.</exception>
-    private static HashAlgorithmName HashOf(string alg) => alg switch
-    {
-        Oids.EcdsaWithSha256 or Oids.Sha256WithRsa => HashAlgorithmName.SHA256,
-        Oids.EcdsaWithSha384 or "1.2.840.113549.1.1.12" => HashAlgorithmName.SHA384,
-        "1.2.840.10045.4.3.4" or "1.2.840.113549.1.1.13" => HashAlgorithmName.SHA512,
-        _ => throw new ArgumentException($"the issuing CA key signs with {alg}, which the issuer cannot verify"),
-    };
-
     private static byte[] Wrap(byte[] tbs, byte[] signatureAlgorithm, byte[] signature)
     {
         var w = new AsnWriter(AsnEncodingRules.DER);
@@ -231,17 +223,12 @@ public sealed class CertificateIssuer : ICertificateIssuer
     }
 
     /// <summary>
-    /// Checks the fresh signature with the CA public key, as boulder does, before anything leaves the issuer. An EC CA
-    /// key is checked with its own precomputed table (<see cref="FixedKeyEcdsaVerifier"/>) where libcrypto 3 allows.
+    /// Checks the fresh signature with the CA public key, as boulder does, before anything leaves the issuer: the same
+    /// check the mirror makes (<see cref="SignatureCheckKey"/>), with an EC key's precomputed table.
     /// </summary>
     private void Verify(byte[] tbs, byte[] signature)
     {
-        var hash = _verifyHash;
-        bool ok = _verifyFixed is not null ? _verifyFixed.Verify(tbs, hash, signature)
-            : _verifyEcdsa is not null ? _verifyEcdsa.VerifyData(tbs, signature, hash, DSASignatureFormat.Rfc3279DerSequence)
-            : _verifyRsa!.VerifyData(tbs, signature, hash, RSASignaturePadding.Pkcs1);
-
-        if (!ok)
+        if (!_caKey.VerifyX509Signature(_signatureAlgorithm, tbs, signature))
         {
             // Fail closed like a key that cannot sign: the station gets 503 with this reason, and nothing is journaled.
             throw new SigningKeyUnavailableException($"signature by key {Authority.SigningKey.KeyId} does not verify with the issuing CA certificate; certificate discarded");

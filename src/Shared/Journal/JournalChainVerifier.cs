@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Google.Protobuf;
 using OfflinePki.Asn1;
+using OfflinePki.Keys;
 using OfflinePki.Journal.V1;
 
 namespace OfflinePki.Journal;

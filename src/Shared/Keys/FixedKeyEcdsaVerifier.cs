@@ -5,9 +5,9 @@ using System.Security.Cryptography;
 namespace OfflinePki.Keys;
 
 /// <summary>
-/// Verifies ECDSA signatures (SEC 1 §4.1.4) under one public key that every call uses: an issuing CA's, for the
-/// issuer's self-check of each fresh certificate signature and for the mirror's check of every synced certificate
-/// (through <c>SignatureCheckKey</c>). P-256 and P-384.
+/// Verifies ECDSA signatures (SEC 1 §4.1.4) under one public key that every call uses: an issuing CA's, inside
+/// <see cref="SignatureCheckKey"/>, for the issuer's self-check of each fresh certificate signature and for the
+/// mirror's check of every synced certificate. P-256 and P-384.
 /// </summary>
 /// <remarks>
 /// <para><b>Why.</b> An ECDSA verify computes u1·G + u2·Q. OpenSSL keeps a precomputed table for the generator G, so
@@ -20,7 +20,7 @@ namespace OfflinePki.Keys;
 /// u1 = e·w, u2 = r·w; R = u1·G + u2·Q must not be the point at infinity; and x(R) mod n must equal r. The tests
 /// compare it with the runtime's verifier on good, altered and foreign signatures.</para>
 /// <para>These are OpenSSL's EC and BN calls from libcrypto 3. Where they are missing, <see cref="TryCreate"/>
-/// returns null and the caller uses the runtime's verifier.</para>
+/// returns null and <see cref="SignatureCheckKey"/> uses the runtime's verifier.</para>
 /// </remarks>
 internal sealed class FixedKeyEcdsaVerifier
 {

@@ -7,6 +7,7 @@ using Google.Protobuf.Collections;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using OfflinePki.Asn1;
+using OfflinePki.Keys;
 using OfflinePki.Journal;
 using OfflinePki.Journal.V1;
 using OfflinePki.Registry;

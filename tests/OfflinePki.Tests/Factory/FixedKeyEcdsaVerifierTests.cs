@@ -151,8 +151,8 @@ public class FixedKeyEcdsaVerifierTests
         var now = DateTimeOffset.UtcNow;
         using var cert = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=table test CA", ca, HashAlgorithmName.SHA256)
             .CreateSelfSigned(now.AddDays(-1), now.AddDays(1));
-        using var key = OfflinePki.Journal.SignatureCheckKey.FromCertificate(cert);
-        for (int i = 0; i < 3 * OfflinePki.Journal.SignatureCheckKey.TableAfter; i++)
+        using var key = OfflinePki.Keys.SignatureCheckKey.FromCertificate(cert);
+        for (int i = 0; i < 3 * OfflinePki.Keys.SignatureCheckKey.TableAfter; i++)
         {
             byte[] tbs = BitConverter.GetBytes(i);
             byte[] sig = ca.SignData(tbs, HashAlgorithmName.SHA256, DSASignatureFormat.Rfc3279DerSequence);
