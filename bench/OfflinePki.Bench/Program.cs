@@ -1,6 +1,8 @@
 using System.Reflection;
 using OfflinePki.Bench;
 
+OfflinePki.OpenSsl.OpenSslAcceleration.Enable();
+
 // Benchmarks, each measured against a peer in the same run. `dotnet run -c Release --project bench/OfflinePki.Bench -- VERB [options]`
 // A verb NAME runs the static RunAsync(string[]) of the class named NAMEBench in this assembly.
 var benches = typeof(BenchSupport).Assembly.GetTypes()

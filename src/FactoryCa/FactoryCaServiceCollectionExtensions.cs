@@ -53,7 +53,7 @@ public static class FactoryCaServiceCollectionExtensions
         {
             var o = sp.GetRequiredService<IOptions<FactoryCaOptions>>().Value;
             var cert = X509CertificateLoader.LoadCertificateFromFile(o.IssuingCa.Certificate);
-            var key = SigningKeyOptions.Load($"{FactoryCaOptions.SectionName}:IssuingCa:Key", o.IssuingCa.Key, cert, sp.GetService<TimeProvider>());
+            var key = SigningKeyLoader.Load($"{FactoryCaOptions.SectionName}:IssuingCa:Key", o.IssuingCa.Key, cert, sp.GetService<TimeProvider>());
             sp.GetService<KeyHealthBoard>()?.Track($"{FactoryCaOptions.SectionName}:IssuingCa:Key", key, o.IssuingCa.Key);
             var root = X509CertificateLoader.LoadCertificateFromFile(o.RootCertificate);
             return new IssuingAuthority(cert, key, [root]);
@@ -109,7 +109,7 @@ public static class FactoryCaServiceCollectionExtensions
             var o = sp.GetRequiredService<IOptions<FactoryCaOptions>>().Value;
             var authority = sp.GetRequiredService<IssuingAuthority>();
             var signerCert = X509CertificateLoader.LoadCertificateFromFile(o.JournalSigner.Certificate);
-            var signerKey = SigningKeyOptions.Load($"{FactoryCaOptions.SectionName}:JournalSigner:Key", o.JournalSigner.Key, signerCert, sp.GetService<TimeProvider>());
+            var signerKey = SigningKeyLoader.Load($"{FactoryCaOptions.SectionName}:JournalSigner:Key", o.JournalSigner.Key, signerCert, sp.GetService<TimeProvider>());
             sp.GetService<KeyHealthBoard>()?.Track($"{FactoryCaOptions.SectionName}:JournalSigner:Key", signerKey, o.JournalSigner.Key);
             var genesis = new GenesisParameters(o.FactoryId, [authority.Certificate.RawData], PolicyDigest.Of(o));
             return JournalWriter.OpenOrCreateAsync(sp.GetRequiredService<IOptions<JournalWriterOptions>>().Value, signerKey, signerCert, genesis,

@@ -1,6 +1,8 @@
 using System.CommandLine;
 using OfflinePki.FactoryCa;
 
+OfflinePki.OpenSsl.OpenSslAcceleration.Enable();
+
 var config = new Option<string>("--config") { Description = "JSON config file with a FactoryCa section", Required = true };
 var journal = new Option<string>("--journal") { Description = "journal.log file (or the journal directory)", Required = true };
 var rootCert = new Option<string>("--root") { Description = "PEM or DER root CA certificate to verify against", Required = true };

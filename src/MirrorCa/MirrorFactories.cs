@@ -107,7 +107,7 @@ public sealed class MirrorFactories : IDisposable
         ISigningKey loaded;
         try
         {
-            loaded = SigningKeyOptions.Load(key, options, certificate);
+            loaded = SigningKeyLoader.Load(key, options, certificate);
         }
         catch (SigningKeyUnavailableException ex)
         {

@@ -121,7 +121,7 @@ public static class MirrorSyncServices
         if (r.Key.IsPkcs11)
         {
             // In the mirror token like the other mirror keys; fails closed (sync answers UNAVAILABLE) while the token is away.
-            key = OfflinePki.Keys.SigningKeyOptions.Load($"{MirrorCaOptions.SectionName}:ReceiptSigner:Key", r.Key, cert, time);
+            key = OfflinePki.Keys.SigningKeyLoader.Load($"{MirrorCaOptions.SectionName}:ReceiptSigner:Key", r.Key, cert, time);
             health?.Track($"{MirrorCaOptions.SectionName}:ReceiptSigner:Key", key, r.Key);
         }
         else

@@ -1,1 +1,2 @@
+OfflinePki.OpenSsl.OpenSslAcceleration.Enable();
 return OfflinePki.MirrorCa.MirrorCaCli.Create().Parse(args).Invoke();

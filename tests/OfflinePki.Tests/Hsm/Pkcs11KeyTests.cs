@@ -41,7 +41,7 @@ public class Pkcs11KeyTests
     public void A_token_key_signs_and_openssl_verifies_it()
     {
         var (_, _, o) = NewToken();
-        using var key = (Pkcs11SigningKey)SigningKeyOptions.Load("Test:Key", o);
+        using var key = (Pkcs11SigningKey)SigningKeyLoader.Load("Test:Key", o);
         byte[] sig = key.Sign(Data);
         Assert.That(Verifies(key, sig), Is.True);
 
@@ -61,7 +61,7 @@ public class Pkcs11KeyTests
         o.PinFile = null;
         o.PinEnvironmentVariable = "OFFLINEPKI_TEST_PIN_" + Guid.NewGuid().ToString("N")[..6];
         Environment.SetEnvironmentVariable(o.PinEnvironmentVariable, pin);
-        using var key = (Pkcs11SigningKey)SigningKeyOptions.Load("Test:Key", o);
+        using var key = (Pkcs11SigningKey)SigningKeyLoader.Load("Test:Key", o);
         Assert.That(Verifies(key, key.Sign(Data)), Is.True);
     }
 
@@ -72,7 +72,7 @@ public class Pkcs11KeyTests
         var errors = SigningKeyOptions.Validate("FactoryCa:IssuingCa:Key", o);
         Assert.That(errors, Has.Some.Contains("FactoryCa:IssuingCa:Key:Pkcs11Uri: must not carry a PIN"));
         Assert.That(string.Join("\n", errors), Does.Not.Contain("S3cr3t"));
-        var ex = Assert.Throws<SigningKeyUnavailableException>(() => SigningKeyOptions.Load("FactoryCa:IssuingCa:Key", o));
+        var ex = Assert.Throws<SigningKeyUnavailableException>(() => SigningKeyLoader.Load("FactoryCa:IssuingCa:Key", o));
         Assert.That(ex!.Message, Does.Not.Contain("S3cr3t"));
     }
 
@@ -100,7 +100,7 @@ public class Pkcs11KeyTests
     {
         var (_, _, o) = NewToken();
         o.PinFile = SoftHsm.PinFile("wrong-9876");
-        var ex = Assert.Throws<SigningKeyUnavailableException>(() => SigningKeyOptions.Load("FactoryCa:JournalSigner:Key", o));
+        var ex = Assert.Throws<SigningKeyUnavailableException>(() => SigningKeyLoader.Load("FactoryCa:JournalSigner:Key", o));
         Assert.That(ex!.Message, Does.StartWith("FactoryCa:JournalSigner:Key: PKCS#11 key 'pkcs11:token="));
         Assert.That(ex.Message, Does.Contain("PIN refused"));
         Assert.That(ex.Message, Does.Not.Contain("wrong-9876"));
@@ -110,7 +110,7 @@ public class Pkcs11KeyTests
     public void A_missing_token_at_startup_is_a_clear_error()
     {
         var o = new SigningKeyOptions { Pkcs11Uri = "pkcs11:token=no-such-token;object=x;type=private", Module = SoftHsm.Module, PinFile = SoftHsm.PinFile("1") };
-        var ex = Assert.Throws<SigningKeyUnavailableException>(() => SigningKeyOptions.Load("K", o));
+        var ex = Assert.Throws<SigningKeyUnavailableException>(() => SigningKeyLoader.Load("K", o));
         Assert.That(ex!.Message, Does.Contain("K: PKCS#11 key 'pkcs11:token=no-such-token;object=x;type=private' unavailable: token 'no-such-token' is not present"));
     }
 
@@ -118,7 +118,7 @@ public class Pkcs11KeyTests
     public void Concurrent_signers_share_the_key()
     {
         var (_, _, o) = NewToken();
-        using var key = (Pkcs11SigningKey)SigningKeyOptions.Load("K", o);
+        using var key = (Pkcs11SigningKey)SigningKeyLoader.Load("K", o);
         var sigs = new System.Collections.Concurrent.ConcurrentBag<byte[]>();
         Parallel.For(0, 200, new ParallelOptions { MaxDegreeOfParallelism = 8 }, _ => sigs.Add(key.Sign(Data)));
         Assert.That(sigs.All(s => Verifies(key, s)), Is.True);
