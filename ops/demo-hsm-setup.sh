@@ -10,7 +10,7 @@
 # imports the dev keys with pkcs11-tool, shreds the PEM key files of every key now in a token, and rewrites
 # factoryca.json / mirrorca.json keys to { Pkcs11Uri, Module, PinFile }. Prints the one line the daemons need:
 #   export SOFTHSM2_CONF=PKIDIR/hsm/softhsm2.conf
-# TLS keys: set OFFLINEPKI_TLS_KEYS_IN_FILES=1 to leave them in PEM files (see ops/HSM.md). Progress goes to stderr.
+# TLS keys: set OFFLINEPKI_TLS_KEYS_IN_FILES=1 to leave them in PEM files (see docs/hsm.md). Progress goes to stderr.
 set -euo pipefail
 umask 077
 pki=$(cd "${1:?usage: $0 PKIDIR [FACTORY]}" && pwd); factory=${2:-F1}

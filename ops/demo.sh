@@ -34,7 +34,7 @@ factory_bin="$root/src/FactoryCa/bin/Release/net10.0/FactoryCa.dll"
 mirror_bin="$root/src/MirrorCa/bin/Release/net10.0/MirrorCa.dll"
 bash "$root/ops/dev-pki.sh" "$work/pki"
 pki=$work/pki
-[ "${SOFT_KEYS:-0}" = 1 ] || { say "1b. keys into SoftHSM2 tokens (SOFT_KEYS=1 skips; see ops/HSM.md)"; eval "$(bash "$root/ops/demo-hsm-setup.sh" "$pki")"; }
+[ "${SOFT_KEYS:-0}" = 1 ] || { say "1b. keys into SoftHSM2 tokens (SOFT_KEYS=1 skips; see docs/hsm.md)"; eval "$(bash "$root/ops/demo-hsm-setup.sh" "$pki")"; }
 
 say "2. start MirrorCa (CRL/OCSP on $mirror, sync on :9443) and FactoryCa (EST on :8443)"
 pids=()

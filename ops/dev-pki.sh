@@ -84,7 +84,8 @@ key "factory-$factory-sync-client" prime256v1; issue "factory-$factory-sync-clie
 # Daemon configs, from the committed samples, with this factory and mirror URL filled in.
 # A second factory in the same DIR gets its own factoryca-ID.json, and is appended to the existing mirrorca.json's
 # Factories (one mirror serves several factories, each pushing only its own journal).
-fill() { sed -e "s|@FACTORY@|$factory|g" -e "s|@MIRROR_URL@|$mirror_url|g" "$here/config/$1.sample.json"; }
+# The samples say "Environment": "dev"; --env writes its own, or the daemons would refuse the root (environments never mix).
+fill() { sed -e "s|@FACTORY@|$factory|g" -e "s|@MIRROR_URL@|$mirror_url|g" -e "s|\"Environment\": \"dev\"|\"Environment\": \"$envname\"|" "$here/config/$1.sample.json"; }
 if [ ! -f "$dir/factoryca.json" ]; then
   fill factoryca > "$dir/factoryca.json"
 elif ! grep -q "\"FactoryId\": \"$factory\"" "$dir/factoryca.json"; then

@@ -16,7 +16,7 @@
 # directory, imported into both tokens with pkcs11-tool --write-object (non-extractable, sensitive there), then
 # shredded. Trade-off: simple and vendor-neutral (factory and mirror HSMs need not share a wrapping key or be of
 # one vendor), at the price of the key existing in clear for seconds on the (air-gapped, witnessed) ceremony
-# machine. Wrap/unwrap would keep it inside HSM boundaries but needs a shared KEK and one vendor; see ops/HSM.md.
+# machine. Wrap/unwrap would keep it inside HSM boundaries but needs a shared KEK and one vendor; see docs/hsm.md.
 set -euo pipefail
 umask 077
 
