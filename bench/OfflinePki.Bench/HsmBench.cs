@@ -8,6 +8,7 @@ using OfflinePki.FactoryCa;
 using OfflinePki.Issuance;
 using OfflinePki.Keys;
 using OfflinePki.Policy;
+using OfflinePki.Factory;
 
 namespace OfflinePki.Bench;
 

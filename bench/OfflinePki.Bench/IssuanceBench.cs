@@ -131,7 +131,7 @@ public static class IssuanceBench
                     services.PostConfigure<SyncOptions>(o => o.Enabled = false);
                     if (!policy)
                     {
-                        services.RemoveAll<OfflinePki.Enrollment.IEnrollmentPolicy>();
+                        services.RemoveAll<OfflinePki.Policy.IEnrollmentPolicy>();
                     }
                 },
                 o =>

@@ -8,6 +8,7 @@ using OfflinePki.Journal.Index;
 using OfflinePki.Journal.V1;
 using OfflinePki.Orders;
 using OfflinePki.Policy;
+using OfflinePki.Factory;
 
 namespace OfflinePki.FactoryCa;
 

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Options;
 using OfflinePki.Enrollment;
 using OfflinePki.Issuance;
 using OfflinePki.Policy;
+using OfflinePki.Factory;
 
 namespace OfflinePki.FactoryCa;
 

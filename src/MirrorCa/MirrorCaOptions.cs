@@ -1,6 +1,7 @@
 using System.Text.RegularExpressions;
 using Microsoft.Extensions.Options;
 using OfflinePki.Ocsp;
+using OfflinePki.Revocation;
 
 namespace OfflinePki.MirrorCa;
 
@@ -402,9 +403,9 @@ public sealed partial class MirrorCaOptionsValidator : IValidateOptions<MirrorCa
             }
         }
 
-        if (options.Crl.Partitions is < 1 or > OfflinePki.Crl.CrlPartitioning.MaxPartitions)
+        if (options.Crl.Partitions is < 1 or > CrlPartitioning.MaxPartitions)
         {
-            errors.Add($"{S}:Crl:Partitions: {options.Crl.Partitions} is outside 1..{OfflinePki.Crl.CrlPartitioning.MaxPartitions}");
+            errors.Add($"{S}:Crl:Partitions: {options.Crl.Partitions} is outside 1..{CrlPartitioning.MaxPartitions}");
         }
         else if (options.Crl.Partitions > 1 && string.IsNullOrEmpty(options.Crl.PublicBaseUrl))
         {

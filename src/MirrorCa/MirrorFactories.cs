@@ -4,6 +4,7 @@ using OfflinePki.Crl;
 using OfflinePki.Keys;
 using OfflinePki.Ocsp;
 using OfflinePki.Registry;
+using OfflinePki.Revocation;
 
 namespace OfflinePki.MirrorCa;
 

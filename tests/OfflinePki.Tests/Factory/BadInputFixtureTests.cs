@@ -1,6 +1,7 @@
 using System.Text.RegularExpressions;
 using NUnit.Framework;
 using OfflinePki.Enrollment;
+using OfflinePki.Factory;
 
 namespace OfflinePki.Tests.Factory;
 

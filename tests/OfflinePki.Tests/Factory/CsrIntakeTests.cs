@@ -3,6 +3,7 @@ using System.Text.RegularExpressions;
 using NUnit.Framework;
 using OfflinePki.Enrollment;
 using OfflinePki.Tests.Support;
+using OfflinePki.Factory;
 
 namespace OfflinePki.Tests.Factory;
 

@@ -151,7 +151,7 @@ public class EstEndpointTests
     }
 
     [TestCaseSource(typeof(BadInputFixtureTests), nameof(BadInputFixtureTests.Cases))]
-    public void Every_bad_CSR_fixture_is_400_and_journals_nothing(string file, OfflinePki.Enrollment.EnrollmentError code, string message) =>
+    public void Every_bad_CSR_fixture_is_400_and_journals_nothing(string file, OfflinePki.Factory.EnrollmentError code, string message) =>
         Refused(400, message, () => Curl("/.well-known/est/simpleenroll", File.ReadAllBytes(Path.Combine(BadInputFixtureTests.Dir, file))));
 
     [Test]

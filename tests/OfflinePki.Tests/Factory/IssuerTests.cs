@@ -6,6 +6,7 @@ using OfflinePki.Enrollment;
 using OfflinePki.Issuance;
 using OfflinePki.Keys;
 using OfflinePki.Tests.Support;
+using OfflinePki.Factory;
 
 namespace OfflinePki.Tests.Factory;
 

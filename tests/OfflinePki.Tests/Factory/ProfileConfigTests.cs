@@ -11,6 +11,7 @@ using OfflinePki.Journal.V1;
 using OfflinePki.Keys;
 using OfflinePki.Policy;
 using OfflinePki.Tests.Support;
+using OfflinePki.Factory;
 
 namespace OfflinePki.Tests.Factory;
 

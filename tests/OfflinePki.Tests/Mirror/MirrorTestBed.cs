@@ -3,6 +3,7 @@ using System.Security.Cryptography.X509Certificates;
 using OfflinePki.Asn1;
 using OfflinePki.Registry;
 using OfflinePki.Tests.Support;
+using OfflinePki.Revocation;
 
 namespace OfflinePki.Tests.Mirror;
 

@@ -9,6 +9,7 @@ using OfflinePki.Tests.Factory;
 using OfflinePki.Tests.Journal;
 using OfflinePki.Tests.Support;
 using OfflinePki.Tests.Sync2;
+using OfflinePki.Factory;
 
 namespace OfflinePki.Tests.Orders;
 

@@ -12,6 +12,7 @@ using OfflinePki.Sync.V1;
 using OfflinePki.Tests.Journal;
 using OfflinePki.Tests.Sync;
 using OfflinePki.Tests.Support;
+using OfflinePki.Factory;
 
 namespace OfflinePki.Tests.Sync2;
 

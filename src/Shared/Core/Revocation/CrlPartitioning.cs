@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
 
-namespace OfflinePki.Crl;
+namespace OfflinePki.Revocation;
 
 /// <summary>
 /// Partitioned CRLs (RFC 5280 §5.2.5 issuingDistributionPoint): a certificate belongs to partition

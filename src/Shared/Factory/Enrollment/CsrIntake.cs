@@ -4,6 +4,7 @@ using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.RegularExpressions;
 using OfflinePki.Asn1;
+using OfflinePki.Factory;
 
 namespace OfflinePki.Enrollment;
 

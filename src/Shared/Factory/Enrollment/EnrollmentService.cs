@@ -6,6 +6,7 @@ using OfflinePki.Journal;
 using OfflinePki.Journal.V1;
 using OfflinePki.Keys;
 using OfflinePki.Policy;
+using OfflinePki.Factory;
 
 namespace OfflinePki.Enrollment;
 

@@ -1,3 +1,4 @@
+using OfflinePki.Factory;
 namespace OfflinePki.Enrollment;
 
 /// <summary>

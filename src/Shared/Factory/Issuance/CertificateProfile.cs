@@ -1,7 +1,7 @@
 using System.Formats.Asn1;
 using System.Text.RegularExpressions;
 using OfflinePki.Asn1;
-using OfflinePki.Crl;
+using OfflinePki.Revocation;
 
 namespace OfflinePki.Issuance;
 

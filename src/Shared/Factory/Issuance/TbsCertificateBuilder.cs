@@ -1,6 +1,7 @@
 using System.Formats.Asn1;
 using System.Text;
 using OfflinePki.Asn1;
+using OfflinePki.Revocation;
 
 namespace OfflinePki.Issuance;
 
@@ -217,7 +218,7 @@ public sealed class TbsCertificateBuilder
         }
 
         // One CRL, or this serial's partition when the profile partitions CRLs (RFC 5280 §5.2.5).
-        int partition = _profile.CrlPartitions == 1 ? 0 : Crl.CrlPartitioning.PartitionOf(serial, _profile.CrlPartitions);
+        int partition = _profile.CrlPartitions == 1 ? 0 : CrlPartitioning.PartitionOf(serial, _profile.CrlPartitions);
         var crlDp = Volatile.Read(ref _crlDistributionPoints[partition]);
         if (crlDp is null)
         {

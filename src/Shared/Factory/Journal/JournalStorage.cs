@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using OfflinePki.OpenSsl;
 
 namespace OfflinePki.Journal;
 
@@ -162,7 +163,7 @@ public sealed class FileJournalStorage : IJournalStorage
         _stream.SafeFileHandle.DangerousAddRef(ref added);
         try
         {
-            if (NativeMethods.fdatasync((int)_stream.SafeFileHandle.DangerousGetHandle()) != 0)
+            if (Posix.Fdatasync((int)_stream.SafeFileHandle.DangerousGetHandle()) != 0)
             {
                 throw new IOException($"fdatasync of {Path} failed (errno {Marshal.GetLastPInvokeError()})");
             }
@@ -221,7 +222,7 @@ public sealed class FileJournalStorage : IJournalStorage
             return;
         }
 
-        int fd = NativeMethods.open(directory, 0 /* O_RDONLY */);
+        int fd = Posix.OpenReadOnly(directory);
         if (fd < 0)
         {
             throw new IOException($"cannot open directory {directory} to fsync it (errno {Marshal.GetLastPInvokeError()})");
@@ -229,32 +230,15 @@ public sealed class FileJournalStorage : IJournalStorage
 
         try
         {
-            if (NativeMethods.fsync(fd) != 0)
+            if (Posix.Fsync(fd) != 0)
             {
                 throw new IOException($"fsync of directory {directory} failed (errno {Marshal.GetLastPInvokeError()})");
             }
         }
         finally
         {
-            _ = NativeMethods.close(fd);
+            _ = Posix.Close(fd);
         }
-    }
-
-    private static class NativeMethods
-    {
-#pragma warning disable SYSLIB1054, CA2101, CA5392 // plain libc calls; no unsafe code in this assembly
-        [DllImport("libc", SetLastError = true, CharSet = CharSet.Ansi, BestFitMapping = false)]
-        internal static extern int open([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags);
-
-        [DllImport("libc", SetLastError = true)]
-        internal static extern int fsync(int fd);
-
-        [DllImport("libc", SetLastError = true)]
-        internal static extern int fdatasync(int fd);
-
-        [DllImport("libc", SetLastError = true)]
-        internal static extern int close(int fd);
-#pragma warning restore SYSLIB1054, CA2101, CA5392
     }
 }
 

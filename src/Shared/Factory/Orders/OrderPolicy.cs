@@ -1,5 +1,7 @@
 using OfflinePki.Enrollment;
 using OfflinePki.Journal.V1;
+using OfflinePki.Policy;
+using OfflinePki.Factory;
 
 namespace OfflinePki.Orders;
 

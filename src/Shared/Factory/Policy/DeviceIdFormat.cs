@@ -1,5 +1,6 @@
 using System.Diagnostics.CodeAnalysis;
 using OfflinePki.Enrollment;
+using OfflinePki.Factory;
 
 namespace OfflinePki.Policy;
 

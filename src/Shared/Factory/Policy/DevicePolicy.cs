@@ -5,6 +5,7 @@ using OfflinePki.Asn1;
 using OfflinePki.Enrollment;
 using OfflinePki.Journal;
 using OfflinePki.Journal.V1;
+using OfflinePki.Factory;
 
 namespace OfflinePki.Policy;
 

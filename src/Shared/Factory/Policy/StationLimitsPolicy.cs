@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Threading.RateLimiting;
 using OfflinePki.Enrollment;
+using OfflinePki.Factory;
 
 namespace OfflinePki.Policy;
 

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using OfflinePki.Enrollment;
 using OfflinePki.Journal;
+using OfflinePki.Factory;
 
 namespace OfflinePki.Sync;
 

@@ -13,6 +13,7 @@ using OfflinePki.Journal.V1;
 using OfflinePki.Policy;
 using OfflinePki.Sync;
 using OfflinePki.Tests.Support;
+using OfflinePki.Factory;
 
 namespace OfflinePki.Tests.Factory.Device;
 

@@ -4,6 +4,7 @@ using NUnit.Framework;
 using OfflinePki.Enrollment;
 using OfflinePki.Policy;
 using OfflinePki.Tests.Support;
+using OfflinePki.Factory;
 
 namespace OfflinePki.Tests.Factory.Device;
 

@@ -5,6 +5,7 @@ using OfflinePki.Enrollment;
 using OfflinePki.Journal.V1;
 using OfflinePki.Policy;
 using OfflinePki.Tests.Support;
+using OfflinePki.Factory;
 
 namespace OfflinePki.Tests.Factory.Device;
 

@@ -3,6 +3,7 @@ using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using OfflinePki.Asn1;
 using OfflinePki.Enrollment;
+using OfflinePki.Factory;
 
 namespace OfflinePki.Issuance.Lints;
 

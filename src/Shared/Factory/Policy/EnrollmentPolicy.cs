@@ -1,12 +1,12 @@
 using System.Security.Cryptography.X509Certificates;
 using OfflinePki.Journal.V1;
-using OfflinePki.Policy;
+using OfflinePki.Factory;
 
-namespace OfflinePki.Enrollment;
+namespace OfflinePki.Policy;
 
 /// <summary>
 /// One enrollment as the station asked for it, before any check. Built by the EST front end (or the batch signer)
-/// and handed to <see cref="IEnrollmentService.EnrollAsync(EnrollmentRequest, CancellationToken)"/>.
+/// and handed to <c>EnrollAsync</c>.
 /// </summary>
 /// <param name="Station">The authenticated station (see <see cref="IStationAuthorizer"/>).</param>
 /// <param name="Body">The RFC 7030 §4.2.1 body: base64 (or PEM) PKCS#10.</param>

@@ -1,4 +1,4 @@
-namespace OfflinePki.Enrollment;
+namespace OfflinePki.Factory;
 
 /// <summary>Why an enrollment request was refused. Each value maps to one HTTP status in the EST front end.</summary>
 public enum EnrollmentError
@@ -76,7 +76,7 @@ public sealed class EnrollmentRejectedException : Exception
     /// <summary>The rule that refused the request.</summary>
     public EnrollmentError Code { get; }
 
-    /// <summary>True when <see cref="EnrollmentService"/> journals the refusal (EnrollmentRefused) before answering.</summary>
+    /// <summary>True when <c>EnrollmentService</c> journals the refusal (EnrollmentRefused) before answering.</summary>
     public bool Report { get; }
 
     /// <summary>How long the caller should wait before trying again (e.g. a rate limit), or null; sent as HTTP Retry-After.</summary>
