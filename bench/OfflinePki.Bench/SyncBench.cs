@@ -15,7 +15,6 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using OfflinePki.Asn1;
 using OfflinePki.FactoryCa;
-using OfflinePki.Hosting.Grpc;
 using OfflinePki.Hosting.Sync;
 using OfflinePki.Issuance;
 using OfflinePki.Journal;
@@ -23,7 +22,6 @@ using OfflinePki.Journal.V1;
 using OfflinePki.Keys;
 using OfflinePki.Registry;
 using OfflinePki.Sync;
-using OfflinePki.Sync.Grpc;
 
 namespace OfflinePki.Bench;
 
@@ -120,14 +118,16 @@ public static partial class SyncBench
         builder.Logging.ClearProviders();
         var serverCert = X509Certificate2.CreateFromPemFile(P("mirror-sync-server.crt"), P("mirror-sync-server.key"));
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, l => l.UseGrpcMutualTls(serverCert)));
+        builder.Services.AddSingleton(applier);
+        builder.Services.AddJournalSyncService(_ => callers, (o, _) => o.MaxReceiveMessageBytes = 4 << 20);
         await using var app = builder.Build();
-        app.MapJournalSync(applier, callers, new GrpcServerOptions { MaxReceiveMessageBytes = 4 << 20 });
+        app.MapJournalSync();
         await app.StartAsync();
         var port = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First()).Port;
 
         // 3. The factory's sync client, with receipts.
         var store = new MirrorReceiptStore(Path.Combine(dir, MirrorReceiptStore.FileName));
-        using var grpc = new GrpcClient(new Uri($"https://localhost:{port}/"), X509Certificate2.CreateFromPemFile(P("factory-F1-sync-client.crt"), P("factory-F1-sync-client.key")),
+        using var grpc = JournalSyncChannel.Create(new Uri($"https://localhost:{port}/"), X509Certificate2.CreateFromPemFile(P("factory-F1-sync-client.crt"), P("factory-F1-sync-client.key")),
             X509CertificateLoader.LoadCertificateFromFile(P("tls-ca.crt")));
         var client = new JournalSyncClient(grpc, writer, writer, new SyncOptions { PushTimeout = TimeSpan.FromHours(2), PushMaxEntries = pushMaxEntries })
         {

@@ -5,7 +5,6 @@ using OfflinePki.Hosting.Sync;
 using OfflinePki.Journal;
 using OfflinePki.Journal.Index;
 using OfflinePki.Sync;
-using OfflinePki.Sync.Grpc;
 
 namespace OfflinePki.FactoryCa;
 
@@ -53,7 +52,11 @@ public static class ControlEndpoints
                 confirmedSeq = receipts.ConfirmedSeq,
             });
         }
-        catch (Exception ex) when (ex is GrpcException or JournalSyncException or JournalUnavailableException)
+        catch (Grpc.Core.RpcException ex)
+        {
+            return Results.Text($"sync failed: {ex.StatusCode}: {ex.Status.Detail}\n", statusCode: StatusCodes.Status502BadGateway);
+        }
+        catch (Exception ex) when (ex is JournalSyncException or JournalUnavailableException)
         {
             return Results.Text("sync failed: " + ex.Message + "\n", statusCode: StatusCodes.Status502BadGateway);
         }

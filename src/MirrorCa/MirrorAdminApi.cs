@@ -8,7 +8,8 @@ using Microsoft.Extensions.Options;
 using OfflinePki.Asn1;
 using OfflinePki.Registry;
 using OfflinePki.Revocation;
-using OfflinePki.Sync.Grpc;
+using OfflinePki.Hosting.Sync;
+using OfflinePki.Sync;
 
 namespace OfflinePki.MirrorCa;
 
@@ -166,9 +167,9 @@ public static class MirrorAdminApi
         {
             caller = policy.Callers.Authorize(cert);
         }
-        catch (GrpcException ex)
+        catch (CallerRejectedException ex)
         {
-            return Results.Problem(ex.Message, statusCode: ex.StatusCode == GrpcStatusCode.Unauthenticated ? StatusCodes.Status401Unauthorized : StatusCodes.Status403Forbidden);
+            return Results.Problem(ex.Message, statusCode: ex.NoCertificate ? StatusCodes.Status401Unauthorized : StatusCodes.Status403Forbidden);
         }
 
         var granted = Enum.Parse<AdminRole>(caller.Principal);

@@ -3,11 +3,9 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using OfflinePki.Hosting;
-using OfflinePki.Hosting.Grpc;
 using OfflinePki.Hosting.Sync;
 using OfflinePki.Registry;
 using OfflinePki.Sync;
-using OfflinePki.Sync.Grpc;
 
 namespace OfflinePki.MirrorCa;
 
@@ -54,13 +52,15 @@ public static class MirrorSyncServices
         services.AddSingleton(sp => CreateImporter(sp.GetRequiredService<IOptions<MirrorCaOptions>>().Value, sp.GetRequiredService<SyncApplier>(),
             sp.GetRequiredService<IJournalSink>(), sp.GetRequiredService<ILoggerFactory>()));
         services.AddHostedService<PendingBundleService>();
-        services.AddSingleton(sp =>
-        {
-            var o = sp.GetRequiredService<IOptions<MirrorCaOptions>>().Value;
-            var clientCa = X509CertificateLoader.LoadCertificateFromFile(o.Sync.ClientCaCertificate);
-            var allowed = o.Factories.ToDictionary(f => f.SyncClientSubjectCn, f => f.FactoryId, StringComparer.Ordinal);
-            return new CallerIdentityPolicy(JournalSyncEndpoints.ServiceName, clientCa, allowed, sp.GetRequiredService<TimeProvider>());
-        });
+        services.AddJournalSyncService(
+            sp =>
+            {
+                var o = sp.GetRequiredService<IOptions<MirrorCaOptions>>().Value;
+                var clientCa = X509CertificateLoader.LoadCertificateFromFile(o.Sync.ClientCaCertificate);
+                var allowed = o.Factories.ToDictionary(f => f.SyncClientSubjectCn, f => f.FactoryId, StringComparer.Ordinal);
+                return new CallerIdentityPolicy(JournalSyncEndpoints.ServiceName, clientCa, allowed, sp.GetRequiredService<TimeProvider>());
+            },
+            (sync, sp) => sync.MaxReceiveMessageBytes = sp.GetRequiredService<IOptions<MirrorCaOptions>>().Value.Sync.MaxMessageBytes);
         return services;
     }
 
@@ -71,12 +71,7 @@ public static class MirrorSyncServices
         var o = app.Services.GetRequiredService<IOptions<MirrorCaOptions>>().Value;
         if (SyncEnabled(o))
         {
-            app.MapJournalSync(app.Services.GetRequiredService<SyncApplier>(), app.Services.GetRequiredService<CallerIdentityPolicy>(),
-                new GrpcServerOptions
-                {
-                    MaxReceiveMessageBytes = o.Sync.MaxMessageBytes,
-                    TimeProvider = app.Services.GetRequiredService<TimeProvider>(),
-                });
+            app.MapJournalSync();
         }
 
         return app;

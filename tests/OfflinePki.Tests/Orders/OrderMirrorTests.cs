@@ -10,7 +10,6 @@ using OfflinePki.Orders;
 using OfflinePki.Registry;
 using OfflinePki.Revocation;
 using OfflinePki.Sync;
-using OfflinePki.Sync.Grpc;
 using OfflinePki.Tests.Journal;
 using OfflinePki.Tests.Mirror;
 using OfflinePki.Tests.Sync;
@@ -75,12 +74,12 @@ public class OrderMirrorTests
         registry.AddOrder(mirrorVerifier.Verify(OrderFiles.Sign(Pki, OrderFiles.Json("PO-F2", 7, "F2"))), "test");
 
         var applier = new SyncApplier(registry, Pki.Root) { Orders = registry };
-        await using var host = await GrpcTestHost.StartAsync(Pki, e => e.MapJournalSync(applier, GrpcTestHost.SyncCallers(Pki)));
+        await using var host = await GrpcTestHost.StartSyncAsync(Pki, applier);
         var b = new JournalTestData.Builder();
         var journal = new ReceiptTests.BuilderJournal(b);
         var book = new OrderBook(new ProductionOrderVerifier(Pki.Root, "F1", TimeProvider.System), journal);
         book.LoadFrom(journal);
-        using var grpc = new GrpcClient(host.BaseAddress, Pki.CertWithKey("factory-F1-sync-client"), Pki.Cert("tls-ca"));
+        using var grpc = JournalSyncChannel.Create(host.BaseAddress, Pki.CertWithKey("factory-F1-sync-client"), Pki.Cert("tls-ca"));
         var client = new JournalSyncClient(grpc, journal, journal, new SyncOptions { Timeout = TimeSpan.FromSeconds(10), PushTimeout = TimeSpan.FromSeconds(20) })
         {
             Orders = book,
@@ -184,7 +183,7 @@ public class OrderMirrorTests
         var registry = bed.Registry;
         registry.AddOrder(new ProductionOrderVerifier(Pki.Root, null, TimeProvider.System).Verify(OrderFiles.Sign(Pki, OrderFiles.Json("PO-REAL", 5, "F1"))), "test");
         var applier = new SyncApplier(registry, Pki.Root);
-        await using var host = await GrpcTestHost.StartAsync(Pki, e => e.MapJournalSync(applier, GrpcTestHost.SyncCallers(Pki)));
+        await using var host = await GrpcTestHost.StartSyncAsync(Pki, applier);
         var b = new JournalTestData.Builder();
         var journal = new ReceiptTests.BuilderJournal(b);
 
@@ -204,7 +203,7 @@ public class OrderMirrorTests
             });
         }
 
-        using var grpc = new GrpcClient(host.BaseAddress, Pki.CertWithKey("factory-F1-sync-client"), Pki.Cert("tls-ca"));
+        using var grpc = JournalSyncChannel.Create(host.BaseAddress, Pki.CertWithKey("factory-F1-sync-client"), Pki.Cert("tls-ca"));
         await new JournalSyncClient(grpc, journal, journal, new SyncOptions { Timeout = TimeSpan.FromSeconds(10), PushTimeout = TimeSpan.FromSeconds(20) }).SyncOnceAsync();
 
         var report = registry.ReportOrders(new ProductionOrderVerifier(Pki.Root, null, TimeProvider.System));

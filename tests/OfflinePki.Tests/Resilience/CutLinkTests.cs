@@ -39,10 +39,9 @@ public class CutLinkTests
             m.SignerKey, m.SignerCert, new GenesisParameters("F1", [m.IssuingCa.RawData], new byte[32]), TimeProvider.System, NullLogger.Instance);
 
         using var cutRegistry = new MirrorRegistry(Path.Combine(dir, "cut", "registry.sqlite"), TimeProvider.System);
-        await using var host = await GrpcTestHost.StartAsync(pki, e => e.MapJournalSync(new SyncApplier(cutRegistry, m.Root), GrpcTestHost.SyncCallers(pki)));
+        await using var host = await GrpcTestHost.StartSyncAsync(pki, new SyncApplier(cutRegistry, m.Root));
         await using var proxy = new CuttingProxy(host.Port);
-        using var grpc = new GrpcClient(new Uri($"https://127.0.0.1:{proxy.Port}/"), pki.CertWithKey("factory-F1-sync-client"), pki.Cert("tls-ca"),
-            new GrpcClientOptions { ConnectTimeout = TimeSpan.FromSeconds(5) });
+        using var grpc = new GrpcClient(new Uri($"https://127.0.0.1:{proxy.Port}/"), pki.CertWithKey("factory-F1-sync-client"), pki.Cert("tls-ca"));
         var client = new JournalSyncClient(grpc, writer, writer, new SyncOptions { BatchMaxEntries = 2, Timeout = TimeSpan.FromSeconds(10), PushTimeout = TimeSpan.FromSeconds(20) });
 
         var random = new Random(20261122);
@@ -98,9 +97,9 @@ public class CutLinkTests
 
         // The reference: one uninterrupted sync of the same journal into an empty registry.
         using var refRegistry = new MirrorRegistry(Path.Combine(dir, "ref", "registry.sqlite"), TimeProvider.System);
-        await using (var refHost = await GrpcTestHost.StartAsync(pki, e => e.MapJournalSync(new SyncApplier(refRegistry, m.Root), GrpcTestHost.SyncCallers(pki))))
+        await using (var refHost = await GrpcTestHost.StartSyncAsync(pki, new SyncApplier(refRegistry, m.Root)))
         {
-            using var refGrpc = new GrpcClient(refHost.BaseAddress, pki.CertWithKey("factory-F1-sync-client"), pki.Cert("tls-ca"));
+            using var refGrpc = JournalSyncChannel.Create(refHost.BaseAddress, pki.CertWithKey("factory-F1-sync-client"), pki.Cert("tls-ca"));
             var refResult = await new JournalSyncClient(refGrpc, writer, writer, new SyncOptions()).SyncOnceAsync();
             Assert.That(refResult.AppliedSeq, Is.EqualTo(writer.Head.Seq));
         }

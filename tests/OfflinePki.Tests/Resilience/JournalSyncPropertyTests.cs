@@ -4,7 +4,6 @@ using NUnit.Framework;
 using OfflinePki.Journal;
 using OfflinePki.Journal.V1;
 using OfflinePki.Sync;
-using OfflinePki.Sync.Grpc;
 using OfflinePki.Sync.V1;
 using OfflinePki.Tests.Journal;
 using OfflinePki.Tests.Sync;

@@ -41,9 +41,8 @@ public class TamperCorpusTests
         _sink = new SwitchingSink();
         _alerts = new SwitchingAlerts();
         var applier = new SyncApplier(_sink, JournalTestData.M.Root, new SyncApplierOptions { Alerts = _alerts });
-        _host = await GrpcTestHost.StartAsync(pki, e => e.MapJournalSync(applier, GrpcTestHost.SyncCallers(pki)));
-        _grpc = new GrpcClient(_host.BaseAddress, pki.CertWithKey("factory-F1-sync-client"), pki.Cert("tls-ca"),
-            new GrpcClientOptions { MaxSendMessageBytes = 4 << 20 });
+        _host = await GrpcTestHost.StartSyncAsync(pki, applier);
+        _grpc = new GrpcClient(_host.BaseAddress, pki.CertWithKey("factory-F1-sync-client"), pki.Cert("tls-ca"));
     }
 
     [OneTimeTearDown]
@@ -100,7 +99,7 @@ public class TamperCorpusTests
         var ex = await GrpcAssert.ThrowsAsync(() => Push(c.FirstSeq, c.Stream));
         var fault = Enum.Parse<JournalFault>(expected.Fault);
         Assert.That(ex.Message, Does.Contain($"journal rejected at seq {expected.Seq}: {expected.Fault}"), ex.Message);
-        Assert.That(ex.StatusCode, Is.EqualTo(SyncApplier.StatusFor(fault)), ex.Message);
+        Assert.That(ex.StatusCode, Is.EqualTo(SyncStatusMapping.CodeFor(SyncRejectedException.FaultFor(fault))), ex.Message);
         Assert.That(RegistryDigest.Of(registry.DatabasePath), Is.EqualTo(before), "a rejected push must apply nothing");
         if (expected.Detail is { } detail)
         {

@@ -9,13 +9,16 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Grpc.AspNetCore.Server.Model;
 using OfflinePki.Hosting.Grpc;
+using OfflinePki.Hosting.Sync;
+using OfflinePki.Sync;
 using OfflinePki.Sync.Grpc;
 using OfflinePki.Tests.Support;
 
 namespace OfflinePki.Tests.Sync;
 
-/// <summary>A Kestrel server on 127.0.0.1:0 with the gRPC mTLS listener and caller-mapped endpoints.</summary>
+/// <summary>A Kestrel server on 127.0.0.1:0 with the gRPC mTLS listener (grpc-dotnet) and caller-mapped services.</summary>
 internal sealed class GrpcTestHost : IAsyncDisposable
 {
     private readonly WebApplication _app;
@@ -30,18 +33,36 @@ internal sealed class GrpcTestHost : IAsyncDisposable
 
     public Uri BaseAddress => new($"https://127.0.0.1:{Port}/");
 
-    public static async Task<GrpcTestHost> StartAsync(TestPki pki, Action<IEndpointRouteBuilder> map)
+    public static async Task<GrpcTestHost> StartAsync(TestPki pki, Action<IEndpointRouteBuilder> map, Action<IServiceCollection>? services = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         var serverCert = pki.CertWithKey("mirror-sync-server");
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, l => l.UseGrpcMutualTls(serverCert)));
+        builder.Services.AddGrpc(o => o.EnableDetailedErrors = false).AddServiceOptions<TestGrpcService>(o => o.Interceptors.Add<SyncErrorInterceptor>());
+        builder.Services.AddSingleton<TestGrpcMethods>();
+        builder.Services.AddSingleton<IServiceMethodProvider<TestGrpcService>>(sp => sp.GetRequiredService<TestGrpcMethods>());
+        services?.Invoke(builder.Services);
         var app = builder.Build();
         map(app);
+        if (app.Services.GetRequiredService<TestGrpcMethods>().Any)
+        {
+            app.MapGrpcService<TestGrpcService>();
+        }
+
         await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(20));
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         return new GrpcTestHost(app, new Uri(address).Port);
     }
+
+    /// <summary>A host serving the production JournalSync service (and health) over <paramref name="applier"/>.</summary>
+    public static Task<GrpcTestHost> StartSyncAsync(TestPki pki, SyncApplier applier, CallerIdentityPolicy? callers = null,
+        Action<JournalSyncServiceOptions>? configure = null) =>
+        StartAsync(pki, e => e.MapJournalSync(), s =>
+        {
+            s.AddSingleton(applier);
+            s.AddJournalSyncService(_ => callers ?? SyncCallers(pki), configure is null ? null : (o, _) => configure(o));
+        });
 
     public static CallerIdentityPolicy SyncCallers(TestPki pki) =>
         new("offlinepki.sync.v1.JournalSync", pki.Cert("tls-ca"), new Dictionary<string, string> { ["factory-F1-sync"] = "F1" });

@@ -5,7 +5,6 @@ using OfflinePki.Asn1;
 using OfflinePki.Journal;
 using OfflinePki.Journal.V1;
 using OfflinePki.Sync;
-using OfflinePki.Sync.Grpc;
 using OfflinePki.Sync.V1;
 using OfflinePki.Tests.Journal;
 
@@ -48,11 +47,11 @@ public class SyncApplierTests
         return b;
     }
 
-    private static async Task<GrpcException> Rejected(FakeJournalSink sink, Func<Task> push, GrpcStatusCode code, string contains)
+    private static async Task<SyncRejectedException> Rejected(FakeJournalSink sink, Func<Task> push, SyncFault fault, string contains)
     {
         var before = sink.Snapshot();
-        var ex = await GrpcAssert.ThrowsAsync(push);
-        Assert.That(ex.StatusCode, Is.EqualTo(code), ex.Message);
+        var ex = (await Assert.ThrowsAsync<SyncRejectedException>(() => push()))!;
+        Assert.That(ex.Fault, Is.EqualTo(fault), ex.Message);
         Assert.That(ex.Message, Does.Contain(contains));
         Assert.That(sink.Snapshot(), Is.EqualTo(before), "a rejected push must apply nothing");
         return ex;
@@ -137,21 +136,21 @@ public class SyncApplierTests
         var fresh = b.Entries.Where(e => e.Seq > held).ToList();
 
         // Gap: the first new entry is missing.
-        await Rejected(sink, () => Push(applier, b, held + 1, entries: fresh.Skip(1)), GrpcStatusCode.FailedPrecondition, "Gap");
+        await Rejected(sink, () => Push(applier, b, held + 1, entries: fresh.Skip(1)), SyncFault.Conflict, "Gap");
         // Metadata that starts past the mirror head.
-        await Rejected(sink, () => Push(applier, b, held + 2, entries: fresh.Skip(1)), GrpcStatusCode.FailedPrecondition, "resume from seq " + (held + 1));
+        await Rejected(sink, () => Push(applier, b, held + 2, entries: fresh.Skip(1)), SyncFault.Conflict, "resume from seq " + (held + 1));
 
         // Fork on a held entry: same seq, different (self-consistent) content.
         var forked = b.Entries[1].Clone();
         forked.TimeUnixMicros++;
         forked = JournalTestData.Rehash(forked);
-        await Rejected(sink, () => Push(applier, b, 2, entries: new[] { forked }.Concat(b.Entries.Skip(2))), GrpcStatusCode.FailedPrecondition,
+        await Rejected(sink, () => Push(applier, b, 2, entries: new[] { forked }.Concat(b.Entries.Skip(2))), SyncFault.Conflict,
             "journal rejected at seq 2: Fork");
 
         // Bad hash on a new entry.
         var badHash = fresh[0].Clone();
         badHash.Hash = JournalTestData.Flip(badHash.Hash, 5);
-        await Rejected(sink, () => Push(applier, b, held + 1, entries: new[] { badHash }.Concat(fresh.Skip(1))), GrpcStatusCode.InvalidArgument,
+        await Rejected(sink, () => Push(applier, b, held + 1, entries: new[] { badHash }.Concat(fresh.Skip(1))), SyncFault.InvalidEntry,
             $"journal rejected at seq {held + 1}: BadHash");
 
         // A flipped byte in a certificate's signature, re-hashed by the forger: the chain holds, the CA signature does not.
@@ -161,21 +160,21 @@ public class SyncApplierTests
         tampered.Payload = payload.ToByteString();
         tampered = JournalTestData.Rehash(tampered);
         var resealed = new List<JournalEntry> { fresh[0], tampered };
-        await Rejected(sink, () => Push(applier, b, held + 1, entries: resealed), GrpcStatusCode.InvalidArgument, $"journal rejected at seq {held + 2}: ForeignCertificate");
+        await Rejected(sink, () => Push(applier, b, held + 1, entries: resealed), SyncFault.InvalidEntry, $"journal rejected at seq {held + 2}: ForeignCertificate");
 
         // A checkpoint signed by another key.
         var rogue = new JournalTestData.Builder();
         rogue.AddCertificate("DEV-R");
         var (_, rogueKey) = JournalTestData.M.RootSignedLeaf(withJournalEku: true);
         rogue.AddCheckpoint(rogueKey);
-        await Rejected(sink, () => Push(applier, rogue, 1), GrpcStatusCode.InvalidArgument, "journal rejected at seq 3: BadSignature");
+        await Rejected(sink, () => Push(applier, rogue, 1), SyncFault.InvalidEntry, "journal rejected at seq 3: BadSignature");
 
         // Good entries before the bad one in the same push, even after a verified checkpoint, are not applied either.
         var mixed = Journal(1);
         mixed.AddCertificate("DEV-M");
         var bad = JournalTestData.Flip(mixed.Entries[^1].Hash, 0);
         var mixedEntries = mixed.Entries.Take(mixed.Entries.Count - 1).Append(new JournalEntry(mixed.Entries[^1]) { Hash = bad });
-        await Rejected(sink, () => Push(applier, mixed, 1, entries: mixedEntries), GrpcStatusCode.InvalidArgument, "BadHash");
+        await Rejected(sink, () => Push(applier, mixed, 1, entries: mixedEntries), SyncFault.InvalidEntry, "BadHash");
 
         // Then the honest push still applies.
         var ok = await Push(applier, b, held + 1);
@@ -190,21 +189,21 @@ public class SyncApplierTests
         var b = Journal(1);
         var f2 = new CallerIdentity("factory-F2-sync", "F2");
 
-        await Rejected(sink, () => Push(applier, b, 1, caller: f2), GrpcStatusCode.PermissionDenied, "client factory-F2-sync may not push journal of factory F1");
+        await Rejected(sink, () => Push(applier, b, 1, caller: f2), SyncFault.PermissionDenied, "client factory-F2-sync may not push journal of factory F1");
 
         // The metadata claims F1 but the genesis is F2's: the genesis is what counts.
         var foreign = new JournalTestData.Builder(factoryId: "F2");
         foreign.AddCheckpoint();
-        await Rejected(sink, () => Push(applier, foreign, 1), GrpcStatusCode.PermissionDenied, "client factory-F1-sync may not push journal of factory F2");
+        await Rejected(sink, () => Push(applier, foreign, 1), SyncFault.PermissionDenied, "client factory-F1-sync may not push journal of factory F2");
 
-        await Rejected(sink, () => applier.ApplyAsync(F1, OnlyEntries(b)), GrpcStatusCode.InvalidArgument, "first PushRequest must carry metadata");
-        await Rejected(sink, () => Push(applier, b, 2), GrpcStatusCode.FailedPrecondition, "push it from seq 1");
+        await Rejected(sink, () => applier.ApplyAsync(F1, OnlyEntries(b)), SyncFault.InvalidRequest, "first PushRequest must carry metadata");
+        await Rejected(sink, () => Push(applier, b, 2), SyncFault.Conflict, "push it from seq 1");
 
         await Push(applier, b, 1);
-        var ex = Assert.Throws<GrpcException>(() => applier.GetHead(new GetHeadRequest { JournalId = ByteString.CopyFrom(b.JournalId), FactoryId = "F1" }, f2))!;
-        Assert.That(ex.StatusCode, Is.EqualTo(GrpcStatusCode.PermissionDenied));
-        var bad = Assert.Throws<GrpcException>(() => applier.GetHead(new GetHeadRequest { JournalId = ByteString.CopyFrom(new byte[3]), FactoryId = "F1" }, F1))!;
-        Assert.That(bad.StatusCode, Is.EqualTo(GrpcStatusCode.InvalidArgument));
+        var ex = Assert.Throws<SyncRejectedException>(() => applier.GetHead(new GetHeadRequest { JournalId = ByteString.CopyFrom(b.JournalId), FactoryId = "F1" }, f2))!;
+        Assert.That(ex.Fault, Is.EqualTo(SyncFault.PermissionDenied));
+        var bad = Assert.Throws<SyncRejectedException>(() => applier.GetHead(new GetHeadRequest { JournalId = ByteString.CopyFrom(new byte[3]), FactoryId = "F1" }, F1))!;
+        Assert.That(bad.Fault, Is.EqualTo(SyncFault.InvalidRequest));
 
         static async IAsyncEnumerable<PushRequest> OnlyEntries(JournalTestData.Builder b)
         {

@@ -4,14 +4,13 @@ using OfflinePki.Hosting.Sync;
 using OfflinePki.Journal;
 using OfflinePki.Journal.V1;
 using OfflinePki.Sync;
-using OfflinePki.Sync.Grpc;
 using OfflinePki.Sync.V1;
 using OfflinePki.Tests.Journal;
 using OfflinePki.Tests.Support;
 
 namespace OfflinePki.Tests.Sync;
 
-/// <summary>JournalSyncClient → GrpcClient → Kestrel (mTLS) → MapJournalSync → SyncApplier → fake sink; and python3-grpcio GetHead.</summary>
+/// <summary>JournalSyncClient → Grpc.Net.Client → Kestrel (mTLS) → grpc-dotnet JournalSyncService → SyncApplier → fake sink; and python3-grpcio GetHead.</summary>
 [NonParallelizable]
 public class SyncEndToEndTests
 {
@@ -37,7 +36,7 @@ public class SyncEndToEndTests
         var sink = new FakeJournalSink();
         var applier = new SyncApplier(sink, JournalTestData.M.Root);
         var callers = GrpcTestHost.SyncCallers(Pki);
-        await using var host = await GrpcTestHost.StartAsync(Pki, e => e.MapJournalSync(applier, callers));
+        await using var host = await GrpcTestHost.StartSyncAsync(Pki, applier, callers);
 
         var b = new JournalTestData.Builder();
         for (int i = 0; i < 10; i++)
@@ -46,7 +45,7 @@ public class SyncEndToEndTests
         }
 
         var journal = new BuilderJournal(b);
-        using var grpc = new GrpcClient(host.BaseAddress, Pki.CertWithKey("factory-F1-sync-client"), Pki.Cert("tls-ca"));
+        using var grpc = JournalSyncChannel.Create(host.BaseAddress, Pki.CertWithKey("factory-F1-sync-client"), Pki.Cert("tls-ca"));
         var client = new JournalSyncClient(grpc, journal, journal, Options);
 
         var first = await client.SyncOnceAsync();
@@ -101,11 +100,11 @@ public class SyncEndToEndTests
     {
         var sink = new FakeJournalSink();
         var applier = new SyncApplier(sink, JournalTestData.M.Root);
-        await using var host = await GrpcTestHost.StartAsync(Pki, e => e.MapJournalSync(applier, GrpcTestHost.SyncCallers(Pki)));
+        await using var host = await GrpcTestHost.StartSyncAsync(Pki, applier);
         var b = new JournalTestData.Builder();
         b.AddCertificate("FORK-1");
         var journal = new BuilderJournal(b);
-        using var grpc = new GrpcClient(host.BaseAddress, Pki.CertWithKey("factory-F1-sync-client"), Pki.Cert("tls-ca"));
+        using var grpc = JournalSyncChannel.Create(host.BaseAddress, Pki.CertWithKey("factory-F1-sync-client"), Pki.Cert("tls-ca"));
         var client = new JournalSyncClient(grpc, journal, journal, Options);
         var synced = await client.SyncOnceAsync();
 
@@ -126,7 +125,7 @@ public class SyncEndToEndTests
     {
         var sink = new FakeJournalSink();
         var applier = new SyncApplier(sink, JournalTestData.M.Root);
-        await using var host = await GrpcTestHost.StartAsync(Pki, e => e.MapJournalSync(applier, GrpcTestHost.SyncCallers(Pki)));
+        await using var host = await GrpcTestHost.StartSyncAsync(Pki, applier);
         var b = new JournalTestData.Builder();
         for (int i = 0; i < 5000; i++)
         {
@@ -134,7 +133,7 @@ public class SyncEndToEndTests
         }
 
         var journal = new BuilderJournal(b);
-        using var grpc = new GrpcClient(host.BaseAddress, Pki.CertWithKey("factory-F1-sync-client"), Pki.Cert("tls-ca"));
+        using var grpc = JournalSyncChannel.Create(host.BaseAddress, Pki.CertWithKey("factory-F1-sync-client"), Pki.Cert("tls-ca"));
         var options = new SyncOptions { Interval = TimeSpan.FromHours(1), BatchMaxEntries = 512, BatchMaxBytes = 16 * 1024 };
         var client = new JournalSyncClient(grpc, journal, journal, options);
         using var worker = new JournalSyncWorker(client, Microsoft.Extensions.Options.Options.Create(options), TimeProvider.System,
@@ -260,11 +259,11 @@ public class SyncWithJournalWriterTests
     {
         var pki = TestPki.Default;
         var applier = new SyncApplier(sink, JournalTestData.M.Root);
-        var host = await GrpcTestHost.StartAsync(pki, e => e.MapJournalSync(applier, GrpcTestHost.SyncCallers(pki)));
-        return new MirrorEndpoint(host, new GrpcClient(host.BaseAddress, pki.CertWithKey("factory-F1-sync-client"), pki.Cert("tls-ca")));
+        var host = await GrpcTestHost.StartSyncAsync(pki, applier);
+        return new MirrorEndpoint(host, JournalSyncChannel.Create(host.BaseAddress, pki.CertWithKey("factory-F1-sync-client"), pki.Cert("tls-ca")));
     }
 
-    private sealed record MirrorEndpoint(GrpcTestHost Host, GrpcClient Grpc) : IAsyncDisposable
+    private sealed record MirrorEndpoint(GrpcTestHost Host, Grpc.Net.Client.GrpcChannel Grpc) : IAsyncDisposable
     {
         public async ValueTask DisposeAsync()
         {

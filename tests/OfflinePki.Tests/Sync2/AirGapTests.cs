@@ -6,7 +6,6 @@ using OfflinePki.FactoryCa;
 using OfflinePki.Journal;
 using OfflinePki.MirrorCa;
 using OfflinePki.Sync;
-using OfflinePki.Sync.Grpc;
 using OfflinePki.Tests.Support;
 
 namespace OfflinePki.Tests.Sync2;
@@ -129,7 +128,7 @@ public class AirGapTests
         await mirror.StartAsync();
         string url = mirror.Urls.Single(u => u.StartsWith("https://", StringComparison.Ordinal)).Replace("127.0.0.1", "localhost", StringComparison.Ordinal);
         var journal = _factory.Services.GetRequiredService<JournalWriter>();
-        using var grpc = new GrpcClient(new Uri(url), _pki.CertWithKey("factory-F1-sync-client"), _pki.Cert("tls-ca"));
+        using var grpc = JournalSyncChannel.Create(new Uri(url), _pki.CertWithKey("factory-F1-sync-client"), _pki.Cert("tls-ca"));
         var net = await new JournalSyncClient(grpc, journal, journal, new SyncOptions()).SyncOnceAsync();
         Assert.That(net.AppliedSeq, Is.EqualTo(cLast), "nothing was journaled after the last export");
         await mirror.StopAsync();

@@ -137,9 +137,9 @@ public class ManyFactoriesTests
         var f1Journal = _f1.Services.GetRequiredService<JournalWriter>();
         using var f2Grpc = new GrpcClient(new Uri(_mirrorSync), _pki.CertWithKey("factory-F2-sync-client"), _pki.Cert("tls-ca"));
         var stolen = new JournalSyncClient(f2Grpc, f1Journal, f1Journal, new SyncOptions());
-        var denied = await Assert.ThrowsAsync<GrpcException>(() => stolen.SyncOnceAsync());
+        var denied = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => stolen.SyncOnceAsync());
         Assert.That(denied!.StatusCode, Is.EqualTo(GrpcStatusCode.PermissionDenied));
-        Assert.That(denied.Message, Does.Contain("may not push journal of factory F1"));
+        Assert.That(denied.Status.Detail, Does.Contain("may not push journal of factory F1"));
 
         var before = registry.GetSummary();
         var batch = new EntryBatch();

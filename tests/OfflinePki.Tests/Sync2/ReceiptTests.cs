@@ -7,7 +7,6 @@ using OfflinePki.Journal;
 using OfflinePki.Journal.V1;
 using OfflinePki.Keys;
 using OfflinePki.Sync;
-using OfflinePki.Sync.Grpc;
 using OfflinePki.Sync.V1;
 using OfflinePki.Tests.Journal;
 using OfflinePki.Tests.Sync;
@@ -58,7 +57,7 @@ public class ReceiptTests
     {
         var sink = new FakeJournalSink();
         var applier = new SyncApplier(sink, JournalTestData.M.Root) { ReceiptSigner = Signer() };
-        await using var host = await GrpcTestHost.StartAsync(Pki, e => e.MapJournalSync(applier, GrpcTestHost.SyncCallers(Pki)));
+        await using var host = await GrpcTestHost.StartSyncAsync(Pki, applier);
         var b = new JournalTestData.Builder();
         for (int i = 0; i < 7; i++)
         {
@@ -68,7 +67,7 @@ public class ReceiptTests
         var journal = new BuilderJournal(b);
         string path = Path.Combine(_dir, MirrorReceiptStore.FileName);
         var store = new MirrorReceiptStore(path);
-        using var grpc = new GrpcClient(host.BaseAddress, Pki.CertWithKey("factory-F1-sync-client"), Pki.Cert("tls-ca"));
+        using var grpc = JournalSyncChannel.Create(host.BaseAddress, Pki.CertWithKey("factory-F1-sync-client"), Pki.Cert("tls-ca"));
         var client = new JournalSyncClient(grpc, journal, journal, Options) { Receipts = new MirrorReceiptBook(new MirrorReceiptVerifier(Pki.Root), store, journal) };
         var gate = new DivergenceGate(journal, store, new DivergenceOptions { MaxUnconfirmedEntries = 5, Mode = DivergenceMode.StopTheLine }, TimeProvider.System);
 

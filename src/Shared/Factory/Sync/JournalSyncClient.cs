@@ -1,10 +1,15 @@
+using System.Net;
+using System.Net.Security;
 using System.Runtime.CompilerServices;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using OfflinePki.Journal;
 using OfflinePki.Journal.V1;
-using OfflinePki.Sync.Grpc;
 using OfflinePki.Sync.V1;
 
 namespace OfflinePki.Sync;
@@ -41,7 +46,7 @@ public sealed class JournalSyncClient
     /// <summary>Method path of PushEntries.</summary>
     public const string PushEntriesPath = "/offlinepki.sync.v1.JournalSync/PushEntries";
 
-    private readonly GrpcClient _client;
+    private readonly JournalSync.JournalSyncClient _client;
     private readonly IJournalReader _reader;
     private readonly IJournalAppender _appender;
     private readonly SyncOptions _options;
@@ -51,21 +56,21 @@ public sealed class JournalSyncClient
     private Genesis? _genesis;
 
     /// <summary>Creates the sync client.</summary>
-    /// <param name="client">The gRPC client to the mirror (mTLS).</param>
+    /// <param name="channel">The gRPC channel to the mirror (mTLS, see <see cref="JournalSyncChannel.Create(Uri, X509Certificate2, X509Certificate2, TimeProvider?)"/>); not disposed by this client.</param>
     /// <param name="reader">Reads our journal.</param>
     /// <param name="appender">Writes the checkpoint that ends each push.</param>
     /// <param name="options">Batch sizes and deadlines.</param>
     /// <param name="timeProvider">Clock for durations; <see cref="TimeProvider.System"/> when null.</param>
     /// <param name="logger">Logger; fork alerts are logged at Critical.</param>
     /// <exception cref="ArgumentNullException">A required argument is null.</exception>
-    public JournalSyncClient(GrpcClient client, IJournalReader reader, IJournalAppender appender, SyncOptions options,
+    public JournalSyncClient(ChannelBase channel, IJournalReader reader, IJournalAppender appender, SyncOptions options,
         TimeProvider? timeProvider = null, ILogger<JournalSyncClient>? logger = null)
     {
-        ArgumentNullException.ThrowIfNull(client);
+        ArgumentNullException.ThrowIfNull(channel);
         ArgumentNullException.ThrowIfNull(reader);
         ArgumentNullException.ThrowIfNull(appender);
         ArgumentNullException.ThrowIfNull(options);
-        _client = client;
+        _client = new JournalSync.JournalSyncClient(channel);
         _reader = reader;
         _appender = appender;
         _options = options;
@@ -95,7 +100,10 @@ public sealed class JournalSyncClient
     /// </summary>
     /// <param name="cancellationToken">Cancels the sync; the mirror then applies nothing of the interrupted push.</param>
     /// <returns>The mirror head after the sync.</returns>
-    /// <exception cref="GrpcException">The mirror refused the push or could not be reached (status says which).</exception>
+    /// <exception cref="RpcException">The mirror refused the push or could not be reached (<see cref="RpcException.StatusCode"/> says which,
+    /// <see cref="Status.Detail"/> why): e.g. FAILED_PRECONDITION for a gap or fork the mirror found, PERMISSION_DENIED for another
+    /// factory's journal, UNAVAILABLE when the mirror cannot be reached, DEADLINE_EXCEEDED after <see cref="SyncOptions.Timeout"/> or
+    /// <see cref="SyncOptions.PushTimeout"/>, CANCELLED when <paramref name="cancellationToken"/> fires during a call.</exception>
     /// <exception cref="JournalSyncException">The mirror's journal diverges from ours (fork), or the mirror answered inconsistently.</exception>
     /// <exception cref="JournalUnavailableException">Our journal cannot write the checkpoint or be read.</exception>
     public async Task<SyncResult> SyncOnceAsync(CancellationToken cancellationToken = default)
@@ -122,8 +130,8 @@ public sealed class JournalSyncClient
             ? head.Seq
             : (await _appender.CheckpointAsync(cancellationToken).ConfigureAwait(false)).Seq;
         var genesis = Genesis();
-        var mirror = await _client.UnaryAsync<GetHeadRequest, GetHeadResponse>(GetHeadPath,
-            new GetHeadRequest { JournalId = genesis.JournalId, FactoryId = genesis.FactoryId }, _options.Timeout, cancellationToken).ConfigureAwait(false);
+        var mirror = await _client.GetHeadAsync(new GetHeadRequest { JournalId = genesis.JournalId, FactoryId = genesis.FactoryId },
+            deadline: Deadline(_options.Timeout), cancellationToken: cancellationToken).ConfigureAwait(false);
 
         await DeliverOrdersAsync(mirror.Orders, cancellationToken).ConfigureAwait(false);
         ulong mirrorSeq = mirror.Known ? mirror.Seq : 0;
@@ -155,8 +163,7 @@ public sealed class JournalSyncClient
         while (from < target)
         {
             var pushed = new Counter();
-            var response = await _client.ClientStreamingAsync<PushRequest, PushResponse>(PushEntriesPath,
-                Stream(genesis, from + 1, target, pushed, cancellationToken), _options.PushTimeout, cancellationToken).ConfigureAwait(false);
+            var response = await PushAsync(Stream(genesis, from + 1, target, pushed, cancellationToken), cancellationToken).ConfigureAwait(false);
 
             if (response.AppliedSeq < from || response.AppliedSeq > target)
             {
@@ -188,6 +195,34 @@ public sealed class JournalSyncClient
             result.EntriesPushed, mirrorSeq + 1, target, result.EntriesApplied, result.AppliedSeq, (long)result.Duration.TotalMilliseconds);
         return result;
     }
+
+    /// <summary>
+    /// One PushEntries call: writes the requests as they are read (one flush per message, never buffered whole), then
+    /// half-closes. When the mirror ends the call early (a rejection), the write fails and the mirror's status is thrown.
+    /// </summary>
+    private async Task<PushResponse> PushAsync(IAsyncEnumerable<PushRequest> requests, CancellationToken cancellationToken)
+    {
+        using var call = _client.PushEntries(deadline: Deadline(_options.PushTimeout), cancellationToken: cancellationToken);
+        try
+        {
+            await foreach (var request in requests.WithCancellation(cancellationToken).ConfigureAwait(false))
+            {
+                await call.RequestStream.WriteAsync(request, cancellationToken).ConfigureAwait(false);
+            }
+
+            await call.RequestStream.CompleteAsync().ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is RpcException || (ex is InvalidOperationException && call.ResponseAsync.IsCompleted))
+        {
+            // The call ended while we were writing: the mirror refused the push, or the deadline, cancellation or the link
+            // ended it. The call's status, not the failed write, is the error.
+            return await call.ResponseAsync.ConfigureAwait(false);
+        }
+
+        return await call.ResponseAsync.ConfigureAwait(false);
+    }
+
+    private DateTime Deadline(TimeSpan timeout) => (_time.GetUtcNow() + timeout).UtcDateTime;
 
     private async IAsyncEnumerable<PushRequest> Stream(Genesis genesis, ulong first, ulong last, Counter pushed,
         [EnumeratorCancellation] CancellationToken cancellationToken)
@@ -297,5 +332,152 @@ public sealed class JournalSyncClient
     private sealed class Counter
     {
         public ulong Value;
+    }
+}
+
+/// <summary>
+/// The factory's gRPC channel to the mirror: HTTP/2 over TLS 1.2/1.3 (ALPN h2) with our client certificate, and a server
+/// certificate check that requires the host name to match and the chain to end at one private trust anchor.
+/// </summary>
+public static class JournalSyncChannel
+{
+    /// <summary>Largest message sent or accepted, in bytes (4 MiB, as grpc-core's default receive limit).</summary>
+    public const int DefaultMaxMessageBytes = 4 * 1024 * 1024;
+
+    private static readonly Oid ServerAuth = new("1.3.6.1.5.5.7.3.1");
+
+    /// <summary>Creates a channel that dials <paramref name="mirrorUrl"/> over mutual TLS. Dispose it to close the connection.</summary>
+    /// <param name="mirrorUrl">"https://host:port/" of the mirror; the host is checked against the server certificate's SAN.</param>
+    /// <param name="clientCertificate">Our TLS client certificate, with its private key (clientAuth EKU).</param>
+    /// <param name="serverTrustAnchor">The only root trusted for the server certificate (the TLS CA); the system store is not used.</param>
+    /// <param name="timeProvider">Clock for certificate validity; <see cref="TimeProvider.System"/> when null.</param>
+    /// <returns>The channel; it owns its handler.</returns>
+    /// <exception cref="ArgumentNullException">An argument is null.</exception>
+    /// <exception cref="ArgumentException"><paramref name="mirrorUrl"/> is not https, or the client certificate has no private key.</exception>
+    public static GrpcChannel Create(Uri mirrorUrl, X509Certificate2 clientCertificate, X509Certificate2 serverTrustAnchor, TimeProvider? timeProvider = null) =>
+        Create(mirrorUrl, CreateTlsHandler(mirrorUrl, clientCertificate, serverTrustAnchor, timeProvider ?? TimeProvider.System));
+
+    /// <summary>Creates a channel over a handler from <see cref="CreateTlsHandler"/> (e.g. after choosing the client key per connection).</summary>
+    /// <param name="mirrorUrl">"https://host:port/" of the mirror.</param>
+    /// <param name="handler">The HTTP/2 handler; the channel disposes it.</param>
+    /// <param name="maxMessageBytes">Largest message sent or accepted, in bytes; larger fails with RESOURCE_EXHAUSTED.</param>
+    /// <returns>The channel.</returns>
+    /// <exception cref="ArgumentNullException">An argument is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="maxMessageBytes"/> is not positive.</exception>
+    public static GrpcChannel Create(Uri mirrorUrl, HttpMessageHandler handler, int maxMessageBytes = DefaultMaxMessageBytes)
+    {
+        ArgumentNullException.ThrowIfNull(mirrorUrl);
+        ArgumentNullException.ThrowIfNull(handler);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxMessageBytes);
+        return GrpcChannel.ForAddress(mirrorUrl, new GrpcChannelOptions
+        {
+            HttpHandler = new TlsFailureHandler(handler, mirrorUrl),
+            DisposeHttpClient = true,
+            MaxSendMessageSize = maxMessageBytes,
+            MaxReceiveMessageSize = maxMessageBytes,
+        });
+    }
+
+    /// <summary>
+    /// Reports a failed TLS handshake (an untrusted or misnamed server certificate) as a connection failure, so the call ends
+    /// UNAVAILABLE (grpc-dotnet maps I/O failures there; an authentication failure alone would be INTERNAL), with what to check.
+    /// </summary>
+    private sealed class TlsFailureHandler(HttpMessageHandler inner, Uri mirrorUrl) : DelegatingHandler(inner)
+    {
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            try
+            {
+                return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+            }
+            catch (HttpRequestException ex) when (ex.InnerException is System.Security.Authentication.AuthenticationException auth)
+            {
+                throw new HttpRequestException(HttpRequestError.SecureConnectionError,
+                    $"TLS handshake with {mirrorUrl.Authority} failed ({auth.Message}): its certificate must chain to the configured trust anchor and name that host",
+                    new IOException(auth.Message, auth));
+            }
+        }
+    }
+
+    /// <summary>
+    /// The TLS handler of the channel: HTTP/2 over TLS 1.2/1.3, our client certificate, no proxy, no decompression, and
+    /// <see cref="ValidateServerCertificate"/> against <paramref name="serverTrustAnchor"/>.
+    /// </summary>
+    /// <param name="mirrorUrl">"https://host:port/" of the mirror.</param>
+    /// <param name="clientCertificate">Our TLS client certificate, with its private key.</param>
+    /// <param name="serverTrustAnchor">The only root trusted for the server certificate.</param>
+    /// <param name="timeProvider">Clock for certificate validity.</param>
+    /// <returns>The handler.</returns>
+    /// <exception cref="ArgumentNullException">An argument is null.</exception>
+    /// <exception cref="ArgumentException">Not https, or the client certificate has no private key.</exception>
+    public static SocketsHttpHandler CreateTlsHandler(Uri mirrorUrl, X509Certificate2 clientCertificate, X509Certificate2 serverTrustAnchor, TimeProvider timeProvider)
+    {
+        ArgumentNullException.ThrowIfNull(mirrorUrl);
+        ArgumentNullException.ThrowIfNull(clientCertificate);
+        ArgumentNullException.ThrowIfNull(serverTrustAnchor);
+        ArgumentNullException.ThrowIfNull(timeProvider);
+        if (mirrorUrl.Scheme != Uri.UriSchemeHttps)
+        {
+            throw new ArgumentException($"The mirror URL must be https (got {mirrorUrl.Scheme}).", nameof(mirrorUrl));
+        }
+
+        if (!clientCertificate.HasPrivateKey)
+        {
+            throw new ArgumentException($"The client certificate {clientCertificate.Subject} has no private key.", nameof(clientCertificate));
+        }
+
+        return new SocketsHttpHandler
+        {
+            ConnectTimeout = TimeSpan.FromSeconds(10),
+            EnableMultipleHttp2Connections = false,
+            PooledConnectionIdleTimeout = TimeSpan.FromMinutes(2),
+            AutomaticDecompression = DecompressionMethods.None,
+            UseProxy = false,
+            SslOptions = new SslClientAuthenticationOptions
+            {
+                ClientCertificates = [clientCertificate],
+                EnabledSslProtocols = System.Security.Authentication.SslProtocols.Tls12 | System.Security.Authentication.SslProtocols.Tls13,
+                CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
+                RemoteCertificateValidationCallback = (_, cert, presented, errors) =>
+                    ValidateServerCertificate(cert, presented, errors, serverTrustAnchor, timeProvider),
+            },
+        };
+    }
+
+    /// <summary>
+    /// Validates a server certificate against one trust anchor: the host name must match (no
+    /// RemoteCertificateNameMismatch/NotAvailable), and the chain must build to <paramref name="anchor"/> with
+    /// CustomRootTrust, the serverAuth EKU, at the current time of <paramref name="timeProvider"/>, without fetching
+    /// anything (no AIA downloads, no revocation check).
+    /// </summary>
+    /// <param name="certificate">The presented leaf, or null.</param>
+    /// <param name="presented">The chain the server sent, used only as extra intermediates.</param>
+    /// <param name="errors">What the TLS layer found.</param>
+    /// <param name="anchor">The only trusted root.</param>
+    /// <param name="timeProvider">Clock for validity.</param>
+    /// <returns>True when the server is trusted.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="anchor"/> or <paramref name="timeProvider"/> is null.</exception>
+    public static bool ValidateServerCertificate(X509Certificate? certificate, X509Chain? presented, SslPolicyErrors errors,
+        X509Certificate2 anchor, TimeProvider timeProvider)
+    {
+        ArgumentNullException.ThrowIfNull(anchor);
+        ArgumentNullException.ThrowIfNull(timeProvider);
+        if (certificate is null
+            || (errors & (SslPolicyErrors.RemoteCertificateNameMismatch | SslPolicyErrors.RemoteCertificateNotAvailable)) != 0)
+        {
+            return false;
+        }
+
+        using var leaf = X509CertificateLoader.LoadCertificate(certificate.GetRawCertData());
+        using var chain = PinnedChain.Create(anchor, ServerAuth, timeProvider.GetUtcNow());
+        if (presented is not null)
+        {
+            foreach (var element in presented.ChainElements)
+            {
+                chain.ChainPolicy.ExtraStore.Add(element.Certificate);
+            }
+        }
+
+        return chain.Build(leaf);
     }
 }

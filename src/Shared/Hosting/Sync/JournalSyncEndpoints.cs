@@ -1,38 +1,68 @@
+using Grpc.AspNetCore.Server;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Routing;
-using OfflinePki.Hosting.Grpc;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Options;
 using OfflinePki.Sync;
-using OfflinePki.Sync.Grpc;
-using OfflinePki.Sync.V1;
 
 namespace OfflinePki.Hosting.Sync;
 
-/// <summary>Maps the mirror's offlinepki.sync.v1.JournalSync service onto Kestrel.</summary>
+/// <summary>Registers and maps the mirror's offlinepki.sync.v1.JournalSync service and the standard health service.</summary>
 public static class JournalSyncEndpoints
 {
     /// <summary>The gRPC service name.</summary>
-    public const string ServiceName = "offlinepki.sync.v1.JournalSync";
+    public const string ServiceName = JournalSyncService.ServiceName;
 
     /// <summary>
-    /// Maps <c>/offlinepki.sync.v1.JournalSync/GetHead</c> and <c>/offlinepki.sync.v1.JournalSync/PushEntries</c>.
-    /// Every call is authorised by <paramref name="callers"/> (client CN → factory id) before the applier runs.
+    /// Registers grpc-dotnet, the <see cref="JournalSyncService"/> with its interceptors (<see cref="SyncErrorInterceptor"/>
+    /// first, then <see cref="CallerAuthorizationInterceptor"/> with the policy from <paramref name="callers"/>: client CN →
+    /// factory id), and the standard health service (<c>grpc.health.v1.Health</c>; "" and "offlinepki.sync.v1.JournalSync"
+    /// report SERVING while every registered health check is healthy). Requires a <see cref="SyncApplier"/> in the container.
+    /// </summary>
+    /// <param name="services">The service collection.</param>
+    /// <param name="callers">Builds the policy of allowed sync clients (once, from the root provider).</param>
+    /// <param name="configure">Adjusts the limits; defaults when null (4 MiB messages, 10 min per call).</param>
+    /// <returns><paramref name="services"/>.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="services"/> or <paramref name="callers"/> is null.</exception>
+    public static IServiceCollection AddJournalSyncService(this IServiceCollection services, Func<IServiceProvider, CallerIdentityPolicy> callers,
+        Action<JournalSyncServiceOptions, IServiceProvider>? configure = null)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(callers);
+        var options = services.AddOptions<JournalSyncServiceOptions>();
+        if (configure is not null)
+        {
+            options.Configure<IServiceProvider>(configure);
+        }
+
+        services.AddGrpc(o => o.EnableDetailedErrors = false);
+        services.AddOptions<GrpcServiceOptions<JournalSyncService>>().Configure<IOptions<JournalSyncServiceOptions>, IServiceProvider>((grpc, sync, sp) =>
+        {
+            grpc.MaxReceiveMessageSize = sync.Value.MaxReceiveMessageBytes;
+            grpc.Interceptors.Add<SyncErrorInterceptor>();
+            grpc.Interceptors.Add<CallerAuthorizationInterceptor>(callers(sp));
+        });
+        services.AddGrpcHealthChecks(o =>
+        {
+            o.Services.Map(string.Empty, _ => true);
+            o.Services.Map(ServiceName, _ => true);
+        }).AddCheck("journal-sync", static () => HealthCheckResult.Healthy());
+        return services;
+    }
+
+    /// <summary>
+    /// Maps <c>/offlinepki.sync.v1.JournalSync/GetHead</c>, <c>/offlinepki.sync.v1.JournalSync/PushEntries</c> and the health
+    /// service. Only the sync methods require a client certificate; the health service answers any TLS client.
     /// </summary>
     /// <param name="endpoints">The route builder (the mirror's mTLS listener).</param>
-    /// <param name="applier">The core sync logic.</param>
-    /// <param name="callers">Allowed sync clients; the principal of each is its factory id.</param>
-    /// <param name="options">Transport limits; defaults when null (4 MiB messages).</param>
     /// <returns><paramref name="endpoints"/>.</returns>
-    /// <exception cref="ArgumentNullException">An argument is null.</exception>
-    public static IEndpointRouteBuilder MapJournalSync(this IEndpointRouteBuilder endpoints, SyncApplier applier, CallerIdentityPolicy callers,
-        GrpcServerOptions? options = null)
+    /// <exception cref="ArgumentNullException"><paramref name="endpoints"/> is null.</exception>
+    public static IEndpointRouteBuilder MapJournalSync(this IEndpointRouteBuilder endpoints)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
-        ArgumentNullException.ThrowIfNull(applier);
-        ArgumentNullException.ThrowIfNull(callers);
-        endpoints.MapGrpcUnary(JournalSyncClient.GetHeadPath, GetHeadRequest.Parser, callers,
-            (request, call) => Task.FromResult(applier.GetHead(request, call.Caller)), options);
-        endpoints.MapGrpcClientStreaming(JournalSyncClient.PushEntriesPath, PushRequest.Parser, callers,
-            (requests, call) => applier.ApplyAsync(call.Caller, requests, call.CancellationToken), options);
+        endpoints.MapGrpcService<JournalSyncService>();
+        endpoints.MapGrpcHealthChecksService();
         return endpoints;
     }
 }

@@ -6,7 +6,6 @@ using Microsoft.Extensions.Options;
 using OfflinePki.Journal;
 using OfflinePki.Keys;
 using OfflinePki.Sync;
-using OfflinePki.Sync.Grpc;
 
 namespace OfflinePki.Hosting.Sync;
 
@@ -15,7 +14,7 @@ public static class JournalSyncServiceCollectionExtensions
 {
     /// <summary>
     /// Binds <see cref="SyncOptions"/> from <paramref name="section"/> (validated on start with
-    /// <see cref="SyncOptionsValidator"/>), and registers the mTLS <see cref="GrpcClient"/> to the mirror, the
+    /// <see cref="SyncOptionsValidator"/>), and registers the mTLS gRPC channel to the mirror (<see cref="JournalSyncChannel"/>), the
     /// <see cref="JournalSyncClient"/>, and the <see cref="JournalSyncWorker"/> as a hosted service (also resolvable
     /// to call <see cref="JournalSyncWorker.RequestSync"/>). Requires <see cref="IJournalReader"/> and
     /// <see cref="IJournalAppender"/> to be registered, and <see cref="TimeProvider"/> (System when absent). When a
@@ -39,7 +38,7 @@ public static class JournalSyncServiceCollectionExtensions
                 o.ClientCertificatePath, o.EffectiveClientKey, time);
             sp.GetService<KeyHealthBoard>()?.Track(string.IsNullOrWhiteSpace(o.ClientKeyPath) ? "Sync:ClientKey" : "Sync:ClientKeyPath", clientTls, o.EffectiveClientKey);
             var anchor = X509CertificateLoader.LoadCertificateFromFile(o.ServerTrustAnchorPath);
-            var handler = GrpcClient.CreateTlsHandler(new Uri(o.MirrorUrl), clientTls.Current, anchor, new GrpcClientOptions(), time);
+            var handler = JournalSyncChannel.CreateTlsHandler(new Uri(o.MirrorUrl), clientTls.Current, anchor, time);
             if (clientTls.IsPkcs11)
             {
                 // Per connection, so the key is probed and reopened after a failure (ops/HSM.md); no TLS resumption, so no
@@ -48,8 +47,8 @@ public static class JournalSyncServiceCollectionExtensions
                 handler.SslOptions.AllowTlsResume = false;
             }
 
-            var grpc = new GrpcClient(new Uri(o.MirrorUrl), handler, timeProvider: time);
-            return new JournalSyncClient(grpc, sp.GetRequiredService<IJournalReader>(), sp.GetRequiredService<IJournalAppender>(), o, time,
+            var channel = JournalSyncChannel.Create(new Uri(o.MirrorUrl), handler);
+            return new JournalSyncClient(channel, sp.GetRequiredService<IJournalReader>(), sp.GetRequiredService<IJournalAppender>(), o, time,
                 sp.GetRequiredService<ILogger<JournalSyncClient>>())
             {
                 Receipts = sp.GetService<MirrorReceiptBook>(),

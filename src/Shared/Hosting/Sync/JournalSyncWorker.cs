@@ -1,8 +1,8 @@
+using Grpc.Core;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using OfflinePki.Sync;
-using OfflinePki.Sync.Grpc;
 
 namespace OfflinePki.Hosting.Sync;
 
@@ -101,7 +101,12 @@ public sealed class JournalSyncWorker : BackgroundService
             LastError = ex.Message;
             _logger.LogCritical("journal sync stopped until restart: {Reason}", ex.Message);
         }
-        catch (Exception ex) when (ex is GrpcException or JournalSyncException or OfflinePki.Journal.JournalUnavailableException)
+        catch (RpcException ex)
+        {
+            LastError = $"{ex.StatusCode}: {ex.Status.Detail}";
+            _logger.LogWarning("journal sync failed, retrying in {Interval}: {Reason}", _options.Value.Interval, LastError);
+        }
+        catch (Exception ex) when (ex is JournalSyncException or OfflinePki.Journal.JournalUnavailableException)
         {
             LastError = ex.Message;
             _logger.LogWarning("journal sync failed, retrying in {Interval}: {Reason}", _options.Value.Interval, ex.Message);

@@ -8,7 +8,6 @@ using OfflinePki.Journal;
 using OfflinePki.Journal.V1;
 using OfflinePki.Keys;
 using OfflinePki.Registry;
-using OfflinePki.Sync.Grpc;
 using OfflinePki.Sync.V1;
 
 namespace OfflinePki.Sync;
@@ -135,7 +134,7 @@ public sealed class BundleImporter
         {
             response = await _applier.ApplyAsync(new CallerIdentity("import:" + System.IO.Path.GetFileName(path), h.FactoryId), bundle.AsPushStream(), cancellationToken).ConfigureAwait(false);
         }
-        catch (GrpcException ex)
+        catch (SyncRejectedException ex)
         {
             throw new ExportBundleException($"bundle {path} refused, nothing applied: {ex.Message}", ex);
         }

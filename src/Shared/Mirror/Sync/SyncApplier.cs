@@ -11,7 +11,6 @@ using OfflinePki.Keys;
 using OfflinePki.Journal;
 using OfflinePki.Journal.V1;
 using OfflinePki.Registry;
-using OfflinePki.Sync.Grpc;
 using OfflinePki.Sync.V1;
 
 namespace OfflinePki.Sync;
@@ -97,7 +96,7 @@ public sealed class SyncApplier
 
     /// <summary>The receipt for a head, or null when no <see cref="ReceiptSigner"/> is configured.</summary>
     /// <param name="state">The applied head.</param>
-    /// <exception cref="GrpcException"><see cref="GrpcStatusCode.Unavailable"/>: the receipt key cannot sign (the push itself is applied).</exception>
+    /// <exception cref="SyncRejectedException"><see cref="SyncFault.Unavailable"/>: the receipt key cannot sign (the push itself is applied).</exception>
     public MirrorReceipt? ReceiptFor(JournalState state)
     {
         ArgumentNullException.ThrowIfNull(state);
@@ -113,7 +112,7 @@ public sealed class SyncApplier
         catch (OfflinePki.Keys.SigningKeyUnavailableException ex)
         {
             _logger.LogError("mirror receipt key cannot sign: {Reason}", ex.Message);
-            throw new GrpcException(GrpcStatusCode.Unavailable, "the mirror receipt key cannot sign: " + ex.Message);
+            throw new SyncRejectedException(SyncFault.Unavailable, state.HeadSeq, "the mirror receipt key cannot sign: " + ex.Message, ex);
         }
     }
 
@@ -121,9 +120,10 @@ public sealed class SyncApplier
     /// <param name="request">Journal id (16 bytes) and factory id.</param>
     /// <param name="caller">The authenticated caller; its principal is its factory id.</param>
     /// <returns>known=false if the mirror holds nothing of the journal; else the last applied seq and its hash.</returns>
-    /// <exception cref="GrpcException">
-    /// <see cref="GrpcStatusCode.InvalidArgument"/>: a malformed request;
-    /// <see cref="GrpcStatusCode.PermissionDenied"/>: the caller asks about another factory's journal.
+    /// <exception cref="SyncRejectedException">
+    /// <see cref="SyncFault.InvalidRequest"/>: a malformed request;
+    /// <see cref="SyncFault.PermissionDenied"/>: the caller asks about another factory's journal;
+    /// <see cref="SyncFault.Unavailable"/>: the receipt key cannot sign.
     /// </exception>
     public GetHeadResponse GetHead(GetHeadRequest request, CallerIdentity caller)
     {
@@ -132,7 +132,7 @@ public sealed class SyncApplier
         CheckJournalId(request.JournalId, "journal_id");
         if (string.IsNullOrEmpty(request.FactoryId))
         {
-            throw new GrpcException(GrpcStatusCode.InvalidArgument, "factory_id is required");
+            throw new SyncRejectedException(SyncFault.InvalidRequest, null, "factory_id is required");
         }
 
         CheckFactory(caller, request.FactoryId);
@@ -155,16 +155,18 @@ public sealed class SyncApplier
     /// <param name="stream">The client stream: one <see cref="PushMetadata"/>, then <see cref="EntryBatch"/> messages.</param>
     /// <param name="cancellationToken">The call's cancellation; a cancelled push applies nothing.</param>
     /// <returns>The mirror head after the push and the number of new entries applied (0 for a replay).</returns>
-    /// <exception cref="GrpcException">
-    /// <see cref="GrpcStatusCode.InvalidArgument"/>: no metadata first, malformed fields, or a rejected entry (bad hash,
-    /// bad signature, unknown signer, foreign certificate, malformed, out of range);
-    /// <see cref="GrpcStatusCode.FailedPrecondition"/>: a gap, a fork, a stale checkpoint, another journal, or an unknown
+    /// <exception cref="SyncRejectedException">
+    /// <see cref="SyncFault.InvalidRequest"/>: no metadata first, or malformed fields;
+    /// <see cref="SyncFault.InvalidEntry"/>: a rejected entry (bad hash, bad signature, unknown signer, foreign certificate,
+    /// malformed, out of range);
+    /// <see cref="SyncFault.Conflict"/>: a gap, a fork, a stale checkpoint, another journal, or an unknown
     /// journal not starting at seq 1; a mixed stream (an entry that belongs to another journal the mirror holds, when the
     /// sink is an <see cref="IKnownJournals"/>) is rejected as <see cref="JournalFault.WrongJournal"/> with "mixed stream: seq N
     /// belongs to factory F2's journal …, not factory F1's journal …" and the alert reason "mixed stream";
-    /// <see cref="GrpcStatusCode.PermissionDenied"/>: the journal belongs to another factory than the caller's;
-    /// <see cref="GrpcStatusCode.ResourceExhausted"/>: too many bytes of entries without a checkpoint.
-    /// Whenever an exception is thrown, nothing of the push is applied.
+    /// <see cref="SyncFault.PermissionDenied"/>: the journal belongs to another factory than the caller's;
+    /// <see cref="SyncFault.ResourceExhausted"/>: too many bytes of entries without a checkpoint;
+    /// <see cref="SyncFault.Unavailable"/>: the receipt key cannot sign (raised after the commit: the push is applied).
+    /// Whenever another exception is thrown, nothing of the push is applied.
     /// </exception>
     public async Task<PushResponse> ApplyAsync(CallerIdentity caller, IAsyncEnumerable<PushRequest> stream, CancellationToken cancellationToken = default)
     {
@@ -175,19 +177,19 @@ public sealed class SyncApplier
         {
             if (!await enumerator.MoveNextAsync().ConfigureAwait(false) || enumerator.Current.BodyCase != PushRequest.BodyOneofCase.Metadata)
             {
-                throw new GrpcException(GrpcStatusCode.InvalidArgument, "the first PushRequest must carry metadata (journal_id, factory_id, first_seq)");
+                throw new SyncRejectedException(SyncFault.InvalidRequest, null, "the first PushRequest must carry metadata (journal_id, factory_id, first_seq)");
             }
 
             var meta = enumerator.Current.Metadata;
             CheckJournalId(meta.JournalId, "metadata.journal_id");
             if (string.IsNullOrEmpty(meta.FactoryId))
             {
-                throw new GrpcException(GrpcStatusCode.InvalidArgument, "metadata.factory_id is required");
+                throw new SyncRejectedException(SyncFault.InvalidRequest, null, "metadata.factory_id is required");
             }
 
             if (meta.FirstSeq == 0)
             {
-                throw new GrpcException(GrpcStatusCode.InvalidArgument, "metadata.first_seq must be at least 1");
+                throw new SyncRejectedException(SyncFault.InvalidRequest, null, "metadata.first_seq must be at least 1");
             }
 
             CheckFactory(caller, meta.FactoryId);
@@ -219,13 +221,6 @@ public sealed class SyncApplier
             }
         }
     }
-
-    /// <summary>The gRPC status for a verification fault: FAILED_PRECONDITION for state conflicts, else INVALID_ARGUMENT.</summary>
-    public static GrpcStatusCode StatusFor(JournalFault fault) => fault switch
-    {
-        JournalFault.Gap or JournalFault.Fork or JournalFault.StaleCheckpoint or JournalFault.WrongJournal => GrpcStatusCode.FailedPrecondition,
-        _ => GrpcStatusCode.InvalidArgument,
-    };
 
     /// <summary>A fault in words for alerts: <see cref="JournalFault.BadHash"/> becomes "bad hash".</summary>
     public static string FaultWords(JournalFault fault)
@@ -268,7 +263,7 @@ public sealed class SyncApplier
     {
         if (id.Length != JournalCodec.JournalIdSize)
         {
-            throw new GrpcException(GrpcStatusCode.InvalidArgument, $"{field} must be {JournalCodec.JournalIdSize} bytes, got {id.Length}");
+            throw new SyncRejectedException(SyncFault.InvalidRequest, null, $"{field} must be {JournalCodec.JournalIdSize} bytes, got {id.Length}");
         }
     }
 
@@ -276,7 +271,7 @@ public sealed class SyncApplier
     {
         if (!string.Equals(caller.Principal, factoryId, StringComparison.Ordinal))
         {
-            throw new GrpcException(GrpcStatusCode.PermissionDenied,
+            throw new SyncRejectedException(SyncFault.PermissionDenied, null,
                 $"client {caller.ClientName} may not push journal of factory {factoryId} (it is mapped to factory {caller.Principal})");
         }
     }
@@ -321,7 +316,7 @@ public sealed class SyncApplier
             {
                 if (_meta.FirstSeq != 1)
                 {
-                    throw new GrpcException(GrpcStatusCode.FailedPrecondition,
+                    throw new SyncRejectedException(SyncFault.Conflict, _meta.FirstSeq,
                         $"the mirror holds nothing of journal {_journalKey}; push it from seq 1 (genesis), not {_meta.FirstSeq}");
                 }
             }
@@ -330,7 +325,7 @@ public sealed class SyncApplier
                 CheckFactory(_caller, _state.FactoryId);
                 if (_meta.FirstSeq > _state.HeadSeq + 1)
                 {
-                    throw new GrpcException(GrpcStatusCode.FailedPrecondition,
+                    throw new SyncRejectedException(SyncFault.Conflict, _meta.FirstSeq,
                         $"journal rejected at seq {_meta.FirstSeq}: Gap: the mirror head of journal {_journalKey} is seq {_state.HeadSeq}; resume from seq {_state.HeadSeq + 1}");
                 }
             }
@@ -357,7 +352,7 @@ public sealed class SyncApplier
                         var message = enumerator.Current;
                         if (message.BodyCase != PushRequest.BodyOneofCase.Entries)
                         {
-                            throw new GrpcException(GrpcStatusCode.InvalidArgument, "after the metadata, every PushRequest must carry entries");
+                            throw new SyncRejectedException(SyncFault.InvalidRequest, null, "after the metadata, every PushRequest must carry entries");
                         }
 
                         var entries = message.Entries.Entries;
@@ -397,14 +392,14 @@ public sealed class SyncApplier
                 _owner._logger.LogError("ALERT journal sync rejected: journal {Journal} factory {Factory} client {Client}: {Reason}; nothing of this push was applied",
                     _journalKey, _meta.FactoryId, _caller.ClientName, ex.Message);
                 Alert = new SyncAlert(_owner._options.TimeProvider.GetUtcNow(), _meta.FactoryId, _journalKey, ex.Seq, MixedStream ? "mixed stream" : FaultWords(ex.Fault), ex.Message);
-                throw new GrpcException(StatusFor(ex.Fault), ex.Message, ex);
+                throw new SyncRejectedException(SyncRejectedException.FaultFor(ex.Fault), ex.Seq, ex.Message, ex);
             }
-            catch (GrpcException ex) when (ex.StatusCode is GrpcStatusCode.PermissionDenied or GrpcStatusCode.ResourceExhausted)
+            catch (SyncRejectedException ex) when (ex.Fault is SyncFault.PermissionDenied or SyncFault.ResourceExhausted)
             {
                 _owner._logger.LogError("ALERT journal sync rejected: journal {Journal} factory {Factory} client {Client}: {Reason}; nothing of this push was applied",
                     _journalKey, _meta.FactoryId, _caller.ClientName, ex.Message);
-                Alert = new SyncAlert(_owner._options.TimeProvider.GetUtcNow(), _meta.FactoryId, _journalKey, ex.StatusCode == GrpcStatusCode.PermissionDenied ? null : _expectedSeq - 1,
-                    ex.StatusCode == GrpcStatusCode.PermissionDenied ? "permission denied" : "too many entries without a checkpoint", ex.Message);
+                Alert = new SyncAlert(_owner._options.TimeProvider.GetUtcNow(), _meta.FactoryId, _journalKey, ex.Fault == SyncFault.PermissionDenied ? null : _expectedSeq - 1,
+                    ex.Fault == SyncFault.PermissionDenied ? "permission denied" : "too many entries without a checkpoint", ex.Message);
                 throw;
             }
 
@@ -590,7 +585,7 @@ public sealed class SyncApplier
                 case Genesis g:
                     if (!string.Equals(g.FactoryId, _caller.Principal, StringComparison.Ordinal))
                     {
-                        throw new GrpcException(GrpcStatusCode.PermissionDenied,
+                        throw new SyncRejectedException(SyncFault.PermissionDenied, entry.Seq,
                             $"client {_caller.ClientName} may not push journal of factory {g.FactoryId}");
                     }
 
@@ -620,7 +615,7 @@ public sealed class SyncApplier
             }
             else if (_pendingBytes > _owner._options.MaxUncheckpointedBytes)
             {
-                throw new GrpcException(GrpcStatusCode.ResourceExhausted,
+                throw new SyncRejectedException(SyncFault.ResourceExhausted, entry.Seq,
                     $"more than {_owner._options.MaxUncheckpointedBytes} bytes of entries after seq {_state?.HeadSeq ?? 0} without a checkpoint; the factory must checkpoint more often");
             }
         }

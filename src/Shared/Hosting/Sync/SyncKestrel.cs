@@ -4,15 +4,15 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
 
-namespace OfflinePki.Hosting.Grpc;
+namespace OfflinePki.Hosting.Sync;
 
 /// <summary>Kestrel listener setup for gRPC over mTLS.</summary>
-public static class GrpcKestrel
+public static class SyncKestrel
 {
     /// <summary>
     /// Makes a listener speak HTTP/2 only over TLS 1.2/1.3 with <paramref name="serverCertificate"/>, and ask for a
     /// client certificate (<see cref="ClientCertificateMode.AllowCertificate"/>). The TLS layer accepts any client
-    /// certificate; the application decides, in one place, with a <see cref="OfflinePki.Sync.Grpc.CallerIdentityPolicy"/>, so a
+    /// certificate; the application decides, in one place, with a <see cref="CallerIdentityPolicy"/> (in <see cref="CallerAuthorizationInterceptor"/>), so a
     /// rejected caller gets a gRPC status that says why instead of a failed handshake.
     /// </summary>
     /// <param name="listen">The listener.</param>
@@ -56,8 +56,17 @@ public static class GrpcKestrel
             ClientCertificateMode = ClientCertificateMode.AllowCertificate,
             CheckCertificateRevocation = false,
             ClientCertificateValidation = static (_, _, _) => true,
-            // A PKCS#11 key: no TLS resumption, so .NET does not keep a cached SSL_CTX holding the engine key of before an outage.
-            OnAuthenticate = perHandshake is null ? null : static (_, ssl) => ssl.AllowTlsResume = false,
+            OnAuthenticate = (_, ssl) =>
+            {
+                // The handshake's own chain of the client certificate is built offline: a caller's AIA URL is never dialled
+                // (the decision is the CallerIdentityPolicy's, which also builds offline).
+                ssl.CertificateChainPolicy = new X509ChainPolicy { DisableCertificateDownloads = true, RevocationMode = X509RevocationMode.NoCheck };
+                if (perHandshake is not null)
+                {
+                    // A PKCS#11 key: no TLS resumption, so .NET does not keep a cached SSL_CTX holding the engine key of before an outage.
+                    ssl.AllowTlsResume = false;
+                }
+            },
         });
         return listen;
     }

@@ -2,17 +2,28 @@ using System.Collections.Frozen;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 
-namespace OfflinePki.Sync.Grpc;
+using OfflinePki.Sync;
 
-/// <summary>A caller authenticated by its TLS client certificate and mapped by a <see cref="CallerIdentityPolicy"/>.</summary>
-/// <param name="ClientName">The certificate's subject CN, e.g. "factory-F1-sync".</param>
-/// <param name="Principal">What the policy maps that CN to for this service, e.g. the factory id "F1".</param>
-public sealed record CallerIdentity(string ClientName, string Principal);
+namespace OfflinePki.Hosting.Sync;
+
+/// <summary>A caller was refused by a <see cref="CallerIdentityPolicy"/>. The message says what to do and carries no secrets.</summary>
+public sealed class CallerRejectedException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    /// <param name="noCertificate">True when no client certificate was presented (unauthenticated), false when it was refused.</param>
+    /// <param name="message">Why, and what to do.</param>
+    public CallerRejectedException(bool noCertificate, string message) : base(message) => NoCertificate = noCertificate;
+
+    /// <summary>True: no client certificate (gRPC UNAUTHENTICATED, HTTP 401); false: refused (PERMISSION_DENIED, HTTP 403).</summary>
+    public bool NoCertificate { get; }
+}
 
 /// <summary>
 /// Who may call one service: the one place where an mTLS client certificate becomes a caller identity
 /// (conventions §9). The certificate must chain to the configured client CA (CustomRootTrust, no system store),
-/// carry the clientAuth EKU, be valid now, and its subject CN must be listed for the service.
+/// carry the clientAuth EKU, be valid now, and its subject CN must be listed for the service. The chain is built from
+/// the presented certificate and the client CA only: no AIA fetching (<see cref="X509ChainPolicy.DisableCertificateDownloads"/>),
+/// so a caller cannot make the server dial a URL of its choosing.
 /// </summary>
 public sealed class CallerIdentityPolicy
 {
@@ -54,38 +65,32 @@ public sealed class CallerIdentityPolicy
     /// <summary>Authenticates and authorises a caller.</summary>
     /// <param name="clientCertificate">The certificate the client presented in the TLS handshake, or null.</param>
     /// <returns>The caller's identity.</returns>
-    /// <exception cref="GrpcException">
-    /// <see cref="GrpcStatusCode.Unauthenticated"/>: no client certificate;
-    /// <see cref="GrpcStatusCode.PermissionDenied"/>: it does not chain to the client CA (foreign, expired, no clientAuth EKU)
-    /// or its CN is not allowed for this service.
+    /// <exception cref="CallerRejectedException">
+    /// <see cref="CallerRejectedException.NoCertificate"/> true: no client certificate; false: it does not chain to the client CA
+    /// (foreign, expired, no clientAuth EKU) or its CN is not allowed for this service.
     /// </exception>
     public CallerIdentity Authorize(X509Certificate2? clientCertificate)
     {
         if (clientCertificate is null)
         {
-            throw new GrpcException(GrpcStatusCode.Unauthenticated,
+            throw new CallerRejectedException(true,
                 $"{ServiceName} requires mutual TLS: connect with a client certificate issued by the TLS CA '{_clientCa.Subject}'");
         }
 
         var cn = clientCertificate.GetNameInfo(X509NameType.SimpleName, forIssuer: false);
-        using (var chain = new X509Chain())
+        using (var chain = PinnedChain.Create(_clientCa, ClientAuth, _time.GetUtcNow()))
         {
-            chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-            chain.ChainPolicy.CustomTrustStore.Add(_clientCa);
-            chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-            chain.ChainPolicy.ApplicationPolicy.Add(ClientAuth);
-            chain.ChainPolicy.VerificationTime = _time.GetUtcNow().UtcDateTime;
             if (!chain.Build(clientCertificate))
             {
                 var why = string.Join(", ", chain.ChainStatus.Select(s => s.Status.ToString()).Distinct());
-                throw new GrpcException(GrpcStatusCode.PermissionDenied,
+                throw new CallerRejectedException(false,
                     $"client certificate CN={cn} is not a valid client certificate of the TLS CA '{_clientCa.Subject}' ({why})");
             }
         }
 
         if (string.IsNullOrEmpty(cn) || !_allowed.TryGetValue(cn, out var principal))
         {
-            throw new GrpcException(GrpcStatusCode.PermissionDenied,
+            throw new CallerRejectedException(false,
                 $"client CN={cn} is not allowed to call {ServiceName}; add it to the service's allowed clients");
         }
 
