@@ -77,6 +77,7 @@ internal static class Pkcs11Engine
     public static (SafeEvpPKeyHandle Handle, long Generation) Open(string label, string modulePath, string uri, byte[] pin, bool afterReset)
     {
         _ = afterReset;
+        Pkcs11ModuleClaims.Claim(label, modulePath, Pkcs11ModuleClaims.EngineStack);
         lock (Gate)
         {
             if (_module is not null && !string.Equals(_module, modulePath, StringComparison.Ordinal))
