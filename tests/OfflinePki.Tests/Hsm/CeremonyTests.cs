@@ -8,6 +8,7 @@ namespace OfflinePki.Tests.Hsm;
 /// ops/ceremony/ceremony.sh (the <c>factoryca ceremony</c> verb over Pkcs11Interop) run as an operator would, then checked
 /// with openssl and pkcs11-tool; /proc/*/cmdline is sampled while it runs and holds no PIN.
 /// </summary>
+[System.Runtime.Versioning.SupportedOSPlatform("linux")]
 public class CeremonyTests
 {
     private static readonly Dictionary<string, string> FactoryCa = new() { ["OFFLINEPKI_FACTORYCA"] = Path.Combine(AppContext.BaseDirectory, "FactoryCa.dll") };
@@ -82,6 +83,26 @@ public class CeremonyTests
         var badFactory = Tool.Run("bash", [Path.Combine(TestPki.RepoRoot, "ops/ceremony/ceremony.sh"), work, "--env", "test", "--operator", "x", "--factory", "F/1"], env: FactoryCa);
         Assert.That(badFactory.ExitCode, Is.EqualTo(2));
         Assert.That(badFactory.StdErr, Does.Contain("--factory must be given at least once, each 1-32 of [A-Za-z0-9_-]"));
+    }
+
+    [Test]
+    public void The_token_subverbs_refuse_bad_input_and_an_existing_token()
+    {
+        string dll = FactoryCa["OFFLINEPKI_FACTORYCA"];
+        string pin = SoftHsm.PinFile(SoftHsm.Pin);
+        var env = SoftHsm.Env;
+        var badId = Tool.Run("dotnet", [dll, "ceremony", "generate-key", "--module", SoftHsm.Module, "--token", SoftHsm.FactoryToken, "--pin-file", pin, "--label", "x", "--id", "zz"], env: env);
+        Assert.That(badId.ExitCode, Is.EqualTo(2));
+        Assert.That(badId.StdErr, Does.Contain("--id 'zz' is not hex"));
+        var noPin = Tool.Run("dotnet", [dll, "ceremony", "generate-key", "--module", SoftHsm.Module, "--token", SoftHsm.FactoryToken, "--pin-file", "/nonexistent.pin", "--label", "x", "--id", "01"], env: env);
+        Assert.That(noPin.ExitCode, Is.Not.EqualTo(0));
+        Assert.That(noPin.StdErr, Does.Contain("/nonexistent.pin"));
+        var again = Tool.Run("dotnet", [dll, "ceremony", "init-token", "--module", SoftHsm.Module, "--token", SoftHsm.FactoryToken, "--pin-file", pin, "--so-pin-file", pin], env: env);
+        Assert.That(again.ExitCode, Is.EqualTo(1));
+        Assert.That(again.StdErr, Does.Contain($"a token labelled '{SoftHsm.FactoryToken}' exists already; refusing to initialise it again"));
+        var duplicate = Tool.Run("dotnet", [dll, "ceremony", "generate-key", "--module", SoftHsm.Module, "--token", SoftHsm.FactoryToken, "--pin-file", pin, "--label", "issuing-ca", "--id", "77"], env: env);
+        Assert.That(duplicate.ExitCode, Is.EqualTo(1));
+        Assert.That(duplicate.StdErr, Does.Contain("already holds a private key with that label").And.Not.Contain(SoftHsm.Pin));
     }
 
     /// <summary>Adds the command line of every process now running (NUL-separated arguments joined by spaces).</summary>

@@ -6,8 +6,7 @@ namespace OfflinePki.Keys.Pkcs11;
 
 /// <summary>
 /// What the Pkcs11Interop code shares: the loader fix for Debian's <c>libdl</c>, and the operator's reading of
-/// <c>CKR_*</c> return values (PKCS#11 v2.40 §5.1): which ones mean a refused or locked PIN, and which ones mean the
-/// module, token or session is gone (so the module is re-initialised before the next attempt).
+/// <c>CKR_*</c> return values (PKCS#11 v2.40 §5.1), by code and never by message text.
 /// </summary>
 public static class Pkcs11Errors
 {
@@ -37,12 +36,6 @@ public static class Pkcs11Errors
             // A resolver is already set for the assembly (by the host): keep it.
         }
     }
-
-    /// <summary>True when <paramref name="rv"/> means the session, token, device or module is gone or was reset, so the module must be re-initialised.</summary>
-    public static bool IsLost(CKR rv) => rv is CKR.CKR_SESSION_HANDLE_INVALID or CKR.CKR_SESSION_CLOSED or CKR.CKR_DEVICE_REMOVED
-        or CKR.CKR_DEVICE_ERROR or CKR.CKR_TOKEN_NOT_PRESENT or CKR.CKR_TOKEN_NOT_RECOGNIZED or CKR.CKR_CRYPTOKI_NOT_INITIALIZED
-        or CKR.CKR_GENERAL_ERROR or CKR.CKR_FUNCTION_FAILED or CKR.CKR_USER_NOT_LOGGED_IN or CKR.CKR_OBJECT_HANDLE_INVALID
-        or CKR.CKR_KEY_HANDLE_INVALID or CKR.CKR_SLOT_ID_INVALID or CKR.CKR_DEVICE_MEMORY;
 
     /// <summary>The operator's reading of a failed <c>C_Login</c>, by return value (never by message text).</summary>
     /// <param name="rv">The return value.</param>

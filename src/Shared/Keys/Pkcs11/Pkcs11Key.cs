@@ -114,20 +114,6 @@ public sealed class Pkcs11Key : ISigningKey, IDisposable
         }
     }
 
-    /// <summary>Tries to reopen now if the key is unavailable and the backoff allows it; true if usable.</summary>
-    public bool TryRecover()
-    {
-        try
-        {
-            _ = Current();
-            return true;
-        }
-        catch (SigningKeyUnavailableException)
-        {
-            return false;
-        }
-    }
-
     /// <inheritdoc />
     public void Dispose()
     {
