@@ -50,6 +50,31 @@ public static class Pkcs11ModuleClaims
         }
     }
 
+    /// <summary>
+    /// Startup check of one daemon's configuration: a PKCS#11 module named by a TLS key (engine) and by a signing key
+    /// (Pkcs11Interop) is refused, one error per TLS key, naming both keys.
+    /// </summary>
+    /// <param name="signingKeys">The signing keys (config key and options).</param>
+    /// <param name="tlsKeys">The TLS keys (config key and options).</param>
+    public static IReadOnlyList<string> SharedModuleErrors(IEnumerable<(string ConfigKey, SigningKeyOptions Options)> signingKeys, IEnumerable<(string ConfigKey, SigningKeyOptions Options)> tlsKeys)
+    {
+        ArgumentNullException.ThrowIfNull(signingKeys);
+        ArgumentNullException.ThrowIfNull(tlsKeys);
+        var signing = signingKeys.Where(k => k.Options is { IsPkcs11: true, Module.Length: > 0 }).ToList();
+        var errors = new List<string>();
+        foreach (var (key, options) in tlsKeys.Where(k => k.Options is { IsPkcs11: true, Module.Length: > 0 }))
+        {
+            string id = Canonical(options.Module!);
+            if (signing.FirstOrDefault(s => string.Equals(Canonical(s.Options.Module!), id, StringComparison.Ordinal)) is { ConfigKey: not null } clash)
+            {
+                errors.Add($"{key}:Module: PKCS#11 module '{options.Module}' is also the module of {clash.ConfigKey}; a TLS key (OpenSSL engine) and a signing key "
+                    + "(Pkcs11Interop) must not drive one module in one process: keep TLS keys in files, or give the TLS keys a module path of their own");
+            }
+        }
+
+        return errors;
+    }
+
     /// <summary>The stack holding <paramref name="modulePath"/>, or null.</summary>
     public static string? HolderOf(string modulePath)
     {

@@ -93,6 +93,23 @@ public class Pkcs11InteropTests
         Assert.That(key.Sign(Data), Is.Not.Empty, "the signing key is untouched");
     }
 
+    [Test]
+    public void A_factory_config_with_a_TLS_key_and_a_signing_key_on_one_module_does_not_start()
+    {
+        var ex = Assert.Catch(() =>
+        {
+            using var app = OfflinePki.FactoryCa.FactoryCaApp.Build(TestPki.Default.PathOf("factoryca.json"), null, o =>
+            {
+                o.IssuingCa.Key = new OfflinePki.FactoryCa.KeyOptions { Pkcs11Uri = $"pkcs11:token={SoftHsm.FactoryToken};object=issuing-ca;type=private", Module = SoftHsm.Module, PinFile = SoftHsm.PinFile(SoftHsm.Pin) };
+                o.Est.ServerKey = new TlsKeyOptions { Pkcs11Uri = $"pkcs11:token={SoftHsm.FactoryToken};object=est-tls;type=private", Module = SoftHsm.Module, PinFile = SoftHsm.PinFile(SoftHsm.Pin) };
+            });
+        });
+        var validation = ex as Microsoft.Extensions.Options.OptionsValidationException ?? ex!.InnerException as Microsoft.Extensions.Options.OptionsValidationException;
+        Assert.That(validation, Is.Not.Null, ex!.ToString());
+        Assert.That(validation!.Failures, Has.Some.StartsWith($"FactoryCa:Est:ServerKey:Module: PKCS#11 module '{SoftHsm.Module}' is also the module of FactoryCa:IssuingCa:Key"));
+        Assert.That(Pkcs11ModuleClaims.HolderOf(SoftHsm.Module), Is.Not.EqualTo(Pkcs11ModuleClaims.EngineStack), "nothing was opened through the engine");
+    }
+
     /// <summary>
     /// The real CKR_PIN_LOCKED path, as far as SoftHSM2 allows: SoftHSM2 2.6 keeps no retry counter. C_Login with a wrong
     /// PIN returns CKR_PIN_INCORRECT every time and sets CKF_USER_PIN_COUNT_LOW (cleared by a good login); it never sets
