@@ -7,10 +7,12 @@
 # ceremony (ops/ceremony/ceremony.sh) would for a real site:
 #   factory-FACTORY: issuing-ca, journal-signer, est-server (TLS), sync-client (TLS, mTLS to the mirror)
 #   mirror: issuing-ca-FACTORY (clone), ocsp-FACTORY, mirror-receipt, sync-server (TLS, sync and admin listeners)
-# imports the dev keys with pkcs11-tool, shreds the PEM key files of every key now in a token, and rewrites
+# imports the dev keys through PKCS#11 (`factoryca ceremony import-key`; no PIN on any command line), shreds the PEM key files of every key now in a token, and rewrites
 # factoryca.json / mirrorca.json keys to { Pkcs11Uri, Module, PinFile }. Prints the one line the daemons need:
 #   export SOFTHSM2_CONF=PKIDIR/hsm/softhsm2.conf
-# TLS keys: set OFFLINEPKI_TLS_KEYS_IN_FILES=1 to leave them in PEM files (see docs/hsm.md). Progress goes to stderr.
+# TLS keys stay in PEM files by default (an OpenSSL engine key would need the module a second time in the same process,
+# which the daemons refuse); OFFLINEPKI_TLS_KEYS_IN_TOKEN=1 moves them into the tokens behind a copy of the module
+# (hsm/tls-module/, driven by OpenSSL's pkcs11 engine; see docs/hsm.md). Progress goes to stderr.
 set -euo pipefail
 umask 077
 pki=$(cd "${1:?usage: $0 PKIDIR [FACTORY]}" && pwd); factory=${2:-F1}
@@ -24,18 +26,16 @@ mkdir -p "$hsm/tokens" "$hsm/pins"
 export SOFTHSM2_CONF="$hsm/softhsm2.conf"
 printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$hsm/tokens" > "$SOFTHSM2_CONF"
 
+. "$(dirname "$0")/factoryca-cli.sh"
+# token LABEL: PINs generated into files, the token initialised through PKCS#11 (C_InitToken, C_InitPIN)
 token() {
   openssl rand -hex 12 > "$hsm/pins/$1.pin"; openssl rand -hex 16 > "$hsm/pins/$1.so-pin"
-  softhsm2-util --init-token --free --label "$1" --so-pin "$(cat "$hsm/pins/$1.so-pin")" --pin "$(cat "$hsm/pins/$1.pin")" >/dev/null
+  factoryca ceremony init-token --module "$module" --token "$1" --pin-file "$hsm/pins/$1.pin" --so-pin-file "$hsm/pins/$1.so-pin"
   echo "demo-hsm: token $1" >&2
 }
-# put TOKEN LABEL ID PEMKEY
+# put TOKEN LABEL ID PEMKEY: private (sensitive, not extractable) and public object, same CKA_ID, through PKCS#11
 put() {
-  local pin; pin=$(cat "$hsm/pins/$1.pin")
-  openssl pkey -in "$4" -outform DER -out "$hsm/k.der"; openssl pkey -in "$4" -pubout -outform DER -out "$hsm/p.der"
-  pkcs11-tool --module "$module" --token-label "$1" --login --pin "$pin" --write-object "$hsm/k.der" --type privkey --label "$2" --id "$3" --usage-sign --sensitive >/dev/null
-  pkcs11-tool --module "$module" --token-label "$1" --login --pin "$pin" --write-object "$hsm/p.der" --type pubkey --label "$2" --id "$3" >/dev/null
-  shred -u "$hsm/k.der"; rm -f "$hsm/p.der"
+  factoryca ceremony import-key --module "$module" --token "$1" --pin-file "$hsm/pins/$1.pin" --label "$2" --id "$3" --key "$4"
 }
 token "factory-$factory"; token mirror
 put "factory-$factory" issuing-ca 01 "$pki/issuing-ca-$factory.key"
@@ -43,18 +43,21 @@ put "factory-$factory" journal-signer 02 "$pki/journal-signer-$factory.key"
 put mirror "issuing-ca-$factory" 21 "$pki/issuing-ca-$factory.key"
 put mirror "ocsp-$factory" 31 "$pki/ocsp-$factory.key"
 [ -f "$pki/mirror-receipt.key" ] && put mirror mirror-receipt 10 "$pki/mirror-receipt.key"
-tls=1; [ "${OFFLINEPKI_TLS_KEYS_IN_FILES:-0}" = 1 ] && tls=0
+tls=0; [ "${OFFLINEPKI_TLS_KEYS_IN_TOKEN:-0}" = 1 ] && tls=1
 if [ "$tls" = 1 ]; then
   put "factory-$factory" est-server 03 "$pki/est-server.key"
   put "factory-$factory" sync-client 04 "$pki/factory-$factory-sync-client.key"
   put mirror sync-server 40 "$pki/mirror-sync-server.key"
 fi
 
-/usr/bin/python3 - "$pki" "$factory" "$module" "$hsm" "$tls" <<'PY'
+# The engine TLS keys use a copy of the module: one module is never driven by two stacks in one process.
+tlsmodule="$hsm/tls-module/$(basename "$module")"
+[ "$tls" = 1 ] && { mkdir -p "$hsm/tls-module"; cp "$(readlink -f "$module")" "$tlsmodule"; }
+/usr/bin/python3 - "$pki" "$factory" "$module" "$hsm" "$tls" "$tlsmodule" <<'PY'
 import json, sys
-pki, factory, module, hsm, tls = sys.argv[1:6]
-def key(token, obj):
-    return {"Pkcs11Uri": f"pkcs11:token={token};object={obj};type=private", "Module": module, "PinFile": f"{hsm}/pins/{token}.pin"}
+pki, factory, module, hsm, tls, tlsmodule = sys.argv[1:7]
+def key(token, obj, m=None):
+    return {"Pkcs11Uri": f"pkcs11:token={token};object={obj};type=private", "Module": m or module, "PinFile": f"{hsm}/pins/{token}.pin"}
 def edit(name, fn):
     path = f"{pki}/{name}"
     with open(path) as f: doc = json.load(f)
@@ -65,10 +68,10 @@ def factory_cfg(d):
     s["IssuingCa"]["Key"] = key(f"factory-{factory}", "issuing-ca")
     s["JournalSigner"]["Key"] = key(f"factory-{factory}", "journal-signer")
     if tls == "1":
-        s["Est"]["ServerKey"] = key(f"factory-{factory}", "est-server")
+        s["Est"]["ServerKey"] = key(f"factory-{factory}", "est-server", tlsmodule)
         if "Sync" in s:
             s["Sync"].pop("ClientKeyPath", None)
-            s["Sync"]["ClientKey"] = key(f"factory-{factory}", "sync-client")
+            s["Sync"]["ClientKey"] = key(f"factory-{factory}", "sync-client", tlsmodule)
 def mirror_cfg(d):
     for f in d["MirrorCa"]["Factories"]:
         if f.get("FactoryId") == factory:
@@ -77,7 +80,7 @@ def mirror_cfg(d):
     if tls == "1":
         for section in ("Sync", "Admin"):
             if section in d["MirrorCa"]:
-                d["MirrorCa"][section]["ServerKey"] = key("mirror", "sync-server")
+                d["MirrorCa"][section]["ServerKey"] = key("mirror", "sync-server", tlsmodule)
 edit("factoryca.json", factory_cfg)
 edit("mirrorca.json", mirror_cfg)
 PY

@@ -4,11 +4,11 @@
 #   eval "$(bash ops/device-sim-token.sh DIR TOKEN KEY [KEY ...])"
 #
 # DIR gets softhsm2.conf, tokens/ and TOKEN.pin (0600, random user PIN). The token is created on the first call;
-# each KEY that is not yet there is generated inside the token with `pkcs11-tool --keypairgen --key-type
-# EC:prime256v1` (the private key never exists outside the token). For `device-sim --fault wrong-key-slot`
+# each KEY that is not yet there is generated inside the token with `factoryca ceremony generate-key` (P-256, through
+# PKCS#11; the private key never exists outside the token). For `device-sim --fault wrong-key-slot`
 # generate a second key named KEY-alt. Prints the line the simulator needs:
 #   export SOFTHSM2_CONF=DIR/softhsm2.conf
-# Progress goes to stderr; no PIN is printed or put on a command line other than pkcs11-tool's own.
+# Progress goes to stderr; no PIN is printed or put on any command line (PINs are read from files).
 set -euo pipefail
 umask 077
 [ $# -ge 3 ] || { echo "usage: $0 DIR TOKEN KEY [KEY ...]" >&2; exit 2; }
@@ -21,20 +21,20 @@ mkdir -p "$dir/tokens"
 export SOFTHSM2_CONF="$dir/softhsm2.conf"
 [ -f "$SOFTHSM2_CONF" ] || printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n' "$dir/tokens" > "$SOFTHSM2_CONF"
 pinfile="$dir/$token.pin"
+. "$(dirname "$0")/factoryca-cli.sh"
 if ! softhsm2-util --show-slots 2>/dev/null | grep -q "Label:[[:space:]]*$token[[:space:]]*$"; then
-  openssl rand -hex 12 > "$pinfile"
-  softhsm2-util --init-token --free --label "$token" --so-pin "$(openssl rand -hex 16)" --pin "$(cat "$pinfile")" >/dev/null
+  openssl rand -hex 12 > "$pinfile"; openssl rand -hex 16 > "$dir/$token.so-pin"
+  factoryca ceremony init-token --module "$module" --token "$token" --pin-file "$pinfile" --so-pin-file "$dir/$token.so-pin"
   echo "device-sim-token: token $token in $dir/tokens, PIN in $pinfile" >&2
 fi
-pin=$(cat "$pinfile")
-existing=$(pkcs11-tool --module "$module" --token-label "$token" --login --pin "$pin" --list-objects --type privkey 2>/dev/null | sed -n 's/^[[:space:]]*label:[[:space:]]*//p')
+# Public key objects are readable without a login: no PIN is needed to see which keys exist.
+existing=$(pkcs11-tool --module "$module" --token-label "$token" --list-objects --type pubkey 2>/dev/null | sed -n 's/^[[:space:]]*label:[[:space:]]*//p')
 n=$(printf '%s\n' "$existing" | grep -c . || true)
 for key in "$@"; do
   [[ "$key" =~ ^[A-Za-z0-9._-]{1,64}$ ]] || { echo "KEY '$key' must be 1-64 of [A-Za-z0-9._-]" >&2; exit 2; }
   if printf '%s\n' "$existing" | grep -qx -- "$key"; then continue; fi
   n=$((n + 1))
-  pkcs11-tool --module "$module" --token-label "$token" --login --pin "$pin" \
-    --keypairgen --key-type EC:prime256v1 --label "$key" --id "$(printf '%04x' "$n")" >/dev/null
+  factoryca ceremony generate-key --module "$module" --token "$token" --pin-file "$pinfile" --label "$key" --id "$(printf '%04x' "$n")" --curve P-256
   echo "device-sim-token: key $key (P-256) generated in token $token" >&2
 done
 echo "export SOFTHSM2_CONF='$SOFTHSM2_CONF'"

@@ -52,7 +52,7 @@ public static class HsmBench
         var authority = app.Services.GetRequiredService<IssuingAuthority>();
         var enroll = app.Services.GetRequiredService<IEnrollmentService>();
         var key = authority.SigningKey;
-        Console.WriteLine($"issuing CA key: {key.KeyId} ({key.GetType().Name}, SoftHSM2 via the libp11 engine)");
+        Console.WriteLine($"issuing CA key: {key.KeyId} ({key.GetType().Name}, SoftHSM2 via Pkcs11Interop)");
 
         // CSRs made up front (P-256, as stations send them).
         var bodies = new byte[requests][];
@@ -80,7 +80,7 @@ public static class HsmBench
             }
         })));
 
-        // Rounds: each measures the peers (raw sign through the same engine, 2 threads; CSR verify, 2 threads) and then
+        // Rounds: each measures the peers (raw sign through the same key object, 2 threads; CSR verify, 2 threads) and then
         // end-to-end issuance back to back, so that a slow spell of this shared machine hits both sides of its ratio.
         byte[] tbs = RandomNumberGenerator.GetBytes(400);
         _ = Rate(signs / 4, 2, _ => key.Sign(tbs)); // the sign loop's own warm-up (its sessions and JIT), untimed
@@ -137,7 +137,7 @@ public static class HsmBench
         var mid = results.First(x => x.E2e / x.Limit == median);
         double strictLimit = 1 / (1 / mid.Sign + 1 / rawVerifyRate);
         Console.WriteLine();
-        Console.WriteLine($"raw sign: SoftHSM2 through the libp11 engine, same key, 2 threads; CSR verify: CertificateRequest.LoadSigningRequest, 2 threads");
+        Console.WriteLine($"raw sign: SoftHSM2 through Pkcs11Interop (CKM_ECDSA, session pool), same key, 2 threads; CSR verify: CertificateRequest.LoadSigningRequest, 2 threads");
         Console.WriteLine($"limit = 1/(1/sign + 1/verify); issued: {stations} stations, {perRound} CSRs per round, journal fsync, in-process EnrollAsync");
         Console.WriteLine($"{"median ratio end-to-end / limit (target >= 0.80)",-58} {median,12:F2}");
         Console.WriteLine($"{"stricter peer: openssl speed -multi 2 ecdsap256 verify",-58} {rawVerifyRate,12:F0}");

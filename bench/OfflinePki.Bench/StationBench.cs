@@ -19,7 +19,7 @@ namespace OfflinePki.Bench;
 /// finalize) against simulated devices on loopback TCP, with S stations at once; against the peer measured in the
 /// same run: a bare EST simpleenroll of a pre-made CSR over a fresh mTLS connection per unit (what a station that
 /// checks nothing would cost). Device keys are software P-256 keys here (the secure element's signing time is not
-/// the station's; SoftHSM2 signs at ~17 000/s, see ops/HSM.md).
+/// the station's; SoftHSM2 signs at ~17 000/s, see docs/hsm.md).
 ///
 ///   dotnet run -c Release --project bench/OfflinePki.Bench -- station [--units 500] [--stations 4]
 /// </summary>

@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using OfflinePki.DeviceSimulator;
 using OfflinePki.Keys;
+using OfflinePki.Keys.Pkcs11;
 
 var listen = new Option<string>("--listen") { Description = "TCP address:port to listen on (port 0: any free port; printed on stdout)", DefaultValueFactory = _ => "127.0.0.1:0" };
 var deviceId = new Option<string>("--device-id") { Description = "the device ID (IEEE 802.1AR serial number) printed on its label", Required = true };
@@ -31,7 +32,7 @@ root.SetAction(async (parse, ct) =>
 {
     if (!OperatingSystem.IsLinux())
     {
-        await Console.Error.WriteLineAsync("device-sim: the PKCS#11 key needs OpenSSL's pkcs11 engine (Linux)").ConfigureAwait(false);
+        await Console.Error.WriteLineAsync("device-sim: the PKCS#11 key is supported on Linux only").ConfigureAwait(false);
         return 2;
     }
 
@@ -54,14 +55,14 @@ root.SetAction(async (parse, ct) =>
     string pinPath = parse.GetValue(pinFile)!;
     string modulePath = parse.GetValue(module)!;
     byte[] ReadPin() => System.Text.Encoding.UTF8.GetBytes(File.ReadLines(pinPath).FirstOrDefault()?.TrimEnd('\r') ?? string.Empty);
-    Pkcs11SigningKey? key = null, alt = null;
+    Pkcs11Key? key = null, alt = null;
     try
     {
-        key = new Pkcs11SigningKey("device-sim --key-label", $"pkcs11:token={token};object={keyName};type=private", modulePath, ReadPin);
+        key = new Pkcs11Key("device-sim --key-label", $"pkcs11:token={token};object={keyName};type=private", modulePath, ReadPin);
         if (faultMode == DeviceFault.WrongKeySlot)
         {
             string altName = parse.GetValue(altKeyLabel) ?? keyName + "-alt";
-            alt = new Pkcs11SigningKey("device-sim --alt-key-label", $"pkcs11:token={token};object={altName};type=private", modulePath, ReadPin);
+            alt = new Pkcs11Key("device-sim --alt-key-label", $"pkcs11:token={token};object={altName};type=private", modulePath, ReadPin);
         }
 
         var device = new SimulatedDevice(parse.GetValue(deviceId)!, parse.GetValue(mac), parse.GetValue(firmware)!, key, alt, faultMode, parse.GetValue(swappedId));

@@ -110,7 +110,7 @@ public static class FactoryCaApp
                 {
                     if (tls.IsPkcs11)
                     {
-                        // Per handshake, so the key is probed and reopened after a failure (ops/HSM.md). No TLS resumption:
+                        // Per handshake, so the key is probed and reopened after a failure (docs/hsm.md). No TLS resumption:
                         // .NET caches a resumable SSL_CTX per certificate, which would keep the engine key of before the outage.
                         https.ServerCertificateSelector = (_, _) => tls.Current;
                         https.OnAuthenticate = static (_, ssl) => ssl.AllowTlsResume = false;

@@ -367,6 +367,9 @@ public sealed class FactoryCaOptionsValidator : IValidateOptions<FactoryCaOption
         }
 
         errors.AddRange(options.Divergence.Validate(FactoryCaOptions.SectionName + ":" + OfflinePki.Sync.DivergenceOptions.Section));
+        errors.AddRange(Keys.Pkcs11ModuleClaims.SharedModuleErrors(
+            [($"{S}:IssuingCa:Key", options.IssuingCa.Key), ($"{S}:JournalSigner:Key", options.JournalSigner.Key)],
+            [($"{S}:Est:ServerKey", options.Est.ServerKey)]));
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 

@@ -89,6 +89,7 @@ foreach (var opt in new Option[] { config, batchOrder, csrDir, batchOut, batchOp
 signBatch.SetAction((parse, ct) => BatchSigner.CliAsync(parse.GetValue(config)!, parse.GetValue(batchOrder)!, parse.GetValue(csrDir)!, parse.GetValue(batchOut)!,
     parse.GetValue(batchOperator), parse.GetValue(batchProfile), ct));
 root.Subcommands.Add(signBatch);
+root.Subcommands.Add(CeremonyCommand.Create());
 root.Subcommands.Add(importOrder);
 root.Subcommands.Add(orders);
 

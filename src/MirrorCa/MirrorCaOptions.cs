@@ -475,6 +475,11 @@ public sealed partial class MirrorCaOptionsValidator : IValidateOptions<MirrorCa
             errors.Add($"{S}:Ocsp:ResponderCheckInterval: must be positive");
         }
 
+        var signingKeys = options.Factories.SelectMany((f, i) => new (string, Keys.SigningKeyOptions)[]
+            { ($"{S}:Factories:{i}:IssuingCa:Key", f.IssuingCa.Key), ($"{S}:Factories:{i}:OcspResponder:Key", f.OcspResponder.Key) })
+            .Append(($"{S}:ReceiptSigner:Key", options.ReceiptSigner.Key));
+        errors.AddRange(Keys.Pkcs11ModuleClaims.SharedModuleErrors(signingKeys,
+            [($"{S}:Sync:ServerKey", options.Sync.ServerKey), ($"{S}:Admin:ServerKey", options.Admin.ServerKey)]));
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 

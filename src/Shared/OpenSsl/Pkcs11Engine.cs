@@ -6,7 +6,8 @@ namespace OfflinePki.Keys;
 
 /// <summary>
 /// The process's OpenSSL "pkcs11" engine (libp11, Debian <c>libengine-pkcs11-openssl</c>) and its one PKCS#11 module,
-/// driven through libcrypto's ENGINE API: <c>MODULE_PATH</c> names the module, <c>PIN</c> is set in memory immediately
+/// for TLS keys only (SslStream needs an OpenSSL key; signing keys use Pkcs11Interop, see <c>Keys/Pkcs11</c>), and
+/// never on a module the signing keys drive (<see cref="Pkcs11ModuleClaims"/>), driven through libcrypto's ENGINE API: <c>MODULE_PATH</c> names the module, <c>PIN</c> is set in memory immediately
 /// before each key load (never put into the URI, so libp11's own stderr diagnostics and OpenSSL's error strings cannot
 /// carry it), and keys are loaded with <c>ENGINE_load_private_key</c> into a <see cref="SafeEvpPKeyHandle"/>.
 /// <para>
@@ -77,6 +78,7 @@ internal static class Pkcs11Engine
     public static (SafeEvpPKeyHandle Handle, long Generation) Open(string label, string modulePath, string uri, byte[] pin, bool afterReset)
     {
         _ = afterReset;
+        Pkcs11ModuleClaims.Claim(label, modulePath, Pkcs11ModuleClaims.EngineStack);
         lock (Gate)
         {
             if (_module is not null && !string.Equals(_module, modulePath, StringComparison.Ordinal))

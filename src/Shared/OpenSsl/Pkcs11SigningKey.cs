@@ -4,8 +4,10 @@ using System.Security.Cryptography.X509Certificates;
 namespace OfflinePki.Keys;
 
 /// <summary>
-/// An <see cref="ISigningKey"/> held in a PKCS#11 token and named by an RFC 7512 URI, used through OpenSSL's
-/// pkcs11 engine (<see cref="ECDsaOpenSsl"/>/<see cref="RSAOpenSsl"/> over an engine key handle).
+/// A TLS private key held in a PKCS#11 token and named by an RFC 7512 URI, used through OpenSSL's pkcs11 engine
+/// (<see cref="ECDsaOpenSsl"/>/<see cref="RSAOpenSsl"/> over an engine key handle), so that SslStream can hand it to
+/// OpenSSL's TLS stack. TLS keys only (<see cref="TlsCertificateSource"/>): every signing key uses
+/// <c>Pkcs11Key</c> (Pkcs11Interop), and one module is never driven by both (<see cref="Pkcs11ModuleClaims"/>).
 /// <para>
 /// Fail closed: when a signature fails (token removed, session lost, module finalised) the key reports
 /// <see cref="SigningKeyUnavailableException"/> and becomes unavailable; later calls retry at most once per
@@ -97,20 +99,6 @@ public sealed class Pkcs11SigningKey : ISigningKey, IDisposable
         }
     }
 
-    /// <summary>Tries to reopen now if the key is unavailable and the backoff allows it; true if usable.</summary>
-    public bool TryRecover()
-    {
-        try
-        {
-            _ = Current();
-            return true;
-        }
-        catch (SigningKeyUnavailableException)
-        {
-            return false;
-        }
-    }
-
     /// <summary>
     /// A copy of <paramref name="certificate"/> whose private key is the current engine handle (for TLS: SslStream
     /// signs the handshake through the token). Reopens first if the key failed or the module was reset.
@@ -127,10 +115,6 @@ public sealed class Pkcs11SigningKey : ISigningKey, IDisposable
 
     /// <summary>The engine generation the current handle was opened under.</summary>
     internal long Generation { get { lock (_gate) { return _generation; } } }
-
-    /// <summary>An <see cref="X509SignatureGenerator"/> over the current handle (for <see cref="CertificateRequest"/>).</summary>
-    /// <exception cref="SigningKeyUnavailableException">The key is unavailable.</exception>
-    public X509SignatureGenerator AsSignatureGenerator() => Current().AsSignatureGenerator();
 
     /// <inheritdoc />
     public void Dispose()

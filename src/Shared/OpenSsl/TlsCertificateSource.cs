@@ -110,14 +110,11 @@ public sealed class TlsCertificateSource : IDisposable
             throw new SigningKeyUnavailableException($"{configKey}: certificate '{certificatePath}' cannot be read: {ex.Message}", ex);
         }
 
-        var signing = new Pkcs11SigningKey(configKey, key.Pkcs11Uri!, key.Module!, () => SigningKeyOptions.ReadSecret(configKey, "PIN", key.PinFile, key.PinEnvironmentVariable), time);
-        if (!signing.PublicKey.ExportSubjectPublicKeyInfo().AsSpan().SequenceEqual(certificate.PublicKey.ExportSubjectPublicKeyInfo()))
-        {
-            signing.Dispose();
-            throw new SigningKeyUnavailableException($"{configKey}: key {signing.KeyId} does not match certificate '{certificate.Subject}'");
-        }
-
-        var (current, generation) = ((Pkcs11SigningKey)signing).CopyWithPrivateKey(certificate);
+        // TLS keys stay on the engine route: SslStream needs an OpenSSL key (see docs/HSM.md, "TLS keys in a token").
+        var signing = (Pkcs11SigningKey)SigningKeyOptions.CheckMatches(configKey,
+            new Pkcs11SigningKey(configKey, key.Pkcs11Uri!, key.Module!, () => SigningKeyOptions.ReadSecret(configKey, "PIN", key.PinFile, key.PinEnvironmentVariable), time),
+            certificate);
+        var (current, generation) = signing.CopyWithPrivateKey(certificate);
         return new TlsCertificateSource(certificate, current, signing, generation, time);
     }
 

@@ -1,10 +1,11 @@
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
+using OfflinePki.Keys.Pkcs11;
 
 namespace OfflinePki.Keys;
 
-/// <summary>Opens the signing key that <see cref="SigningKeyOptions"/> configures: a PEM file or a PKCS#11 token key.</summary>
+/// <summary>Opens the signing key that <see cref="SigningKeyOptions"/> configures: a PEM file, or a PKCS#11 token key through Pkcs11Interop.</summary>
 public static class SigningKeyLoader
 {
     /// <summary>
@@ -27,12 +28,8 @@ public static class SigningKeyLoader
         ISigningKey key;
         if (options.IsPkcs11)
         {
-            if (!OperatingSystem.IsLinux())
-            {
-                throw new SigningKeyUnavailableException($"{configKey}: PKCS#11 keys need OpenSSL's pkcs11 engine (Linux)");
-            }
-
-            key = new Pkcs11SigningKey(configKey, options.Pkcs11Uri!, options.Module!, () => SigningKeyOptions.ReadSecret(configKey, "PIN", options.PinFile, options.PinEnvironmentVariable), time);
+            HashAlgorithmName? hash = string.IsNullOrEmpty(options.Hash) ? null : new HashAlgorithmName(options.Hash);
+            key = new Pkcs11Key(configKey, options.Pkcs11Uri!, options.Module!, () => SigningKeyOptions.ReadSecret(configKey, "PIN", options.PinFile, options.PinEnvironmentVariable), hash, time);
         }
         else
         {
@@ -54,12 +51,6 @@ public static class SigningKeyLoader
             }
         }
 
-        if (certificate is not null && !key.PublicKey.ExportSubjectPublicKeyInfo().AsSpan().SequenceEqual(certificate.PublicKey.ExportSubjectPublicKeyInfo()))
-        {
-            (key as IDisposable)?.Dispose();
-            throw new SigningKeyUnavailableException($"{configKey}: key {key.KeyId} does not match certificate '{certificate.Subject}'");
-        }
-
-        return key;
+        return SigningKeyOptions.CheckMatches(configKey, key, certificate);
     }
 }

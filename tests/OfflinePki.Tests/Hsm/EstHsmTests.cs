@@ -4,6 +4,7 @@ using NUnit.Framework;
 using OfflinePki.FactoryCa;
 using OfflinePki.Journal;
 using OfflinePki.Keys;
+using OfflinePki.Keys.Pkcs11;
 using OfflinePki.Tests.Factory;
 using OfflinePki.Tests.Support;
 
@@ -26,8 +27,8 @@ public class EstHsmTests
     [OneTimeSetUp]
     public async Task Start()
     {
-        _savedRetry = Pkcs11SigningKey.RetryInterval;
-        Pkcs11SigningKey.RetryInterval = TimeSpan.Zero;
+        _savedRetry = Pkcs11Key.RetryInterval;
+        Pkcs11Key.RetryInterval = TimeSpan.Zero;
         var pki = TestPki.Default;
         _pinFile = SoftHsm.PinFile(SoftHsm.Pin);
         _app = FactoryCaApp.Build(pki.PathOf("factoryca.json"), services => services.AddSingleton<IJournalAppender>(_journal), o =>
@@ -55,7 +56,7 @@ public class EstHsmTests
     {
         _http.Dispose();
         await _app.DisposeAsync();
-        Pkcs11SigningKey.RetryInterval = _savedRetry;
+        Pkcs11Key.RetryInterval = _savedRetry;
     }
 
     private async Task<HttpResponseMessage> Enroll(string deviceId)
@@ -90,7 +91,7 @@ public class EstHsmTests
             Assert.That(status.GetProperty("ready").GetBoolean(), Is.False);
             Assert.That(KeyStatus(status, "FactoryCa:IssuingCa:Key").GetProperty("reason").GetString(),
                 Does.Contain("C_Initialize returned CKR_GENERAL_ERROR").And.Contain("token removed?"));
-            var key = (Pkcs11SigningKey)_app.Services.GetRequiredService<OfflinePki.Issuance.IssuingAuthority>().SigningKey;
+            var key = (Pkcs11Key)_app.Services.GetRequiredService<OfflinePki.Issuance.IssuingAuthority>().SigningKey;
             Assert.That(key.IsAvailable, Is.False);
             Assert.That(key.UnavailableReason, Does.StartWith("FactoryCa:IssuingCa:Key: PKCS#11 key 'pkcs11:token=factory-ca;object=issuing-ca;type=private'"));
         }
@@ -102,7 +103,7 @@ public class EstHsmTests
         using var back = await Enroll("DEV-H004");
         Assert.That((int)back.StatusCode, Is.EqualTo(200), "resumes without a restart");
         Assert.That(_journal.Count, Is.EqualTo(before + 1));
-        Assert.That(((Pkcs11SigningKey)_app.Services.GetRequiredService<OfflinePki.Issuance.IssuingAuthority>().SigningKey).IsAvailable, Is.True);
+        Assert.That(((Pkcs11Key)_app.Services.GetRequiredService<OfflinePki.Issuance.IssuingAuthority>().SigningKey).IsAvailable, Is.True);
         var recovered = await Status();
         Assert.That(recovered.GetProperty("ready").GetBoolean(), Is.True);
         Assert.That(KeyStatus(recovered, "FactoryCa:IssuingCa:Key").GetProperty("backend").GetString(), Is.EqualTo("pkcs11"));

@@ -2,6 +2,7 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using NUnit.Framework;
 using OfflinePki.Keys;
+using OfflinePki.Keys.Pkcs11;
 using OfflinePki.MirrorCa;
 using OfflinePki.Revocation;
 using OfflinePki.Tests.Mirror;
@@ -24,8 +25,8 @@ public class MirrorHsmTests
     [Test]
     public async Task With_the_token_gone_the_mirror_is_unready_serves_what_it_has_and_never_signs_then_recovers()
     {
-        var savedRetry = Pkcs11SigningKey.RetryInterval;
-        Pkcs11SigningKey.RetryInterval = TimeSpan.Zero;
+        var savedRetry = Pkcs11Key.RetryInterval;
+        Pkcs11Key.RetryInterval = TimeSpan.Zero;
         using var bed = new MirrorTestBed();
         var known = bed.Issue();
         var laterRevoked = bed.Issue();
@@ -100,7 +101,7 @@ public class MirrorHsmTests
         {
             await app.StopAsync();
             await app.DisposeAsync();
-            Pkcs11SigningKey.RetryInterval = savedRetry;
+            Pkcs11Key.RetryInterval = savedRetry;
         }
     }
 

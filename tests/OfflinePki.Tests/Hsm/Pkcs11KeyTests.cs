@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using NUnit.Framework;
 using OfflinePki.Keys;
+using OfflinePki.Keys.Pkcs11;
 using OfflinePki.Tests.Support;
 
 namespace OfflinePki.Tests.Hsm;
@@ -14,10 +15,10 @@ public class Pkcs11KeyTests
     private TimeSpan _savedRetry;
 
     [OneTimeSetUp]
-    public void Fast() { _savedRetry = Pkcs11SigningKey.RetryInterval; Pkcs11SigningKey.RetryInterval = TimeSpan.Zero; }
+    public void Fast() { _savedRetry = Pkcs11Key.RetryInterval; Pkcs11Key.RetryInterval = TimeSpan.Zero; }
 
     [OneTimeTearDown]
-    public void Restore() => Pkcs11SigningKey.RetryInterval = _savedRetry;
+    public void Restore() => Pkcs11Key.RetryInterval = _savedRetry;
 
     private static (string Token, string Pin, SigningKeyOptions Options) NewToken()
     {
@@ -41,7 +42,7 @@ public class Pkcs11KeyTests
     public void A_token_key_signs_and_openssl_verifies_it()
     {
         var (_, _, o) = NewToken();
-        using var key = (Pkcs11SigningKey)SigningKeyLoader.Load("Test:Key", o);
+        using var key = (Pkcs11Key)SigningKeyLoader.Load("Test:Key", o);
         byte[] sig = key.Sign(Data);
         Assert.That(Verifies(key, sig), Is.True);
 
@@ -61,7 +62,7 @@ public class Pkcs11KeyTests
         o.PinFile = null;
         o.PinEnvironmentVariable = "OFFLINEPKI_TEST_PIN_" + Guid.NewGuid().ToString("N")[..6];
         Environment.SetEnvironmentVariable(o.PinEnvironmentVariable, pin);
-        using var key = (Pkcs11SigningKey)SigningKeyLoader.Load("Test:Key", o);
+        using var key = (Pkcs11Key)SigningKeyLoader.Load("Test:Key", o);
         Assert.That(Verifies(key, key.Sign(Data)), Is.True);
     }
 
@@ -118,7 +119,7 @@ public class Pkcs11KeyTests
     public void Concurrent_signers_share_the_key()
     {
         var (_, _, o) = NewToken();
-        using var key = (Pkcs11SigningKey)SigningKeyLoader.Load("K", o);
+        using var key = (Pkcs11Key)SigningKeyLoader.Load("K", o);
         var sigs = new System.Collections.Concurrent.ConcurrentBag<byte[]>();
         Parallel.For(0, 200, new ParallelOptions { MaxDegreeOfParallelism = 8 }, _ => sigs.Add(key.Sign(Data)));
         Assert.That(sigs.All(s => Verifies(key, s)), Is.True);

@@ -16,8 +16,24 @@ internal static class SoftHsm
 
     public const string Pin = "1234-user";
 
+    private static readonly Lazy<string> TlsModuleCopy = new(() =>
+    {
+        string dir = Path.Combine(Directory, "tls-module");
+        System.IO.Directory.CreateDirectory(dir);
+        string copy = Path.Combine(dir, "libsofthsm2.so");
+        File.Copy(Module, copy, overwrite: true);
+        return copy;
+    });
+
+    /// <summary>
+    /// A copy of the module for the engine (TLS) keys: one module is never driven by both the signing stack
+    /// (Pkcs11Interop) and the OpenSSL engine in one process, and the test process has both. The copy is loaded
+    /// separately and serves the same token store.
+    /// </summary>
+    public static string TlsModule => TlsModuleCopy.Value;
+
     /// <summary>Tokens made before any key is opened in this process (libp11 enumerates slots once): each holds a P-256 key "signer".</summary>
-    public const int PoolSize = 8;
+    public const int PoolSize = 16;
     private static int _nextToken = -1;
 
     /// <summary>The issuing CA of TestPki.Default (issuing-ca-F1.key), imported as pkcs11:token=factory-ca;object=issuing-ca.</summary>
@@ -67,7 +83,15 @@ internal static class SoftHsm
         {
             File.Delete(der);
         }
+
+        SigningRescan();
     }
+
+    /// <summary>
+    /// Makes the in-process signing module (Pkcs11Interop) see objects written by another process since it started:
+    /// SoftHSM2 does not always notice them in a token it has open. Keys of the process reopen on their next signature.
+    /// </summary>
+    public static void SigningRescan() => OfflinePki.Keys.Pkcs11.Pkcs11Module.FinaliseIfLoaded(Module);
 
     /// <summary>Imports a PEM private key and its public key (same CKA_ID, which libp11 needs for EC keys) as <paramref name="objectLabel"/>.</summary>
     public static void ImportKeyPair(string token, string pin, string pemKey, string objectLabel, string id)
@@ -85,6 +109,8 @@ internal static class SoftHsm
         {
             File.Delete(pub);
         }
+
+        SigningRescan();
     }
 
     /// <summary>Generates a P-256 key pair in the token.</summary>
@@ -93,6 +119,7 @@ internal static class SoftHsm
         Tool.Run("pkcs11-tool", ["--module", Module, "--token-label", token, "--login", "--pin", pin,
             "--keypairgen", "--key-type", "EC:prime256v1", "--label", objectLabel, "--id", id], env: Env)
             .EnsureSuccess("pkcs11-tool --keypairgen");
+        SigningRescan();
     }
 
     /// <summary>Changes the user PIN with pkcs11-tool.</summary>

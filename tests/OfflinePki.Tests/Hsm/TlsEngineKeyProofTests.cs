@@ -21,7 +21,7 @@ public class TlsEngineKeyProofTests
     public async Task SslStream_serves_TLS_with_an_engine_key_seen_by_openssl_s_client()
     {
         string token = SoftHsm.TakeToken();
-        var (handle, _) = Pkcs11Engine.Open("proof", SoftHsm.Module, $"pkcs11:token={token};object=signer;type=private",
+        var (handle, _) = Pkcs11Engine.Open("proof", SoftHsm.TlsModule, $"pkcs11:token={token};object=signer;type=private",
             System.Text.Encoding.UTF8.GetBytes(SoftHsm.Pin), afterReset: false);
         using var ecdsa = new ECDsaOpenSsl(handle);
         handle.Dispose();

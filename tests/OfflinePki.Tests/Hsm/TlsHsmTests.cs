@@ -60,7 +60,7 @@ public class TlsHsmTests
     private TlsKeyOptions TokenKey(string obj, bool pinFromEnvironment = false) => new()
     {
         Pkcs11Uri = $"pkcs11:token={_token};object={obj};type=private",
-        Module = SoftHsm.Module,
+        Module = SoftHsm.TlsModule,
         PinFile = pinFromEnvironment ? null : _pinFile,
         PinEnvironmentVariable = pinFromEnvironment ? PinVariable : null,
     };
@@ -206,11 +206,11 @@ public class TlsHsmTests
         var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(_pki.PathOf("mirrorca.json")))!;
         config["MirrorCa"]!["Sync"]!["ServerKey"] = new System.Text.Json.Nodes.JsonObject
         {
-            ["Pkcs11Uri"] = $"pkcs11:token={_token};object=sync-server;type=private", ["Module"] = SoftHsm.Module, ["PinFile"] = _pinFile,
+            ["Pkcs11Uri"] = $"pkcs11:token={_token};object=sync-server;type=private", ["Module"] = SoftHsm.TlsModule, ["PinFile"] = _pinFile,
         };
         config["MirrorCa"]!["Admin"]!["ServerKey"] = new System.Text.Json.Nodes.JsonObject
         {
-            ["Pkcs11Uri"] = $"pkcs11:token={_token};object=sync-server;type=private", ["Module"] = SoftHsm.Module, ["PinEnvironmentVariable"] = PinVariable,
+            ["Pkcs11Uri"] = $"pkcs11:token={_token};object=sync-server;type=private", ["Module"] = SoftHsm.TlsModule, ["PinEnvironmentVariable"] = PinVariable,
         };
         string configPath = _pki.PathOf("mirrorca-hsm.json");
         File.WriteAllText(configPath, config.ToJsonString());

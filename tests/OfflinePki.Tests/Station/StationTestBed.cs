@@ -48,7 +48,8 @@ internal sealed class StationTestBed : IAsyncDisposable
     {
         var pki = TestPki.Create("F1");
         string hsm = Path.Combine(pki.Directory, "device-se");
-        Tool.Run("bash", [Path.Combine(TestPki.RepoRoot, "ops", "device-sim-token.sh"), hsm, Token, .. keyLabels])
+        Tool.Run("bash", [Path.Combine(TestPki.RepoRoot, "ops", "device-sim-token.sh"), hsm, Token, .. keyLabels],
+                env: new Dictionary<string, string> { ["OFFLINEPKI_FACTORYCA"] = Path.Combine(AppContext.BaseDirectory, "FactoryCa.dll") })
             .EnsureSuccess("ops/device-sim-token.sh");
         var app = FactoryCaApp.Build(pki.PathOf("factoryca.json"),
             services => services.PostConfigure<SyncOptions>(o => o.Enabled = false),

@@ -34,6 +34,13 @@ public class SigningKeyOptions
     /// <summary>Name of an environment variable holding the token user PIN.</summary>
     public string? PinEnvironmentVariable { get; set; }
 
+    /// <summary>
+    /// The hash a PKCS#11 key signs with: "SHA256", "SHA384" or "SHA512"; empty for the key's default (SHA-256 for
+    /// P-256 and RSA, SHA-384 for P-384, SHA-512 for P-521). An RSA key then signs with CKM_SHA256_RSA_PKCS,
+    /// CKM_SHA384_RSA_PKCS or CKM_SHA512_RSA_PKCS.
+    /// </summary>
+    public string? Hash { get; set; }
+
     /// <summary>True when this key is configured as a PKCS#11 key.</summary>
     public bool IsPkcs11 => !string.IsNullOrEmpty(Pkcs11Uri);
 
@@ -81,9 +88,9 @@ public class SigningKeyOptions
                 errors.Add($"{configKey}:PassphraseFile: '{options.PassphraseFile}' does not exist");
             }
 
-            if (!string.IsNullOrEmpty(options.Module) || !string.IsNullOrEmpty(options.PinFile) || !string.IsNullOrEmpty(options.PinEnvironmentVariable))
+            if (!string.IsNullOrEmpty(options.Module) || !string.IsNullOrEmpty(options.PinFile) || !string.IsNullOrEmpty(options.PinEnvironmentVariable) || !string.IsNullOrEmpty(options.Hash))
             {
-                errors.Add($"{configKey}: Module/PinFile/PinEnvironmentVariable apply only to a Pkcs11Uri key");
+                errors.Add($"{configKey}: Module/PinFile/PinEnvironmentVariable/Hash apply only to a Pkcs11Uri key");
             }
 
             return errors;
@@ -121,7 +128,25 @@ public class SigningKeyOptions
             errors.Add($"{configKey}: PassphraseFile/PassphraseEnvironmentVariable apply only to a File key");
         }
 
+        if (!string.IsNullOrEmpty(options.Hash) && options.Hash is not ("SHA256" or "SHA384" or "SHA512"))
+        {
+            errors.Add($"{configKey}:Hash: '{options.Hash}' is not one of SHA256, SHA384, SHA512");
+        }
+
         return errors;
+    }
+
+    /// <summary>Returns <paramref name="key"/> if it is the key of <paramref name="certificate"/> (or no certificate is given); else disposes it and throws.</summary>
+    /// <exception cref="SigningKeyUnavailableException">The public keys differ.</exception>
+    internal static ISigningKey CheckMatches(string configKey, ISigningKey key, X509Certificate2? certificate)
+    {
+        if (certificate is not null && !key.PublicKey.ExportSubjectPublicKeyInfo().AsSpan().SequenceEqual(certificate.PublicKey.ExportSubjectPublicKeyInfo()))
+        {
+            (key as IDisposable)?.Dispose();
+            throw new SigningKeyUnavailableException($"{configKey}: key {key.KeyId} does not match certificate '{certificate.Subject}'");
+        }
+
+        return key;
     }
 
     /// <summary>Reads a secret from a file (first line) or an environment variable, as UTF-8 bytes.</summary>

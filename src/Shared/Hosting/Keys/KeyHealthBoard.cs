@@ -120,7 +120,15 @@ public sealed class KeyHealthBoard
             return null;
         }
 
-        Pkcs11Engine.FinaliseIfInitialised();
+        if (Pkcs11ModuleClaims.HolderOf(options.Module) == Pkcs11ModuleClaims.EngineStack)
+        {
+            Pkcs11Engine.FinaliseIfInitialised();
+        }
+        else
+        {
+            Pkcs11.Pkcs11Module.FinaliseIfLoaded(options.Module);
+        }
+
         return $"{configKey}:Module: PKCS#11 module '{options.Module}' not found (moved away or uninstalled); PKCS#11 keys are unavailable until the file is back";
     }
 }

@@ -41,7 +41,7 @@ public static class JournalSyncServiceCollectionExtensions
             var handler = JournalSyncChannel.CreateTlsHandler(new Uri(o.MirrorUrl), clientTls.Current, anchor, time);
             if (clientTls.IsPkcs11)
             {
-                // Per connection, so the key is probed and reopened after a failure (ops/HSM.md); no TLS resumption, so no
+                // Per connection, so the key is probed and reopened after a failure (docs/hsm.md); no TLS resumption, so no
                 // cached SSL_CTX keeps the engine key of before an outage.
                 handler.SslOptions.LocalCertificateSelectionCallback = (_, _, _, _, _) => clientTls.Current;
                 handler.SslOptions.AllowTlsResume = false;

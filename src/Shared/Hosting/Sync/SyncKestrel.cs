@@ -26,7 +26,7 @@ public static class SyncKestrel
     /// <summary>
     /// As <see cref="UseGrpcMutualTls(ListenOptions, X509Certificate2)"/> with the certificate from <paramref name="tls"/>;
     /// a PKCS#11 key is chosen per handshake (<see cref="OfflinePki.Keys.TlsCertificateSource.Current"/>), which probes it and
-    /// reopens it after a failure, so service resumes when the token returns (TLS resumption is off for such a key; see ops/HSM.md).
+    /// reopens it after a failure, so service resumes when the token returns (TLS resumption is off for such a key; see docs/hsm.md).
     /// </summary>
     /// <param name="listen">The listener.</param>
     /// <param name="tls">The server certificate and its key (file or PKCS#11).</param>
