@@ -9,7 +9,7 @@ using OfflinePki.Revocation;
 
 namespace OfflinePki.MirrorCa;
 
-/// <summary>The MirrorCa command line: <c>serve</c>, <c>revoke</c>, <c>release-hold</c>, <c>status</c>, <c>audit verify|list</c>, <c>import</c>.</summary>
+/// <summary>The MirrorCa command line: <c>serve</c>, <c>revoke</c>, <c>release-hold</c>, <c>status</c>, <c>audit verify|list</c>, <c>import</c>, <c>migrate</c>.</summary>
 public static class MirrorCaCli
 {
     /// <summary>Builds the root command. Verbs write to the invocation's Output/Error writers.</summary>
@@ -24,6 +24,7 @@ public static class MirrorCaCli
         root.Subcommands.Add(Import());
         root.Subcommands.Add(MirrorOrdersCli.Order());
         root.Subcommands.Add(MirrorOrdersCli.Report());
+        root.Subcommands.Add(Cli.MigrateCommand.Create());
         return root;
     }
 
