@@ -114,6 +114,32 @@ public class MigrateCommandTests
     }
 
     [Test]
+    public void Serve_status_and_revoke_refuse_a_newer_registry_with_the_same_one_line()
+    {
+        using var bed = new MirrorTestBed();
+        string path = MirrorCaCli.LoadOptions(bed.ConfigPath).RegistryPath;
+        bed.Registry.Dispose();
+        SqliteFile.Exec(path, "PRAGMA user_version = 4;");
+        SqliteFile.Settle(path);
+        string hash = SqliteFile.Hash(path);
+
+        foreach (var args in new[]
+        {
+            new[] { "serve", "--config", bed.ConfigPath },
+            ["status", "--config", bed.ConfigPath],
+            ["revoke", "--config", bed.ConfigPath, "--serial", "01", "--reason", "keyCompromise"],
+        })
+        {
+            var r = Run(args);
+            Assert.That(r.Exit, Is.EqualTo(1), args[0]);
+            Assert.That(r.Err.TrimEnd(), Does.StartWith($"error: registry {path} has schema version 4, newer than the newest this build knows").And.Not.Contain('\n'), args[0]);
+        }
+
+        SqliteConnection.ClearAllPools();
+        Assert.That(SqliteFile.Hash(path), Is.EqualTo(hash));
+    }
+
+    [Test]
     public async Task Serve_migrates_an_unversioned_registry_at_start_and_logs_it_and_refuses_a_newer_one()
     {
         using var bed = new MirrorTestBed();
