@@ -1,8 +1,11 @@
 using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.DependencyInjection;
 using NUnit.Framework;
+using OfflinePki.FactoryCa;
 using OfflinePki.Journal.Index;
 using OfflinePki.Journal.Index.Schema;
 using OfflinePki.Schema;
+using OfflinePki.Sync;
 using OfflinePki.Tests.Support;
 
 namespace OfflinePki.Tests.Factory;
@@ -153,5 +156,35 @@ public class FactoryIndexSchemaTests
         Assert.That(SqliteFile.HasTable(path, "half_done"), Is.False);
         using var index = FactoryIndex.Open(path);
         Assert.That(index.CountIssued(), Is.EqualTo(2));
+    }
+
+    [Test]
+    public async Task The_daemon_refuses_a_newer_index_at_start_and_rebuild_index_replaces_it()
+    {
+        var pki = TestPki.Create("F1");
+        string config = pki.PathOf("factoryca.json");
+        string index = Path.Combine(pki.Directory, "data", "factory-F1", "index.db");
+        var app = FactoryCaApp.Build(config, s => s.PostConfigure<SyncOptions>(o => o.Enabled = false), o => o.Est.Listen = "https://127.0.0.1:0");
+        await app.StartAsync();
+        await app.StopAsync();
+        await app.DisposeAsync();
+        Assert.That(SqliteFile.UserVersion(index), Is.EqualTo(1));
+
+        // As if a newer release had opened it.
+        SqliteFile.Exec(index, "PRAGMA user_version = 9;");
+        SqliteFile.Settle(index);
+        string hash = SqliteFile.Hash(index);
+
+        using (var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60)))
+        {
+            // Refused while the host starts, before any listener; the timeout only bounds a wrong start.
+            Assert.That(await FactoryCli.ServeAsync(config, cts.Token), Is.EqualTo(1));
+        }
+
+        SqliteConnection.ClearAllPools();
+        Assert.That(SqliteFile.Hash(index), Is.EqualTo(hash));
+
+        Assert.That(await FactoryCli.RebuildIndexAsync(config, CancellationToken.None), Is.EqualTo(0));
+        Assert.That(SqliteFile.UserVersion(index), Is.EqualTo(FactoryIndexSchema.LatestVersion));
     }
 }
