@@ -114,6 +114,25 @@ public class MigrateCommandTests
     }
 
     [Test]
+    public void Migrate_refuses_a_registry_path_that_is_not_sqlite_and_leaves_it_unchanged()
+    {
+        using var bed = new MirrorTestBed();
+        string path = MirrorCaCli.LoadOptions(bed.ConfigPath).RegistryPath;
+        Delete(bed, path);
+        File.WriteAllText(path, new string('x', 4096));
+
+        foreach (var args in new[] { new[] { "migrate", "--config", bed.ConfigPath }, ["migrate", "--config", bed.ConfigPath, "--dry-run"] })
+        {
+            var r = Run(args);
+            Assert.That(r.Exit, Is.EqualTo(1), string.Join(' ', args));
+            Assert.That(r.Err, Does.StartWith($"error: registry {path}: ").And.Contain("not a database"));
+        }
+
+        SqliteConnection.ClearAllPools();
+        Assert.That(File.ReadAllText(path), Is.EqualTo(new string('x', 4096)));
+    }
+
+    [Test]
     public void Serve_status_and_revoke_refuse_a_newer_registry_with_the_same_one_line()
     {
         using var bed = new MirrorTestBed();
