@@ -81,7 +81,11 @@ public interface ISchemaVersionStore
     /// <summary>The dialect migrations are asked for.</summary>
     SqlDialect Dialect { get; }
 
-    /// <summary>The stamped version: 0 for a new or never-stamped database; negative values are invalid and refused by the runner.</summary>
+    /// <summary>
+    /// The stamped version: 0 for a new or never-stamped database; negative values are invalid and refused by the runner.
+    /// Read inside the runner's transaction, it must serialize concurrent migrators (SQLite: the transaction is
+    /// <c>BEGIN IMMEDIATE</c>; a server engine would lock its version row, e.g. <c>SELECT ... FOR UPDATE</c>).
+    /// </summary>
     /// <param name="connection">The open connection.</param>
     /// <param name="transaction">The active transaction, or null outside one.</param>
     long ReadVersion(DbConnection connection, DbTransaction? transaction);

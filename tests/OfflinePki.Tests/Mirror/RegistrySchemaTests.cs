@@ -179,6 +179,21 @@ public class RegistrySchemaTests
     }
 
     [Test]
+    public void The_runners_transaction_holds_the_sqlite_write_lock_from_its_start()
+    {
+        // Concurrent migrators are serialized because a step's version re-read happens under BEGIN IMMEDIATE.
+        string path = Path.Combine(_dir, "lock.sqlite");
+        SqliteFile.Exec(path, "CREATE TABLE t (x INTEGER);");
+        using var a = SqliteFile.Connect(path);
+        using var tx = ((System.Data.Common.DbConnection)a).BeginTransaction();
+        using var b = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false, DefaultTimeout = 1 }.ToString());
+        b.Open();
+        using var begin = b.CreateCommand();
+        begin.CommandText = "BEGIN IMMEDIATE";
+        Assert.That(Assert.Throws<SqliteException>(() => begin.ExecuteNonQuery())!.SqliteErrorCode, Is.EqualTo(5), "SQLITE_BUSY");
+    }
+
+    [Test]
     public void A_migration_that_fails_midway_leaves_the_registry_at_its_previous_version()
     {
         string path = Path.Combine(_dir, "registry.sqlite");
