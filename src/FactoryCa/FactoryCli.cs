@@ -24,6 +24,12 @@ public static class FactoryCli
         {
             return ConfigError(ex);
         }
+        catch (OfflinePki.Schema.DatabaseSchemaException ex)
+        {
+            // A newer (or foreign) index.db: one line naming the file and versions, and the remedy (rebuild-index).
+            Console.Error.WriteLine("error: " + ex.Message);
+            return 1;
+        }
     }
 
     /// <summary>check-config: builds the host (validating every option) and exits.</summary>

@@ -6,10 +6,11 @@ using Microsoft.Extensions.Options;
 using OfflinePki.Asn1;
 using OfflinePki.Registry;
 using OfflinePki.Revocation;
+using OfflinePki.Schema;
 
 namespace OfflinePki.MirrorCa;
 
-/// <summary>The MirrorCa command line: <c>serve</c>, <c>revoke</c>, <c>release-hold</c>, <c>status</c>, <c>audit verify|list</c>, <c>import</c>.</summary>
+/// <summary>The MirrorCa command line: <c>serve</c>, <c>revoke</c>, <c>release-hold</c>, <c>status</c>, <c>audit verify|list</c>, <c>import</c>, <c>migrate</c>.</summary>
 public static class MirrorCaCli
 {
     /// <summary>Builds the root command. Verbs write to the invocation's Output/Error writers.</summary>
@@ -24,6 +25,7 @@ public static class MirrorCaCli
         root.Subcommands.Add(Import());
         root.Subcommands.Add(MirrorOrdersCli.Order());
         root.Subcommands.Add(MirrorOrdersCli.Report());
+        root.Subcommands.Add(Cli.MigrateCommand.Create());
         return root;
     }
 
@@ -67,7 +69,7 @@ public static class MirrorCaCli
                 await app.RunAsync(ct).ConfigureAwait(false);
                 return 0;
             }
-            catch (Exception ex) when (ex is OptionsValidationException or FileNotFoundException)
+            catch (Exception ex) when (ex is DatabaseSchemaException or OptionsValidationException or FileNotFoundException)
             {
                 await err.WriteLineAsync("error: " + ex.Message).ConfigureAwait(false);
                 return 1;
@@ -179,7 +181,7 @@ public static class MirrorCaCli
                     $"{what}: serial {SerialNumber.ToHex(e.Serial)} factory {result.FactoryId ?? "?"} device {result.DeviceId} reason {CrlReasons.Name(e.Reason)} at {e.RevocationTime:yyyy-MM-ddTHH:mm:ssZ}{(e.InvalidityDate is { } d ? $" invalidity {d:yyyy-MM-ddTHH:mm:ssZ}" : string.Empty)}"));
                 return 0;
             }
-            catch (Exception ex) when (ex is RevocationException or ArgumentException or OptionsValidationException or FileNotFoundException)
+            catch (Exception ex) when (ex is RevocationException or ArgumentException or DatabaseSchemaException or OptionsValidationException or FileNotFoundException)
             {
                 err.WriteLine("error: " + ex.Message);
                 return 1;
@@ -297,7 +299,7 @@ public static class MirrorCaCli
 
                 return 0;
             }
-            catch (Exception ex) when (ex is OfflinePki.Sync.ExportBundleException or OptionsValidationException or FileNotFoundException)
+            catch (Exception ex) when (ex is OfflinePki.Sync.ExportBundleException or DatabaseSchemaException or OptionsValidationException or FileNotFoundException)
             {
                 err.WriteLine("error: " + ex.Message);
                 return 1;
@@ -343,7 +345,7 @@ public static class MirrorCaCli
                     $"OK released hold: serial {SerialNumber.ToHex(result.Serial)} factory {result.FactoryId ?? "?"} device {result.DeviceId} at {result.ReleasedAt:yyyy-MM-ddTHH:mm:ssZ}"));
                 return 0;
             }
-            catch (Exception ex) when (ex is RevocationException or ArgumentException or OptionsValidationException or FileNotFoundException)
+            catch (Exception ex) when (ex is RevocationException or ArgumentException or DatabaseSchemaException or OptionsValidationException or FileNotFoundException)
             {
                 err.WriteLine("error: " + ex.Message);
                 return 1;
@@ -376,7 +378,7 @@ public static class MirrorCaCli
                 output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"OK audit log intact: {v.Records} record(s), head {Convert.ToHexStringLower(v.HeadHash)}"));
                 return 0;
             }
-            catch (Exception ex) when (ex is OptionsValidationException or FileNotFoundException)
+            catch (Exception ex) when (ex is DatabaseSchemaException or OptionsValidationException or FileNotFoundException)
             {
                 err.WriteLine("error: " + ex.Message);
                 return 1;
@@ -404,7 +406,7 @@ public static class MirrorCaCli
 
                 return 0;
             }
-            catch (Exception ex) when (ex is OptionsValidationException or FileNotFoundException)
+            catch (Exception ex) when (ex is DatabaseSchemaException or OptionsValidationException or FileNotFoundException)
             {
                 parseResult.InvocationConfiguration.Error.WriteLine("error: " + ex.Message);
                 return 1;
@@ -455,7 +457,7 @@ public static class MirrorCaCli
 
                 return 0;
             }
-            catch (Exception ex) when (ex is OptionsValidationException or FileNotFoundException)
+            catch (Exception ex) when (ex is DatabaseSchemaException or OptionsValidationException or FileNotFoundException)
             {
                 parseResult.InvocationConfiguration.Error.WriteLine("error: " + ex.Message);
                 return 1;

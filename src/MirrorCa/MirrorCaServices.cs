@@ -24,7 +24,9 @@ public static class MirrorCaServices
             .PostConfigure(o => o.ResolvePaths(configDirectory))
             .ValidateOnStart();
         services.AddSingleton<IValidateOptions<MirrorCaOptions>, MirrorCaOptionsValidator>();
-        services.AddSingleton(sp => new MirrorRegistry(sp.GetRequiredService<IOptions<MirrorCaOptions>>().Value.RegistryPath, sp.GetRequiredService<TimeProvider>()));
+        // An older registry schema is migrated forward at start (and logged); a newer one stops the start.
+        services.AddSingleton(sp => Cli.MigrateCommand.OpenRegistryForServe(sp.GetRequiredService<IOptions<MirrorCaOptions>>().Value.RegistryPath,
+            sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILoggerFactory>().CreateLogger("OfflinePki.Registry.Schema")));
         services.AddSingleton<IJournalSink>(sp => sp.GetRequiredService<MirrorRegistry>());
         services.AddSingleton<IRevocationSource>(sp => sp.GetRequiredService<MirrorRegistry>());
         services.AddSingleton<IRevocationStore>(sp => sp.GetRequiredService<MirrorRegistry>());

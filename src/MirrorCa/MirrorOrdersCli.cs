@@ -4,6 +4,7 @@ using System.Security.Cryptography.X509Certificates;
 using Microsoft.Extensions.Options;
 using OfflinePki.Orders;
 using OfflinePki.Registry;
+using OfflinePki.Schema;
 
 namespace OfflinePki.MirrorCa;
 
@@ -60,7 +61,7 @@ public static class MirrorOrdersCli
                 err.WriteLine($"error: order refused ({ex.Fault}): {ex.Message}");
                 return 1;
             }
-            catch (Exception ex) when (ex is OptionsValidationException or FileNotFoundException)
+            catch (Exception ex) when (ex is DatabaseSchemaException or OptionsValidationException or FileNotFoundException)
             {
                 err.WriteLine("error: " + ex.Message);
                 return 1;
@@ -106,7 +107,7 @@ public static class MirrorOrdersCli
 
                 return 0;
             }
-            catch (Exception ex) when (ex is OptionsValidationException or FileNotFoundException)
+            catch (Exception ex) when (ex is DatabaseSchemaException or OptionsValidationException or FileNotFoundException)
             {
                 parseResult.InvocationConfiguration.Error.WriteLine("error: " + ex.Message);
                 return 1;
@@ -171,7 +172,7 @@ public static class MirrorOrdersCli
 
                 return 0;
             }
-            catch (Exception ex) when (ex is OptionsValidationException or FileNotFoundException or IOException or UnauthorizedAccessException)
+            catch (Exception ex) when (ex is DatabaseSchemaException or OptionsValidationException or FileNotFoundException or IOException or UnauthorizedAccessException)
             {
                 err.WriteLine("error: " + ex.Message);
                 return 1;

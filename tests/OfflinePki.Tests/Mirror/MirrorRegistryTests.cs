@@ -51,7 +51,7 @@ public class MirrorRegistryTests
             {
                 c.Open();
                 using var cmd = c.CreateCommand();
-                cmd.CommandText = "PRAGMA page_size=4096; PRAGMA journal_mode=WAL; CREATE TABLE earlier (x INTEGER);";
+                cmd.CommandText = "PRAGMA page_size=4096; PRAGMA journal_mode=WAL; CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;";
                 cmd.ExecuteNonQuery();
             }
 

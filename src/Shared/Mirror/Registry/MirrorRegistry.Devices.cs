@@ -84,17 +84,6 @@ public interface IDeviceApplyTransaction
 /// <summary>The device table, superseded-certificate revocation and cloned-key reports of the registry.</summary>
 public sealed partial class MirrorRegistry
 {
-    // Additive tables: an older registry file gains them on open.
-    private const string DeviceSchema = """
-        CREATE TABLE IF NOT EXISTS devices (
-            factory_id TEXT NOT NULL, device_id TEXT NOT NULL, state INTEGER NOT NULL, current_serial BLOB NULL,
-            linked_device_id TEXT NULL, journal_id BLOB NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (factory_id, device_id)) WITHOUT ROWID;
-        CREATE TABLE IF NOT EXISTS device_reports (
-            id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, factory_id TEXT NOT NULL, journal_id BLOB NOT NULL, seq INTEGER NOT NULL,
-            code TEXT NOT NULL, station_id TEXT NOT NULL, device_id TEXT NOT NULL, public_key_sha256 TEXT NOT NULL, order_id TEXT NOT NULL,
-            reason TEXT NOT NULL, UNIQUE (journal_id, seq));
-        """;
-
     /// <summary>The device's record on the registry, or null when no certificate of <paramref name="factoryId"/> names it.</summary>
     /// <param name="factoryId">The factory.</param>
     /// <param name="deviceId">The device ID.</param>

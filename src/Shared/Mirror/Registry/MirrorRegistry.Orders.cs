@@ -54,22 +54,6 @@ public interface IOrderOutbox
 
 public sealed partial class MirrorRegistry : IOrderOutbox
 {
-    // Added tables only: an older registry file opens unchanged and gains them (CREATE ... IF NOT EXISTS).
-    private const string OrdersSchema = """
-        CREATE TABLE IF NOT EXISTS issuance_details (
-            issuer_key_hash BLOB NOT NULL, serial BLOB NOT NULL, operator_id TEXT NOT NULL, mac_address TEXT NOT NULL, kind INTEGER NOT NULL,
-            label TEXT NOT NULL, profile TEXT NOT NULL, issued_at INTEGER NOT NULL, sha256 TEXT NOT NULL, supersedes_serial BLOB NOT NULL,
-            server_generated_key INTEGER NOT NULL, PRIMARY KEY (issuer_key_hash, serial)) WITHOUT ROWID;
-        CREATE TABLE IF NOT EXISTS factory_orders (
-            journal_id BLOB NOT NULL, seq INTEGER NOT NULL, order_id TEXT NOT NULL, signed BLOB NOT NULL, sha256 BLOB NOT NULL,
-            source TEXT NOT NULL, accepted_at INTEGER NOT NULL, PRIMARY KEY (journal_id, seq));
-        CREATE INDEX IF NOT EXISTS factory_orders_order ON factory_orders(order_id);
-        CREATE TABLE IF NOT EXISTS oem_orders (
-            order_id TEXT PRIMARY KEY, factory_id TEXT NOT NULL, sku TEXT NOT NULL, profile TEXT NOT NULL, quantity INTEGER NOT NULL,
-            not_before INTEGER NOT NULL, not_after INTEGER NOT NULL, signed BLOB NOT NULL, sha256 BLOB NOT NULL, added_at INTEGER NOT NULL,
-            added_by TEXT NOT NULL);
-        """;
-
     /// <summary>
     /// Stores a verified OEM order (<c>MirrorCa order add</c>); it is sent to its factory (or every factory) in sync responses
     /// until that factory's journal accepts it. Durable before it returns.

@@ -3,7 +3,9 @@ using System.Numerics;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.Data.Sqlite;
 using OfflinePki.Asn1;
+using OfflinePki.Registry.Schema;
 using OfflinePki.Revocation;
+using OfflinePki.Schema;
 
 namespace OfflinePki.Registry;
 
@@ -16,45 +18,19 @@ namespace OfflinePki.Registry;
 /// </summary>
 public sealed partial class MirrorRegistry : IJournalSink, IKnownJournals, IRevocationSource, IRevocationStore, IRevocationChangeSource, IDisposable
 {
-    private const string Schema = """
-        CREATE TABLE IF NOT EXISTS journals (
-            journal_id BLOB PRIMARY KEY, factory_id TEXT NOT NULL, issuing_ca BLOB NOT NULL,
-            issuer_key_hash BLOB NOT NULL, signer_cert BLOB NOT NULL, head_seq INTEGER NOT NULL, head_hash BLOB NOT NULL);
-        CREATE INDEX IF NOT EXISTS journals_factory ON journals(factory_id);
-        CREATE TABLE IF NOT EXISTS entries (
-            journal_id BLOB NOT NULL, seq INTEGER NOT NULL, hash BLOB NOT NULL, type INTEGER NOT NULL, raw BLOB NOT NULL,
-            PRIMARY KEY (journal_id, seq));
-        CREATE TABLE IF NOT EXISTS certificates (
-            issuer_key_hash BLOB NOT NULL, serial BLOB NOT NULL, device_id TEXT NOT NULL, station_id TEXT NOT NULL,
-            batch_id TEXT NOT NULL, not_before INTEGER NOT NULL, not_after INTEGER NOT NULL, journal_id BLOB NOT NULL,
-            seq INTEGER NOT NULL, der BLOB NOT NULL, PRIMARY KEY (issuer_key_hash, serial));
-        CREATE INDEX IF NOT EXISTS certificates_device ON certificates(device_id);
-        CREATE INDEX IF NOT EXISTS certificates_journal ON certificates(journal_id);
-        CREATE INDEX IF NOT EXISTS certificates_serial ON certificates(serial);
-        CREATE TABLE IF NOT EXISTS revocations (
-            issuer_key_hash BLOB NOT NULL, serial BLOB NOT NULL, reason INTEGER NOT NULL, revoked_at INTEGER NOT NULL,
-            invalidity_date INTEGER NULL, actor TEXT NOT NULL, PRIMARY KEY (issuer_key_hash, serial)) WITHOUT ROWID;
-        CREATE TABLE IF NOT EXISTS crl_numbers (issuer_key_hash BLOB PRIMARY KEY, last_number INTEGER NOT NULL) WITHOUT ROWID;
-        CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-        INSERT OR IGNORE INTO counters(name, value) VALUES ('revocation', 0), ('registry', 0);
-        CREATE INDEX IF NOT EXISTS certificates_station ON certificates(station_id, not_before);
-        CREATE INDEX IF NOT EXISTS certificates_batch ON certificates(batch_id);
-        CREATE TABLE IF NOT EXISTS revocation_events (
-            id INTEGER PRIMARY KEY AUTOINCREMENT, issuer_key_hash BLOB NOT NULL, serial BLOB NOT NULL, kind INTEGER NOT NULL, at INTEGER NOT NULL);
-        CREATE INDEX IF NOT EXISTS revocation_events_issuer ON revocation_events(issuer_key_hash, id);
-        CREATE TABLE IF NOT EXISTS audit_log (
-            seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL,
-            prev_hash BLOB NOT NULL, hash BLOB NOT NULL);
-        """;
-
     private readonly string _connectionString;
     private readonly TimeProvider _time;
 
-    /// <summary>Opens (creating if needed) the registry file and its schema.</summary>
+    /// <summary>
+    /// Opens (creating if needed) the registry file and migrates its schema forward to <see cref="RegistrySchema.LatestVersion"/>
+    /// (see <see cref="SchemaMigration"/>).
+    /// </summary>
     /// <param name="databasePath">Path of the SQLite file; its directory is created if missing.</param>
     /// <param name="timeProvider">Clock for revocation times.</param>
     /// <exception cref="ArgumentException"><paramref name="databasePath"/> is empty.</exception>
-    /// <exception cref="SqliteException">The file cannot be opened or is not a registry.</exception>
+    /// <exception cref="SqliteException">The file cannot be opened or is not a SQLite file.</exception>
+    /// <exception cref="DatabaseSchemaException">The file's schema version is newer than this build knows, or it is not a registry
+    /// (nothing was written); or a migration failed (rolled back: the file stays at the version before it).</exception>
     public MirrorRegistry(string databasePath, TimeProvider timeProvider)
     {
         ArgumentException.ThrowIfNullOrEmpty(databasePath);
@@ -76,14 +52,30 @@ public sealed partial class MirrorRegistry : IJournalSink, IKnownJournals, IRevo
         }.ToString();
 
         using var c = Open();
-        // 16 KiB pages for a new file (an existing one keeps its own): a synced entry adds about 1.5 KB of rows to a
-        // dozen B-trees, and with SQLite's default 4 KiB pages a full sync spent a fifth of its time writing pages.
-        Exec(c, "PRAGMA page_size=16384;");
-        Exec(c, "PRAGMA journal_mode=WAL;");
-        Exec(c, OrdersSchema);
-        Exec(c, Schema);
-        Exec(c, DeviceSchema);
+        try
+        {
+            // A file newer than this build (or not a registry) is refused before anything below writes to it.
+            var migrator = RegistrySchema.CreateMigrator();
+            migrator.Plan(c, DatabasePath);
+
+            // 16 KiB pages for a new file (an existing one keeps its own): a synced entry adds about 1.5 KB of rows to a
+            // dozen B-trees, and with SQLite's default 4 KiB pages a full sync spent a fifth of its time writing pages.
+            Exec(c, "PRAGMA page_size=16384;");
+            Exec(c, "PRAGMA journal_mode=WAL;");
+            SchemaMigration = migrator.Migrate(c, DatabasePath);
+        }
+        catch (DatabaseSchemaException)
+        {
+            SqliteConnection.ClearPool(c);
+            throw;
+        }
     }
+
+    /// <summary>
+    /// What opening did to the schema: from and to versions and the migrations applied (none when the file was current).
+    /// The daemon logs it.
+    /// </summary>
+    public SchemaMigrationResult SchemaMigration { get; }
 
     /// <summary>Absolute path of the SQLite file.</summary>
     public string DatabasePath { get; }

@@ -1,5 +1,7 @@
 using System.Globalization;
 using Microsoft.Data.Sqlite;
+using OfflinePki.Registry.Schema;
+using OfflinePki.Schema;
 
 namespace OfflinePki.Registry;
 
@@ -32,18 +34,14 @@ public interface ISyncAlertSink
 /// </summary>
 public sealed class MirrorAlertStore : ISyncAlertSink
 {
-    private const string Schema = """
-        CREATE TABLE IF NOT EXISTS sync_alerts (
-          id INTEGER PRIMARY KEY AUTOINCREMENT, time_unix_micros INTEGER NOT NULL, factory_id TEXT NOT NULL,
-          journal_id TEXT NOT NULL, seq INTEGER, fault TEXT NOT NULL, detail TEXT NOT NULL);
-        """;
-
     private readonly string _connectionString;
 
-    /// <summary>Opens (creating the table if needed) the alerts of the registry file at <paramref name="databasePath"/>.</summary>
+    /// <summary>Opens the alerts of the registry file at <paramref name="databasePath"/>, migrating its schema forward (creating it if needed).</summary>
     /// <param name="databasePath">The registry's SQLite file (the same file as <see cref="MirrorRegistry"/>); its directory is created if missing.</param>
     /// <exception cref="ArgumentException"><paramref name="databasePath"/> is empty.</exception>
     /// <exception cref="SqliteException">The file cannot be opened.</exception>
+    /// <exception cref="DatabaseSchemaException">The file's schema is newer than this build knows or it is not a registry (nothing
+    /// was written), or a migration failed.</exception>
     public MirrorAlertStore(string databasePath)
     {
         ArgumentException.ThrowIfNullOrEmpty(databasePath);
@@ -61,9 +59,16 @@ public sealed class MirrorAlertStore : ISyncAlertSink
             DefaultTimeout = 30,
         }.ToString();
         using var c = Open();
-        using var cmd = c.CreateCommand();
-        cmd.CommandText = Schema;
-        cmd.ExecuteNonQuery();
+        try
+        {
+            // The table is part of the registry's schema: the same migrations, the same refusal of a newer file.
+            RegistrySchema.CreateMigrator().Migrate(c, Path.GetFullPath(databasePath));
+        }
+        catch (DatabaseSchemaException)
+        {
+            SqliteConnection.ClearPool(c);
+            throw;
+        }
     }
 
     /// <inheritdoc />

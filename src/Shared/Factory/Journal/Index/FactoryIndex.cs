@@ -2,7 +2,9 @@ using System.Globalization;
 using System.Security.Cryptography;
 using Microsoft.Data.Sqlite;
 using OfflinePki.Asn1;
+using OfflinePki.Journal.Index.Schema;
 using OfflinePki.Journal.V1;
+using OfflinePki.Schema;
 
 namespace OfflinePki.Journal.Index;
 
@@ -26,26 +28,6 @@ public sealed record IndexedCertificate(string SerialHex, string DeviceId, strin
 /// <remarks>Thread-safe: one connection, serialized by a lock (lookups are point queries).</remarks>
 public sealed class FactoryIndex : IDisposable
 {
-    private const string Schema = """
-        PRAGMA journal_mode = WAL;
-        PRAGMA synchronous = NORMAL;
-        CREATE TABLE IF NOT EXISTS meta (
-            key   TEXT PRIMARY KEY,
-            value TEXT NOT NULL
-        ) WITHOUT ROWID;
-        CREATE TABLE IF NOT EXISTS issued (
-            serial     TEXT PRIMARY KEY,      -- upper-case hex of the DER INTEGER contents
-            device_id  TEXT NOT NULL,
-            profile    TEXT NOT NULL,
-            station_id TEXT NOT NULL,
-            batch_id   TEXT NOT NULL,
-            seq        INTEGER NOT NULL,      -- journal seq of the CertificateIssued entry
-            not_after  INTEGER NOT NULL,      -- Unix seconds, UTC
-            sha256     TEXT NOT NULL          -- lower-case hex SHA-256 of the certificate DER
-        ) WITHOUT ROWID;
-        CREATE INDEX IF NOT EXISTS issued_by_device ON issued (device_id);
-        """;
-
     private readonly SqliteConnection _db;
     private readonly Lock _lock = new();
     private readonly SqliteCommand _containsSerial;
@@ -65,6 +47,9 @@ public sealed class FactoryIndex : IDisposable
     /// <summary>The database file path.</summary>
     public string Path { get; }
 
+    /// <summary>What opening did to the schema: from and to versions and the migrations applied (none when current).</summary>
+    public SchemaMigrationResult SchemaMigration { get; private init; } = null!;
+
     /// <summary>The last journal seq applied (0 for a new index).</summary>
     public ulong AppliedSeq
     {
@@ -77,10 +62,12 @@ public sealed class FactoryIndex : IDisposable
         }
     }
 
-    /// <summary>Opens or creates the index database at <paramref name="path"/>.</summary>
+    /// <summary>Opens or creates the index database at <paramref name="path"/>, migrating its schema forward (<see cref="FactoryIndexSchema"/>).</summary>
     /// <param name="path">SQLite file path; its directory is created if missing.</param>
     /// <exception cref="ArgumentException"><paramref name="path"/> is empty.</exception>
-    /// <exception cref="SqliteException">The database cannot be opened or is not an index.</exception>
+    /// <exception cref="SqliteException">The database cannot be opened or is not SQLite.</exception>
+    /// <exception cref="DatabaseSchemaException">Its schema version is newer than this build knows, or it is not an index (nothing
+    /// was written: rebuild it with <c>FactoryCa rebuild-index</c>); or a migration failed (rolled back).</exception>
     public static FactoryIndex Open(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
@@ -90,10 +77,17 @@ public sealed class FactoryIndex : IDisposable
         try
         {
             db.Open();
-            using var cmd = db.CreateCommand();
-            cmd.CommandText = Schema;
-            cmd.ExecuteNonQuery();
-            return new FactoryIndex(path, db);
+            // A newer index (or another file) is refused before the PRAGMAs below write to it.
+            var migrator = FactoryIndexSchema.CreateMigrator();
+            migrator.Plan(db, path);
+            using (var cmd = db.CreateCommand())
+            {
+                cmd.CommandText = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;";
+                cmd.ExecuteNonQuery();
+            }
+
+            var migration = migrator.Migrate(db, path);
+            return new FactoryIndex(path, db) { SchemaMigration = migration };
         }
         catch
         {
