@@ -191,7 +191,8 @@ public class EstProfilesTests
 
     private static string Text(string pem) => Tool.OpenSsl("x509", "-in", pem, "-noout", "-text").EnsureSuccess("x509 -text").StdOut;
 
-    private void AssertVerifies(string pem, params string[] extra)
+    /// <summary>openssl verify at the factory's clock, then BouncyCastle's independent parse and signature check; returns BouncyCastle's reading.</summary>
+    private Org.BouncyCastle.X509.X509Certificate AssertVerifies(string pem, params string[] extra)
     {
         // The factory runs on the test clock (moved forward by the rate-limit test): verify at that time.
         var args = new List<string> { "verify", "-attime", (_clock.GetUtcNow().ToUnixTimeSeconds() + 1).ToString(System.Globalization.CultureInfo.InvariantCulture),
@@ -200,6 +201,10 @@ public class EstProfilesTests
         args.Add(pem);
         var v = Tool.OpenSsl([.. args]);
         Assert.That(v.StdOut, Does.Contain(": OK"), v.StdErr);
+        using var issuingCa = Pki.Cert("issuing-ca-F1");
+        var bc = BouncyOracle.CertificatePem(pem, issuingCa);
+        Assert.That(bc.IsValid(_clock.GetUtcNow().UtcDateTime.AddSeconds(1)), Is.True, "BouncyCastle: valid at the factory's clock, as openssl said");
+        return bc;
     }
 
     private CertificateIssued LastIssued() => (CertificateIssued)_journal.Appends.Last(a => a.Type == EntryType.CertificateIssued).Payload;
@@ -213,7 +218,7 @@ public class EstProfilesTests
         var reply = Curl("/.well-known/est/matter/simpleenroll", body);
         Assert.That(reply.Status, Is.EqualTo(200), reply.Body);
         string pem = CertPem(reply);
-        AssertVerifies(pem);
+        var bc = AssertVerifies(pem);
         string text = Text(pem);
         Assert.That(text, Does.Contain("1.3.6.1.4.1.37244.2.1 = FFF1"));
         Assert.That(text, Does.Contain("1.3.6.1.4.1.37244.2.2 = 8001"));
@@ -229,6 +234,14 @@ public class EstProfilesTests
         Assert.That(asn1, Does.Contain("UTF8STRING        :FFF1"));
         Assert.That(asn1, Does.Contain("UTF8STRING        :8001"));
         Assert.That(asn1, Does.Contain("GENERALIZEDTIME   :99991231235959Z"));
+        Assert.That(BouncyOracle.SubjectValues(bc, "1.3.6.1.4.1.37244.2.1"), Is.EqualTo(new[] { "FFF1" }), "BouncyCastle: Matter vendor id");
+        Assert.That(BouncyOracle.SubjectValues(bc, "1.3.6.1.4.1.37244.2.2"), Is.EqualTo(new[] { "8001" }), "BouncyCastle: Matter product id");
+        Assert.That(bc.SigAlgOid, Is.EqualTo("1.2.840.10045.4.3.2"), "ecdsa-with-SHA256");
+        Assert.That(bc.GetBasicConstraints(), Is.EqualTo(-1));
+        Assert.That(bc.GetKeyUsage()![0], Is.True);
+        Assert.That(bc.GetExtendedKeyUsage(), Is.Null.Or.Empty);
+        Assert.That(bc.GetSubjectAlternativeNameExtension(), Is.Null);
+        Assert.That(bc.NotAfter, Is.EqualTo(new DateTime(9999, 12, 31, 23, 59, 59, DateTimeKind.Utc)));
 
         var issued = LastIssued();
         Assert.That(issued.Profile, Is.EqualTo("matter"));
@@ -248,7 +261,10 @@ public class EstProfilesTests
         var reply = Curl("/.well-known/est/tls/simpleenroll", body);
         Assert.That(reply.Status, Is.EqualTo(200), reply.Body);
         string pem = CertPem(reply);
-        AssertVerifies(pem, "-purpose", "sslclient");
+        var bc = AssertVerifies(pem, "-purpose", "sslclient");
+        Assert.That(bc.GetExtendedKeyUsage()!.Select(o => o.Id), Is.EqualTo(new[] { "1.3.6.1.5.5.7.3.2" }), "BouncyCastle: clientAuth only");
+        Assert.That(bc.GetSubjectAlternativeNameExtension(), Is.Null);
+        Assert.That(bc.NotAfter - bc.NotBefore, Is.EqualTo(TimeSpan.FromDays(825)));
         string text = Text(pem);
         Assert.That(text, Does.Match(@"Extended Key Usage:\s+TLS Web Client Authentication"));
         Assert.That(text, Does.Match(@"Key Usage: critical\s+Digital Signature"));
@@ -520,7 +536,7 @@ public class EstProfilesTests
         Assert.That(keyText, Does.Contain("prime256v1"));
         string certPem = Path.Combine(dir, "cert.pem");
         Tool.OpenSsl("pkcs7", "-inform", "DER", "-in", Path.Combine(dir, "part1.der"), "-print_certs", "-out", certPem).EnsureSuccess("pkcs7");
-        AssertVerifies(certPem);
+        var bc = AssertVerifies(certPem);
         var keyPub = Tool.OpenSsl("pkey", "-inform", "DER", "-in", keyDer, "-pubout").EnsureSuccess("pubout").StdOut;
         var certPub = Tool.OpenSsl("x509", "-in", certPem, "-noout", "-pubkey").EnsureSuccess("pubkey").StdOut;
         Assert.That(certPub, Is.EqualTo(keyPub), "the returned key is the certified key");
@@ -536,6 +552,7 @@ public class EstProfilesTests
         byte[] pkcs8 = File.ReadAllBytes(keyDer);
         using var ec = ECDsa.Create();
         ec.ImportPkcs8PrivateKey(pkcs8, out _);
+        Assert.That(bc.SubjectPublicKeyInfo.GetEncoded(), Is.EqualTo(ec.ExportSubjectPublicKeyInfo()), "BouncyCastle: the returned key is the certified key");
         byte[] d = ec.ExportParameters(true).D!;
         foreach (var (_, p) in _journal.Appends)
         {
@@ -588,7 +605,9 @@ public class EstProfilesTests
         var reply = Curl("/.well-known/est/simplereenroll", body, clientCert: device);
         Assert.That(reply.Status, Is.EqualTo(200), reply.Body);
         string pem = CertPem(reply);
-        AssertVerifies(pem);
+        var bc = AssertVerifies(pem);
+        Assert.That(BouncyOracle.SubjectValues(bc, "2.5.4.5"), Is.EqualTo(new[] { "RE-0001" }));
+        Assert.That(BouncyOracle.HardwareModuleSerial(bc), Is.EqualTo("RE-0001"u8.ToArray()));
         Assert.That(_journal.Count, Is.EqualTo(before + 1));
         var issued = LastIssued();
         Assert.That(issued.Kind, Is.EqualTo(IssuanceKind.Reenroll));

@@ -100,6 +100,17 @@ public class IssuerTests
         Assert.That(hw!.Value.Type, Is.EqualTo(CertificateProfile.DefaultHardwareModuleType));
         Assert.That(hw.Value.SerialNum, Is.EqualTo("DEV-1000"u8.ToArray()));
         Assert.That(view.ValidityTags.NotAfter, Is.EqualTo(UniversalTagNumber.GeneralizedTime));
+
+        // BouncyCastle, a second reader, verifies the signature and reads the same fields.
+        var bc = BouncyOracle.Certificate(issued.Der, authority.Certificate);
+        Assert.That(BouncyOracle.SerialHex(bc), Is.EqualTo(cert.SerialNumber).And.EqualTo(SerialNumber.ToHex(issued.Serial)));
+        Assert.That(BouncyOracle.SubjectValues(bc, Oids.SerialNumberAttribute), Is.EqualTo(new[] { "DEV-1000" }));
+        Assert.That(bc.NotAfter, Is.EqualTo(new DateTime(9999, 12, 31, 23, 59, 59, DateTimeKind.Utc)));
+        Assert.That(bc.NotBefore, Is.EqualTo(issued.NotBefore.UtcDateTime));
+        Assert.That(bc.GetCriticalExtensionOids(), Does.Contain("2.5.29.15"));
+        Assert.That(bc.GetKeyUsage()![0], Is.True, "digitalSignature");
+        Assert.That(bc.GetBasicConstraints(), Is.EqualTo(-1), "not a CA");
+        Assert.That(BouncyOracle.HardwareModuleSerial(bc), Is.EqualTo("DEV-1000"u8.ToArray()));
     }
 
     [Test]
@@ -114,6 +125,9 @@ public class IssuerTests
         Assert.That(issued.NotAfter, Is.EqualTo(issued.NotBefore.AddDays(365 * 25)));
         var view = TbsCertificateView.Parse(new AsnReader(issued.Der, AsnEncodingRules.DER).ReadSequence().ReadEncodedValue());
         Assert.That(view.ValidityTags, Is.EqualTo((UniversalTagNumber.UtcTime, UniversalTagNumber.GeneralizedTime)), "2030 UTCTime, 2054 GeneralizedTime");
+        var bc = BouncyOracle.Certificate(issued.Der, authority.Certificate);
+        Assert.That(bc.NotBefore, Is.EqualTo(issued.NotBefore.UtcDateTime), "BouncyCastle reads the UTCTime notBefore");
+        Assert.That(bc.NotAfter, Is.EqualTo(issued.NotAfter.UtcDateTime), "BouncyCastle reads the GeneralizedTime notAfter");
     }
 
     [Test]

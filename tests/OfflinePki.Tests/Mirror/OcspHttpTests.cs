@@ -64,6 +64,11 @@ public class OcspHttpTests
             var nextUpdate = DateTimeOffset.ParseExact(Field(text, "Next Update: "), "MMM d HH:mm:ss yyyy 'GMT'", CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AllowInnerWhite);
             Assert.That(first.Content.Headers.LastModified, Is.EqualTo(thisUpdate), "Last-Modified = thisUpdate");
             Assert.That(first.Content.Headers.Expires, Is.EqualTo(nextUpdate), "Expires = nextUpdate");
+            var bc = BouncyOracle.OcspResponse(body, bed.IssuingCa, bed.Pki.Cert("ocsp-F1"));
+            Assert.That(bc.For(dev.Serial).Status, Is.EqualTo(OracleCertStatus.Good));
+            Assert.That(bc.For(dev.Serial).ThisUpdate, Is.EqualTo(thisUpdate), "BouncyCastle reads the same thisUpdate as openssl");
+            Assert.That(bc.For(dev.Serial).NextUpdate, Is.EqualTo(nextUpdate), "BouncyCastle reads the same nextUpdate as openssl");
+            Assert.That(bc.Nonce, Is.Null, "RFC 5019 §4: no nonce in a GET answer");
             Assert.That(cc.MaxAge!.Value, Is.LessThanOrEqualTo(nextUpdate - DateTimeOffset.UtcNow + TimeSpan.FromSeconds(5)));
 
             using var again = new HttpRequestMessage(HttpMethod.Get, getUrl);
@@ -113,6 +118,12 @@ public class OcspHttpTests
                 "-no_nonce", "-resp_text", "-attime", (time.Now.ToUnixTimeSeconds() + 60).ToString(CultureInfo.InvariantCulture));
             Assert.That(r.StdErr, Does.Contain("Response verify OK"), r.StdOut + r.StdErr);
             Assert.That(r.StdOut.Replace(":", "", StringComparison.Ordinal), Does.Contain(renewed.SerialNumber.ToLowerInvariant().TrimStart('0')).IgnoreCase);
+            var respFile = Path.Combine(bed.DataDirectory, "renewed.der");
+            Tool.OpenSsl("ocsp", "-issuer", bed.Pki.PathOf("issuing-ca-F1.crt"), "-cert", dev.PemPath, "-url", url + "/ocsp", "-no_nonce", "-noverify", "-respout", respFile)
+                .EnsureSuccess("openssl ocsp -respout");
+            var bc = BouncyOracle.OcspResponse(File.ReadAllBytes(respFile), bed.IssuingCa, renewed);
+            Assert.That(bc.For(dev.Serial).Status, Is.EqualTo(OracleCertStatus.Good));
+            Assert.That(BouncyOracle.SerialHex(bc.Responder!), Is.EqualTo(renewed.SerialNumber), "BouncyCastle: signed under the renewed certificate");
 
             // A restart adopts the stored certificate instead of issuing another one.
             await Stop(app);

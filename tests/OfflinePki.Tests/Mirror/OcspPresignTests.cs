@@ -47,7 +47,11 @@ public class OcspPresignTests
         }
 
         var r = Tool.OpenSsl(args);
-        return r.StdOut + r.StdErr;
+        var text = r.StdOut + r.StdErr;
+
+        // BouncyCastle reads the same bytes and must agree with openssl.
+        BouncyOracle.OcspAgreesWithOpenSsl(text, response, bed.IssuingCa, bed.Pki.Cert("ocsp-F1"));
+        return text;
     }
 
     [Test]
@@ -75,8 +79,10 @@ public class OcspPresignTests
         Assert.That(text, Does.Contain(": good"));
         Assert.That(text, Does.Not.Contain("Response Extensions"), "RFC 5019 shape: no nonce, no extensions");
 
-        var revoked = Verify(bed, responder.Respond(Request(bed, devices[4], "-no_nonce")).Der);
+        var revokedDer = responder.Respond(Request(bed, devices[4], "-no_nonce")).Der;
+        var revoked = Verify(bed, revokedDer);
         Assert.That(revoked, Does.Contain("Cert Status: revoked").And.Contain("keyCompromise"));
+        Assert.That(BouncyOracle.OcspResponse(revokedDer, bed.IssuingCa).For(devices[4].Serial).Reason, Is.EqualTo((int)CrlReason.KeyCompromise));
 
         // A nonce is never served from the cache: it is echoed (RFC 8954).
         var withNonce = Request(bed, devices[0]);
