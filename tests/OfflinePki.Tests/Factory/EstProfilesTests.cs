@@ -5,6 +5,7 @@ using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Time.Testing;
 using NUnit.Framework;
 using OfflinePki.FactoryCa;
 using OfflinePki.Journal;
@@ -12,19 +13,6 @@ using OfflinePki.Journal.V1;
 using OfflinePki.Tests.Support;
 
 namespace OfflinePki.Tests.Factory;
-
-/// <summary>
-/// Real time plus an offset the test moves forward by hand (the rate limiter and the revocation file re-read use it;
-/// nothing sleeps). Never behind real time, so certificates openssl makes during the test are already valid.
-/// </summary>
-internal sealed class ManualTimeProvider : TimeProvider
-{
-    private long _offsetTicks;
-
-    public override DateTimeOffset GetUtcNow() => DateTimeOffset.UtcNow + TimeSpan.FromTicks(Interlocked.Read(ref _offsetTicks));
-
-    public void Advance(TimeSpan by) => Interlocked.Add(ref _offsetTicks, by.Ticks);
-}
 
 /// <summary>Captures every log line (to prove a server-generated key never reaches the logs).</summary>
 internal sealed class CapturingLoggerProvider : ILoggerProvider
@@ -56,7 +44,15 @@ public class EstProfilesTests
 {
     private readonly FakeJournalAppender _journal = new();
     private readonly CapturingLoggerProvider _logs = new();
-    private readonly ManualTimeProvider _clock = new();
+    // The factory's clock; the test moves it forward by hand (the rate limiter, the revocation file re-read and its
+    // journaler run on it; nothing sleeps). It starts ten minutes ahead of real time and only moves forward, so it is
+    // never behind real time while the fixture runs: certificates openssl makes during the test are already valid.
+    private readonly FakeTimeProvider _clock = new(DateTimeOffset.UtcNow.AddMinutes(10));
+
+    // Moves the wall clock as a real clock change would (FakeTimeProvider.AdjustTime): the rate limiter and the file
+    // re-read see the new time, and no timer fires, so the revocation journaler (a 2 s timer) does not run at the same
+    // instant as the request under test. Only the test that waits for the journaler fires its timer (Advance).
+    private void MoveClock(TimeSpan by) => _clock.AdjustTime(_clock.GetUtcNow() + by);
     private WebApplication _app = null!;
     private string _base = null!;
     private string _config = null!;
@@ -340,7 +336,7 @@ public class EstProfilesTests
     [Test]
     public void A_station_over_its_rate_gets_429_with_Retry_After_until_the_clock_moves()
     {
-        _clock.Advance(TimeSpan.FromMinutes(5));
+        MoveClock(TimeSpan.FromMinutes(5));
         for (int i = 0; i < 2; i++)
         {
             Assert.That(Curl("/.well-known/est/simpleenroll", KeyAndCsr($"/serialNumber=RATE-000{i}/CN=x").Body, station: "st-limited").Status, Is.EqualTo(200));
@@ -355,7 +351,7 @@ public class EstProfilesTests
 
         // Other stations are not affected; one token comes back after 30 s of (test) time.
         Assert.That(Curl("/.well-known/est/simpleenroll", KeyAndCsr("/serialNumber=RATE-0010/CN=x").Body, station: "station-02").Status, Is.EqualTo(200));
-        _clock.Advance(TimeSpan.FromSeconds(31));
+        MoveClock(TimeSpan.FromSeconds(31));
         var again = Curl("/.well-known/est/simpleenroll", KeyAndCsr("/serialNumber=RATE-0011/CN=x").Body, station: "st-limited");
         Assert.That(again.Status, Is.EqualTo(200), again.Body);
         Assert.That(Curl("/.well-known/est/simpleenroll", KeyAndCsr("/serialNumber=RATE-0012/CN=x").Body, station: "st-limited").Status, Is.EqualTo(429));
@@ -408,7 +404,7 @@ public class EstProfilesTests
         try
         {
             new OfflinePki.Policy.RevokedStationStore(_data, TimeProvider.System).Revoke(fp, "hot reload test");
-            _clock.Advance(TimeSpan.FromSeconds(2));
+            MoveClock(TimeSpan.FromSeconds(2));
             var reply = Curl("/.well-known/est/simpleenroll", KeyAndCsr("/serialNumber=HOT-0002/CN=x").Body, station: "station-02");
             Assert.That(reply.Status, Is.EqualTo(403), reply.Body);
             Assert.That(reply.Body, Does.Contain("is revoked on this factory"));
@@ -419,6 +415,7 @@ public class EstProfilesTests
             var deadline = DateTime.UtcNow.AddSeconds(30);
             while (!Journaled() && DateTime.UtcNow < deadline)
             {
+                _clock.Advance(TimeSpan.FromSeconds(2));
                 Thread.Sleep(100);
             }
 
@@ -429,7 +426,7 @@ public class EstProfilesTests
             // Undo for the other tests: rewrite the file without that line.
             string path = Path.Combine(_data, "revoked-stations");
             File.WriteAllLines(path, File.ReadAllLines(path).Where(l => !l.StartsWith(fp, StringComparison.Ordinal)));
-            _clock.Advance(TimeSpan.FromSeconds(2));
+            MoveClock(TimeSpan.FromSeconds(2));
         }
     }
 
@@ -441,7 +438,7 @@ public class EstProfilesTests
         try
         {
             File.AppendAllText(path, "not-a-fingerprint 12 x\n");
-            _clock.Advance(TimeSpan.FromSeconds(2));
+            MoveClock(TimeSpan.FromSeconds(2));
             int before = _journal.Count;
             var reply = Curl("/.well-known/est/simpleenroll", KeyAndCsr("/serialNumber=BAD-0001/CN=x").Body, station: "station-02");
             Assert.That(reply.Status, Is.EqualTo(503), reply.Body);
@@ -460,7 +457,7 @@ public class EstProfilesTests
                 File.WriteAllText(path, saved);
             }
 
-            _clock.Advance(TimeSpan.FromSeconds(2));
+            MoveClock(TimeSpan.FromSeconds(2));
         }
     }
 

@@ -1,5 +1,6 @@
 using System.Formats.Asn1;
 using System.Security.Cryptography.X509Certificates;
+using Microsoft.Extensions.Time.Testing;
 using NUnit.Framework;
 using OfflinePki.Asn1;
 using OfflinePki.Enrollment;
@@ -119,7 +120,7 @@ public class IssuerTests
         var (authority, _) = Authority();
         var now = new DateTimeOffset(2030, 1, 2, 3, 4, 5, 678, TimeSpan.Zero);
         var issuer = new CertificateIssuer(authority, Profile(TimeSpan.FromDays(365 * 25)), new RandomSerialNumberSource(),
-            new InMemoryIssuedSerials(), new FixedTimeProvider(now));
+            new InMemoryIssuedSerials(), new FakeTimeProvider(now));
         var issued = issuer.Issue(Request());
         Assert.That(issued.NotBefore, Is.EqualTo(new DateTimeOffset(2030, 1, 2, 3, 4, 5, TimeSpan.Zero)));
         Assert.That(issued.NotAfter, Is.EqualTo(issued.NotBefore.AddDays(365 * 25)));
