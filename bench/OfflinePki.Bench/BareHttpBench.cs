@@ -1,4 +1,4 @@
-using System.Globalization;
+using System.CommandLine;
 using System.Security.Cryptography;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -14,29 +14,22 @@ namespace OfflinePki.Bench;
 /// </summary>
 public static class BareHttpBench
 {
-    /// <summary>Serves until the process is killed; returns 2 for bad arguments.</summary>
-    public static async Task<int> RunAsync(string[] args)
+    /// <summary>The <c>barehttp --port P [--bytes 811]</c> verb.</summary>
+    public static Command Command()
     {
-        ArgumentNullException.ThrowIfNull(args);
-        int port = 0, bytes = 811;
-        for (int i = 0; i + 1 < args.Length; i += 2)
-        {
-            switch (args[i])
-            {
-                case "--port": port = int.Parse(args[i + 1], CultureInfo.InvariantCulture); break;
-                case "--bytes": bytes = int.Parse(args[i + 1], CultureInfo.InvariantCulture); break;
-                default:
-                    await Console.Error.WriteLineAsync("usage: barehttp --port P [--bytes 811]").ConfigureAwait(false);
-                    return 2;
-            }
-        }
+        var port = BenchCli.Int("--port", 0, "Loopback port to listen on (required)", min: 1);
+        port.DefaultValueFactory = null;
+        port.Required = true;
+        var bytes = BenchCli.Int("--bytes", 811, "Size of the fixed response body in bytes");
+        return BenchCli.Verb("barehttp", "Peer for the ocsp bench: bare Kestrel answering every POST /ocsp with a fixed body, until killed", [port, bytes],
+            p => RunAsync(p.GetValue(port), p.GetValue(bytes)));
+    }
 
-        if (port <= 0)
-        {
-            await Console.Error.WriteLineAsync("usage: barehttp --port P [--bytes 811]").ConfigureAwait(false);
-            return 2;
-        }
-
+    /// <summary>Serves on 127.0.0.1:<paramref name="port"/> until the process is killed.</summary>
+    public static async Task<int> RunAsync(int port, int bytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(port);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(bytes);
         var body = new byte[bytes];
         RandomNumberGenerator.Fill(body);
         var builder = WebApplication.CreateSlimBuilder();

@@ -5,7 +5,7 @@ using System.Text.RegularExpressions;
 
 namespace OfflinePki.Bench;
 
-/// <summary>Shared helpers: the repo root, a dev PKI, option parsing, percentiles, and running openssl as a peer.</summary>
+/// <summary>Shared helpers: the repo root, a dev PKI, percentiles, and running openssl as a peer (the options: <see cref="BenchCli"/>).</summary>
 public static partial class BenchSupport
 {
     /// <summary>The repository root (holds OfflinePki.sln).</summary>
@@ -19,16 +19,6 @@ public static partial class BenchSupport
         Run("bash", [Path.Combine(RepoRoot, "ops", "dev-pki.sh"), dir, "--factory", factoryId]);
         return dir;
     }
-
-    /// <summary>Value of --name in args, or the default.</summary>
-    public static string Option(string[] args, string name, string fallback)
-    {
-        int i = Array.IndexOf(args, "--" + name);
-        return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
-    }
-
-    /// <summary>Integer option.</summary>
-    public static int IntOption(string[] args, string name, int fallback) => int.Parse(Option(args, name, fallback.ToString(CultureInfo.InvariantCulture)), CultureInfo.InvariantCulture);
 
     /// <summary>The q-quantile (0..1) of sorted values.</summary>
     public static double Percentile(double[] sorted, double q) => sorted.Length == 0 ? 0 : sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(q * sorted.Length) - 1)];

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
@@ -20,34 +21,20 @@ namespace OfflinePki.Bench;
 /// </summary>
 public static class CrlBench
 {
-    /// <summary>Runs the benchmark; returns the process exit code.</summary>
-    public static async Task<int> RunAsync(string[] args)
+    /// <summary>The <c>crl [--sizes 10000,100000,1000000] [--dotnet-limit 60] [--work DIR]</c> verb.</summary>
+    public static Command Command()
     {
-        ArgumentNullException.ThrowIfNull(args);
-        var sizes = new List<int> { 10_000, 100_000, 1_000_000 };
-        double dotnetLimit = 60;
-        string? work = null;
-        for (int i = 0; i < args.Length; i++)
-        {
-            switch (args[i])
-            {
-                case "--sizes" when i + 1 < args.Length:
-                    sizes = [.. args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(s => int.Parse(s, CultureInfo.InvariantCulture))];
-                    break;
-                case "--dotnet-limit" when i + 1 < args.Length:
-                    dotnetLimit = double.Parse(args[++i], CultureInfo.InvariantCulture);
-                    break;
-                case "--work" when i + 1 < args.Length:
-                    work = args[++i];
-                    break;
-                case "crl":
-                    break;
-                default:
-                    await Console.Error.WriteLineAsync($"unknown argument '{args[i]}'; usage: crl --sizes 10000,100000,1000000 [--dotnet-limit 60] [--work DIR]").ConfigureAwait(false);
-                    return 2;
-            }
-        }
+        var sizes = BenchCli.IntList("--sizes", [10_000, 100_000, 1_000_000], "Revoked entries per CRL");
+        var dotnetLimit = BenchCli.Positive("--dotnet-limit", 60, "Seconds .NET's CertificateRevocationListBuilder may take before larger sizes are skipped");
+        var work = BenchCli.Text("--work", "Work directory (default: a new temp directory)");
+        return BenchCli.Verb("crl", "CRL build vs openssl ca -gencrl and .NET CertificateRevocationListBuilder", [sizes, dotnetLimit, work],
+            p => RunAsync(p.GetValue(sizes)!, p.GetValue(dotnetLimit), p.GetValue(work)));
+    }
 
+    /// <summary>Runs the benchmark; returns the process exit code.</summary>
+    public static async Task<int> RunAsync(IReadOnlyList<int> sizes, double dotnetLimit, string? work)
+    {
+        ArgumentNullException.ThrowIfNull(sizes);
         work ??= Path.Combine(Path.GetTempPath(), "offlinepki-crlbench-" + Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(work);
         Console.WriteLine($"CRL generation benchmark; work directory {work}; {Environment.ProcessorCount} cores");

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Security.Cryptography;
 using Google.Protobuf;
@@ -24,13 +25,20 @@ namespace OfflinePki.Bench;
 /// </summary>
 public static class DevicePolicyBench
 {
-    /// <summary>Runs the benchmark; returns 0.</summary>
-    public static async Task<int> RunAsync(string[] args)
+    /// <summary>The <c>devicepolicy [--devices 1000000] [--ops 200000] [--issues 4000] [--replay 100000]</c> verb.</summary>
+    public static Command Command()
     {
-        int devices = BenchSupport.IntOption(args, "devices", 1_000_000);
-        int ops = BenchSupport.IntOption(args, "ops", 200_000);
-        int issues = BenchSupport.IntOption(args, "issues", 4000);
-        int replay = BenchSupport.IntOption(args, "replay", 100_000);
+        var devices = BenchCli.Int("--devices", 1_000_000, "Devices in the policy state");
+        var ops = BenchCli.Int("--ops", 200_000, "Policy checks measured");
+        var issues = BenchCli.Int("--issues", 4000, "Issue steps measured for comparison");
+        var replay = BenchCli.Int("--replay", 100_000, "Journal entries replayed for the rebuild");
+        return BenchCli.Verb("devicepolicy", "Device rules per enrollment vs the issue step; rebuild vs index rebuild", [devices, ops, issues, replay],
+            p => RunAsync(p.GetValue(devices), p.GetValue(ops), p.GetValue(issues), p.GetValue(replay)));
+    }
+
+    /// <summary>Runs the benchmark; returns 0.</summary>
+    public static async Task<int> RunAsync(int devices, int ops, int issues, int replay)
+    {
         string pki = BenchSupport.CreatePki();
         await using var app = FactoryCaApp.Build(Path.Combine(pki, "factoryca.json"),
             s => { s.AddLogging(l => l.SetMinimumLevel(LogLevel.Warning)); s.PostConfigure<SyncOptions>(o => o.Enabled = false); },

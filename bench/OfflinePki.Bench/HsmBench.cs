@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
@@ -28,15 +29,29 @@ namespace OfflinePki.Bench;
 /// </summary>
 public static class HsmBench
 {
-    /// <summary>Runs the benchmark; returns 0 when end-to-end ≥ 80 % of the limit, 1 otherwise.</summary>
-    public static async Task<int> RunAsync(string[] args)
+    /// <summary>The <c>hsm [--requests 2000] [--warmup 6000] [--stations 8] [--signs 12000] [--rounds 3] [--work DIR] [--soft-keys]</c> verb.</summary>
+    public static Command Command()
     {
-        int measured = Arg(args, "--requests", 2000), warm = Arg(args, "--warmup", 6000), requests = measured + warm, stations = Arg(args, "--stations", 8), signs = Arg(args, "--signs", 12000), rounds = Arg(args, "--rounds", 3);
-        string work = ArgS(args, "--work") ?? Path.Combine(Path.GetTempPath(), "offlinepki-hsmbench-" + Guid.NewGuid().ToString("N")[..8]);
+        var requests = BenchCli.Int("--requests", 2000, "Measured CSRs, split over the rounds");
+        var warmup = BenchCli.Int("--warmup", 6000, "CSRs sent untimed first (JIT warm-up)", min: 0);
+        var stations = BenchCli.Int("--stations", 8, "Concurrent stations");
+        var signs = BenchCli.Int("--signs", 12000, "Raw token signatures for the peer measurement");
+        var rounds = BenchCli.Int("--rounds", 3, "Rounds (the median round's ratio is the result)");
+        var work = BenchCli.Text("--work", "Work directory (default: a new temp directory)");
+        var softKeys = BenchCli.Flag("--soft-keys", "Same run with PKCS#8 file keys instead of SoftHSM2");
+        return BenchCli.Verb("hsm", "Issuance through SoftHSM2 vs its raw sign rate + CSR verify", [requests, warmup, stations, signs, rounds, work, softKeys],
+            p => RunAsync(p.GetValue(requests), p.GetValue(warmup), p.GetValue(stations), p.GetValue(signs), p.GetValue(rounds), p.GetValue(work), p.GetValue(softKeys)));
+    }
+
+    /// <summary>Runs the benchmark; returns 0 when end-to-end ≥ 80 % of the limit, 1 otherwise.</summary>
+    public static async Task<int> RunAsync(int measured, int warm, int stations, int signs, int rounds, string? work, bool softKeys)
+    {
+        int requests = measured + warm;
+        work ??= Path.Combine(Path.GetTempPath(), "offlinepki-hsmbench-" + Guid.NewGuid().ToString("N")[..8]);
         string root = FindRepoRoot();
         string pki = Path.Combine(work, "pki");
         Run("bash", Path.Combine(root, "ops/dev-pki.sh"), pki);
-        if (!args.Contains("--soft-keys"))
+        if (!softKeys)
         {
             string export = Run("bash", Path.Combine(root, "ops/demo-hsm-setup.sh"), pki);
             string conf = export.Trim().Split('=', 2)[1].Trim('\'');
@@ -182,18 +197,6 @@ public static class HsmBench
         string stderr = p.StandardError.ReadToEnd();
         p.WaitForExit();
         return p.ExitCode == 0 ? stdout : throw new InvalidOperationException($"{file} {string.Join(' ', args)} exited {p.ExitCode}: {stderr}");
-    }
-
-    private static int Arg(string[] args, string name, int fallback)
-    {
-        int i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture) : fallback;
-    }
-
-    private static string? ArgS(string[] args, string name)
-    {
-        int i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
     }
 
     private static string FindRepoRoot()

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Net.Http.Headers;
 using System.Security.Cryptography;
@@ -26,12 +27,19 @@ namespace OfflinePki.Bench;
 /// </summary>
 public static class IssuanceBench
 {
-    /// <summary>Runs the benchmark; returns 0.</summary>
-    public static async Task<int> RunAsync(string[] args)
+    /// <summary>The <c>issuance [--certs 20000] [--stations 8] [--rounds 4]</c> verb.</summary>
+    public static Command Command()
     {
-        int certs = BenchSupport.IntOption(args, "certs", 20000);
-        int stations = BenchSupport.IntOption(args, "stations", 8);
-        int rounds = Math.Max(1, BenchSupport.IntOption(args, "rounds", 4));
+        var certs = BenchCli.Int("--certs", 20000, "Certificates per measurement");
+        var stations = BenchCli.Int("--stations", 8, "Concurrent stations");
+        var rounds = BenchCli.Int("--rounds", 4, "Rounds (the median is reported)");
+        return BenchCli.Verb("issuance", "EST issuance, every policy on vs off (same run), vs openssl speed and openssl x509 -req", [certs, stations, rounds],
+            p => RunAsync(p.GetValue(certs), p.GetValue(stations), p.GetValue(rounds)));
+    }
+
+    /// <summary>Runs the benchmark; returns 0.</summary>
+    public static async Task<int> RunAsync(int certs, int stations, int rounds)
+    {
         Console.WriteLine($"issuance benchmark: {certs} certificates per mode in {rounds} alternating rounds, {stations} concurrent stations");
 
         // Two daemons side by side, each with its own PKI and journal: "off" without any IEnrollmentPolicy, "on" with

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
@@ -20,29 +21,22 @@ namespace OfflinePki.Bench;
 /// </summary>
 public static class JournalBench
 {
-    /// <summary>Runs the benchmark; returns 0, or 1 when the 64-writer target is missed, 2 for bad arguments.</summary>
-    public static async Task<int> RunAsync(string[] args)
+    /// <summary>The <c>journal [--seconds 5] [--writers 1,8,64] [--payload 600] [--dir PATH]</c> verb.</summary>
+    public static Command Command()
     {
-        ArgumentNullException.ThrowIfNull(args);
-        double seconds = 5;
-        int payloadBytes = 600;
-        int[] writers = [1, 8, 64];
-        string root = Path.Combine(Path.GetTempPath(), "offlinepki-bench", "journal-" + Guid.NewGuid().ToString("N")[..8]);
-        for (int i = 0; i < args.Length; i++)
-        {
-            string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
-            switch (args[i])
-            {
-                case "--seconds": seconds = double.Parse(Next(), CultureInfo.InvariantCulture); break;
-                case "--payload": payloadBytes = int.Parse(Next(), CultureInfo.InvariantCulture); break;
-                case "--writers": writers = Next().Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray(); break;
-                case "--dir": root = Path.Combine(Next(), "journal-" + Guid.NewGuid().ToString("N")[..8]); break;
-                default:
-                    await Console.Error.WriteLineAsync($"unknown option {args[i]}; use --seconds N --writers 1,8,64 --payload BYTES --dir PATH").ConfigureAwait(false);
-                    return 2;
-            }
-        }
+        var seconds = BenchCli.Positive("--seconds", 5, "Seconds per measurement");
+        var writers = BenchCli.IntList("--writers", [1, 8, 64], "Concurrent writers per measurement");
+        var payload = BenchCli.Int("--payload", 600, "Bytes of the certificate-sized payload");
+        var dir = BenchCli.Text("--dir", "Directory on the disk to measure (default: a temp directory)");
+        return BenchCli.Verb("journal", "Durable journal appends/s at 1, 8, 64 writers vs raw write+fsync", [seconds, writers, payload, dir],
+            p => RunAsync(p.GetValue(seconds), p.GetValue(writers)!, p.GetValue(payload), p.GetValue(dir)));
+    }
 
+    /// <summary>Runs the benchmark; returns 0, or 1 when the 64-writer target is missed.</summary>
+    public static async Task<int> RunAsync(double seconds, int[] writers, int payloadBytes, string? dir)
+    {
+        ArgumentNullException.ThrowIfNull(writers);
+        string root = Path.Combine(dir ?? Path.Combine(Path.GetTempPath(), "offlinepki-bench"), "journal-" + Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(root);
         var duration = TimeSpan.FromSeconds(seconds);
         try

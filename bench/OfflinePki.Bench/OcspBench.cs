@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
@@ -32,30 +33,24 @@ public static class OcspBench
 {
     private sealed record Row(string Peer, int Connections, double RequestsPerSecond, double P50Ms, double P99Ms, long Errors);
 
-    /// <summary>Runs the benchmark; returns the process exit code (0 ok, 1 setup failure, 2 bad arguments).</summary>
-    public static async Task<int> RunAsync(string[] args)
+    /// <summary>The <c>ocsp [--certs N] [--duration SECONDS] [--connections 1,8,32] [--requests N] [--gen0 0x10000000|default] [--keep]</c> verb.</summary>
+    public static Command Command()
     {
-        ArgumentNullException.ThrowIfNull(args);
-        int certs = 10_000, duration = 10, sample = 2_000;
-        int[] connections = [1, 8, 32];
-        bool keep = false;
-        string gen0 = DeploymentGen0Size;
-        for (int i = 0; i < args.Length; i++)
-        {
-            switch (args[i])
-            {
-                case "--certs": certs = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
-                case "--duration": duration = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
-                case "--requests": sample = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
-                case "--connections": connections = args[++i].Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray(); break;
-                case "--keep": keep = true; break;
-                case "--gen0": gen0 = args[++i]; break;
-                case "ocsp": break;
-                default:
-                    Console.Error.WriteLine($"unknown argument '{args[i]}'; usage: ocsp [--certs N] [--duration SECONDS] [--connections 1,8,32] [--requests N] [--gen0 0x10000000|default] [--keep]");
-                    return 2;
-            }
-        }
+        var certs = BenchCli.Int("--certs", 10_000, "Certificates in the registry and the openssl index");
+        var duration = BenchCli.Int("--duration", 10, "Seconds of wrk load per peer and connection count");
+        var connections = BenchCli.IntList("--connections", [1, 8, 32], "wrk connection counts");
+        var requests = BenchCli.Int("--requests", 2_000, "Pre-made DER requests for random known serials");
+        var gen0 = BenchCli.Text("--gen0", "GCgen0size for the daemon and bare Kestrel processes, or 'default'", DeploymentGen0Size);
+        var keep = BenchCli.Flag("--keep", "Keep the work directory");
+        return BenchCli.Verb("ocsp", "OCSP req/s and p50/p99 latency vs openssl ocsp -multi 2 and bare Kestrel, loaded by wrk", [certs, duration, connections, requests, gen0, keep],
+            p => RunAsync(p.GetValue(certs), p.GetValue(duration), p.GetValue(connections)!, p.GetValue(requests), p.GetValue(gen0)!, p.GetValue(keep)));
+    }
+
+    /// <summary>Runs the benchmark; returns the process exit code (0 ok, 1 setup failure).</summary>
+    public static async Task<int> RunAsync(int certs, int duration, int[] connections, int sample, string gen0, bool keep)
+    {
+        ArgumentNullException.ThrowIfNull(connections);
+        ArgumentNullException.ThrowIfNull(gen0);
 
         var dir = Directory.CreateTempSubdirectory("ocsp-bench-").FullName;
         Console.WriteLine($"OCSP bench: {certs:N0} certificates, {duration} s per run, connections {string.Join(",", connections)}, work dir {dir}");

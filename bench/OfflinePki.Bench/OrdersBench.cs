@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Net.Http.Headers;
 using System.Security.Cryptography;
@@ -21,12 +22,19 @@ namespace OfflinePki.Bench;
 /// </summary>
 public static class OrdersBench
 {
-    /// <summary>Runs the benchmark; returns 0.</summary>
-    public static async Task<int> RunAsync(string[] args)
+    /// <summary>The <c>orders [--certs 4000] [--stations 8] [--rounds 4]</c> verb.</summary>
+    public static Command Command()
     {
-        int certs = BenchSupport.IntOption(args, "certs", 4000);
-        int stations = BenchSupport.IntOption(args, "stations", 8);
-        int rounds = Math.Max(1, BenchSupport.IntOption(args, "rounds", 4));
+        var certs = BenchCli.Int("--certs", 4000, "Enrollments per measurement");
+        var stations = BenchCli.Int("--stations", 8, "Concurrent stations");
+        var rounds = BenchCli.Int("--rounds", 4, "Rounds (the median is reported)");
+        return BenchCli.Verb("orders", "Enrollment under a production order vs without one", [certs, stations, rounds],
+            p => RunAsync(p.GetValue(certs), p.GetValue(stations), p.GetValue(rounds)));
+    }
+
+    /// <summary>Runs the benchmark; returns 0.</summary>
+    public static async Task<int> RunAsync(int certs, int stations, int rounds)
+    {
         string pki = BenchSupport.CreatePki();
         Console.WriteLine($"orders benchmark: {certs} certificates per round and mode, {rounds} rounds, {stations} concurrent stations, PKI in {pki}");
 

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
@@ -36,12 +37,20 @@ public static class ProfilesBench
             Task.FromResult(new JournalEntry { Seq = (ulong)Interlocked.Increment(ref _seq), Type = EntryType.Checkpoint });
     }
 
-    /// <summary>Runs the benchmark; returns 0.</summary>
-    public static async Task<int> RunAsync(string[] args)
+    /// <summary>The <c>profiles [--certs 4000] [--tasks 2] [--revoked-entries 1000] [--rounds 3]</c> verb.</summary>
+    public static Command Command()
     {
-        int n = BenchSupport.IntOption(args, "certs", 4000);
-        int tasks = BenchSupport.IntOption(args, "tasks", 2);
-        int revokedEntries = BenchSupport.IntOption(args, "revoked-entries", 1000);
+        var certs = BenchCli.Int("--certs", 4000, "Enrollments per row and round");
+        var tasks = BenchCli.Int("--tasks", 2, "Concurrent enrollments");
+        var revokedEntries = BenchCli.Int("--revoked-entries", 1000, "Entries in the station revocation list", min: 0);
+        var rounds = BenchCli.Int("--rounds", 3, "Measured rounds after one warm-up round (the median is reported)");
+        return BenchCli.Verb("profiles", "Per-profile enrollment and StationLimitsPolicy overhead vs policy off and openssl speed", [certs, tasks, revokedEntries, rounds],
+            p => RunAsync(p.GetValue(certs), p.GetValue(tasks), p.GetValue(revokedEntries), p.GetValue(rounds)));
+    }
+
+    /// <summary>Runs the benchmark; returns 0.</summary>
+    public static async Task<int> RunAsync(int n, int tasks, int revokedEntries, int rounds)
+    {
         string pki = BenchSupport.CreatePki();
         var caCert = X509CertificateLoader.LoadCertificateFromFile(Path.Combine(pki, "issuing-ca-F1.crt"));
         var authority = new IssuingAuthority(caCert, SoftwareKeyLoader.Load(Path.Combine(pki, "issuing-ca-F1.key")),
@@ -93,7 +102,6 @@ public static class ProfilesBench
 
         // Rows interleaved over --rounds rounds (after one warm-up round), the median of each row reported, so that JIT
         // warm-up and machine noise hit every row alike.
-        int rounds = BenchSupport.IntOption(args, "rounds", 3);
         var rows = new (string Profile, bool Policy)[] { ("idevid", false), ("idevid", true), ("tls", false), ("matter", false) };
         var samples = rows.Select(_ => new List<double>()).ToArray();
         for (int round = -1; round < rounds; round++)

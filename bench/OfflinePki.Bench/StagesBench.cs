@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
@@ -21,15 +22,22 @@ namespace OfflinePki.Bench;
 /// </summary>
 public static class StagesBench
 {
-    /// <summary>Runs the diagnostic; returns 0.</summary>
-    public static async Task<int> RunAsync(string[] args)
+    /// <summary>The <c>stages [--count 4000] [--enrollment-only]</c> verb.</summary>
+    public static Command Command()
+    {
+        var count = BenchCli.Int("--count", 4000, "CSRs per stage (at least the 200 journal appends it times)", min: 200);
+        var enrollmentOnly = BenchCli.Flag("--enrollment-only", "Measure only the whole enrollment, not each stage");
+        return BenchCli.Verb("stages", "Diagnostic: the cost of each issuance stage in one thread, without HTTP", [count, enrollmentOnly],
+            p => RunAsync(p.GetValue(count), p.GetValue(enrollmentOnly)));
+    }
+
+    /// <summary>Runs the diagnostic over <paramref name="n"/> CSRs; returns 0.</summary>
+    public static async Task<int> RunAsync(int n, bool onlyEnrollment)
     {
         string pki = BenchSupport.CreatePki();
         await using var app = FactoryCaApp.Build(Path.Combine(pki, "factoryca.json"),
             s => { s.AddLogging(l => l.SetMinimumLevel(LogLevel.Warning)); s.PostConfigure<SyncOptions>(o => o.Enabled = false); },
             o => o.Est.Listen = "https://127.0.0.1:0");
-        int n = args.Contains("--count") ? int.Parse(args[Array.IndexOf(args, "--count") + 1], System.Globalization.CultureInfo.InvariantCulture) : 4000;
-        bool onlyEnrollment = args.Contains("--enrollment-only");
         var csrs = new byte[n][];
         for (int i = 0; i < n; i++) { using var k = ECDsa.Create(ECCurve.NamedCurves.nistP256); csrs[i] = new CertificateRequest($"CN=x, SERIALNUMBER=DEV-{i:D6}", k, HashAlgorithmName.SHA256).CreateSigningRequest(); }
         var station = X509Certificate2.CreateFromPemFile(Path.Combine(pki, "station-01.crt"), Path.Combine(pki, "station-01.key"));

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
@@ -25,11 +26,18 @@ namespace OfflinePki.Bench;
 /// </summary>
 public static class StationBench
 {
-    /// <summary>Runs the benchmark; returns 0.</summary>
-    public static async Task<int> RunAsync(string[] args)
+    /// <summary>The <c>station [--units 500] [--stations 4]</c> verb.</summary>
+    public static Command Command()
     {
-        int units = BenchSupport.IntOption(args, "units", 500);
-        int stations = BenchSupport.IntOption(args, "stations", 4);
+        var units = BenchCli.Int("--units", 500, "Device units per measurement");
+        var stations = BenchCli.Int("--stations", 4, "Concurrent stations");
+        return BenchCli.Verb("station", "Station tool full flow vs bare EST simpleenroll per unit", [units, stations],
+            p => RunAsync(p.GetValue(units), p.GetValue(stations)));
+    }
+
+    /// <summary>Runs the benchmark; returns 0.</summary>
+    public static async Task<int> RunAsync(int units, int stations)
+    {
         string pki = BenchSupport.CreatePki();
         Console.WriteLine($"station benchmark: {units} units per side, {stations} stations at once, PKI in {pki}");
 

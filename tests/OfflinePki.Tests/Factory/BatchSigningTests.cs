@@ -160,6 +160,14 @@ public class BatchSigningTests
             string crt = Path.Combine(output, name + ".crt");
             Tool.OpenSsl("verify", "-CAfile", _pki.PathOf("root-ca.crt"), "-untrusted", chain, crt).EnsureSuccess("openssl verify " + name);
             firstRun[name] = File.ReadAllBytes(crt);
+
+            // BouncyCastle agrees: it verifies the signature and reads the device ID and the CSR's key.
+            using var issuingCa = _pki.Cert("issuing-ca-F1");
+            var bc = BouncyOracle.CertificatePem(crt, issuingCa);
+            Assert.That(BouncyOracle.SubjectValues(bc, "2.5.4.5"), Is.EqualTo(new[] { csrs[name].Device }), name);
+            var csrKey = System.Security.Cryptography.X509Certificates.CertificateRequest.LoadSigningRequest(csrs[name].Der,
+                System.Security.Cryptography.HashAlgorithmName.SHA256).PublicKey.ExportSubjectPublicKeyInfo();
+            Assert.That(bc.SubjectPublicKeyInfo.GetEncoded(), Is.EqualTo(csrKey), name + ": the certified key is the CSR's");
         }
 
         Assert.That(Directory.GetFiles(output, "*.tmp"), Is.Empty, "temporary files are renamed");

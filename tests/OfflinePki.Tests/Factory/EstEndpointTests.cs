@@ -136,6 +136,19 @@ public class EstEndpointTests
         // SAN: otherName id-on-hardwareModuleName { hwType, hwSerialNum OCTET STRING "DEV-0001" }
         Assert.That(asn1, Does.Contain("A03006082B06010505070804A024302206").And.Contain("04084445562D30303031"));
 
+        // BouncyCastle, a second reader, verifies the returned certificate and reads the same fields.
+        using (var issuingCa = Pki.Cert("issuing-ca-F1"))
+        {
+            var bc = BouncyOracle.CertificatePem(pem, issuingCa);
+            Assert.That(BouncyOracle.SubjectValues(bc, "2.5.4.5"), Is.EqualTo(new[] { "DEV-0001" }));
+            Assert.That(BouncyOracle.SubjectValues(bc, "2.5.4.3"), Is.EqualTo(new[] { "Example Device" }));
+            Assert.That(bc.GetKeyUsage()![0], Is.True, "digitalSignature");
+            Assert.That(bc.GetCriticalExtensionOids(), Is.SupersetOf(new[] { "2.5.29.15", "2.5.29.19" }));
+            Assert.That(bc.GetBasicConstraints(), Is.EqualTo(-1));
+            Assert.That(BouncyOracle.HardwareModuleSerial(bc), Is.EqualTo("DEV-0001"u8.ToArray()));
+            Assert.That(bc.NotAfter, Is.EqualTo(new DateTime(9999, 12, 31, 23, 59, 59, DateTimeKind.Utc)));
+        }
+
         // Journaled before it was returned, with what the mirror needs.
         Assert.That(_journal.Count, Is.EqualTo(before + 1));
         var (type, payload) = _journal.Appends.Last();
@@ -242,6 +255,9 @@ public class EstEndpointTests
         Assert.That(replies.Select(r => r.Status), Is.All.EqualTo(200));
         var serials = replies.Select(r => CertsOnly(r.Body).Single().SerialNumber).ToList();
         Assert.That(serials.Distinct().Count(), Is.EqualTo(8));
+        using var issuingCa = Pki.Cert("issuing-ca-F1");
+        Assert.That(replies.Select(r => BouncyOracle.SerialHex(BouncyOracle.Certificate(CertsOnly(r.Body).Single().RawData, issuingCa))), Is.EqualTo(serials),
+            "BouncyCastle verifies each and reads the same serials");
         Assert.That(_journal.Count, Is.EqualTo(before + 8));
         Assert.That(_journal.Appends.Skip(before).Select(a => ((CertificateIssued)a.Payload).StationId).Distinct(),
             Is.EquivalentTo(new[] { "station-01", "station-02" }));

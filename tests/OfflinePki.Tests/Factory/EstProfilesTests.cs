@@ -5,6 +5,7 @@ using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Time.Testing;
 using NUnit.Framework;
 using OfflinePki.FactoryCa;
 using OfflinePki.Journal;
@@ -12,19 +13,6 @@ using OfflinePki.Journal.V1;
 using OfflinePki.Tests.Support;
 
 namespace OfflinePki.Tests.Factory;
-
-/// <summary>
-/// Real time plus an offset the test moves forward by hand (the rate limiter and the revocation file re-read use it;
-/// nothing sleeps). Never behind real time, so certificates openssl makes during the test are already valid.
-/// </summary>
-internal sealed class ManualTimeProvider : TimeProvider
-{
-    private long _offsetTicks;
-
-    public override DateTimeOffset GetUtcNow() => DateTimeOffset.UtcNow + TimeSpan.FromTicks(Interlocked.Read(ref _offsetTicks));
-
-    public void Advance(TimeSpan by) => Interlocked.Add(ref _offsetTicks, by.Ticks);
-}
 
 /// <summary>Captures every log line (to prove a server-generated key never reaches the logs).</summary>
 internal sealed class CapturingLoggerProvider : ILoggerProvider
@@ -56,7 +44,15 @@ public class EstProfilesTests
 {
     private readonly FakeJournalAppender _journal = new();
     private readonly CapturingLoggerProvider _logs = new();
-    private readonly ManualTimeProvider _clock = new();
+    // The factory's clock; the test moves it forward by hand (the rate limiter, the revocation file re-read and its
+    // journaler run on it; nothing sleeps). It starts ten minutes ahead of real time and only moves forward, so it is
+    // never behind real time while the fixture runs: certificates openssl makes during the test are already valid.
+    private readonly FakeTimeProvider _clock = new(DateTimeOffset.UtcNow.AddMinutes(10));
+
+    // Moves the wall clock as a real clock change would (FakeTimeProvider.AdjustTime): the rate limiter and the file
+    // re-read see the new time, and no timer fires, so the revocation journaler (a 2 s timer) does not run at the same
+    // instant as the request under test. Only the test that waits for the journaler fires its timer (Advance).
+    private void MoveClock(TimeSpan by) => _clock.AdjustTime(_clock.GetUtcNow() + by);
     private WebApplication _app = null!;
     private string _base = null!;
     private string _config = null!;
@@ -191,7 +187,8 @@ public class EstProfilesTests
 
     private static string Text(string pem) => Tool.OpenSsl("x509", "-in", pem, "-noout", "-text").EnsureSuccess("x509 -text").StdOut;
 
-    private void AssertVerifies(string pem, params string[] extra)
+    /// <summary>openssl verify at the factory's clock, then BouncyCastle's independent parse and signature check; returns BouncyCastle's reading.</summary>
+    private Org.BouncyCastle.X509.X509Certificate AssertVerifies(string pem, params string[] extra)
     {
         // The factory runs on the test clock (moved forward by the rate-limit test): verify at that time.
         var args = new List<string> { "verify", "-attime", (_clock.GetUtcNow().ToUnixTimeSeconds() + 1).ToString(System.Globalization.CultureInfo.InvariantCulture),
@@ -200,6 +197,10 @@ public class EstProfilesTests
         args.Add(pem);
         var v = Tool.OpenSsl([.. args]);
         Assert.That(v.StdOut, Does.Contain(": OK"), v.StdErr);
+        using var issuingCa = Pki.Cert("issuing-ca-F1");
+        var bc = BouncyOracle.CertificatePem(pem, issuingCa);
+        Assert.That(bc.IsValid(_clock.GetUtcNow().UtcDateTime.AddSeconds(1)), Is.True, "BouncyCastle: valid at the factory's clock, as openssl said");
+        return bc;
     }
 
     private CertificateIssued LastIssued() => (CertificateIssued)_journal.Appends.Last(a => a.Type == EntryType.CertificateIssued).Payload;
@@ -213,7 +214,7 @@ public class EstProfilesTests
         var reply = Curl("/.well-known/est/matter/simpleenroll", body);
         Assert.That(reply.Status, Is.EqualTo(200), reply.Body);
         string pem = CertPem(reply);
-        AssertVerifies(pem);
+        var bc = AssertVerifies(pem);
         string text = Text(pem);
         Assert.That(text, Does.Contain("1.3.6.1.4.1.37244.2.1 = FFF1"));
         Assert.That(text, Does.Contain("1.3.6.1.4.1.37244.2.2 = 8001"));
@@ -229,6 +230,14 @@ public class EstProfilesTests
         Assert.That(asn1, Does.Contain("UTF8STRING        :FFF1"));
         Assert.That(asn1, Does.Contain("UTF8STRING        :8001"));
         Assert.That(asn1, Does.Contain("GENERALIZEDTIME   :99991231235959Z"));
+        Assert.That(BouncyOracle.SubjectValues(bc, "1.3.6.1.4.1.37244.2.1"), Is.EqualTo(new[] { "FFF1" }), "BouncyCastle: Matter vendor id");
+        Assert.That(BouncyOracle.SubjectValues(bc, "1.3.6.1.4.1.37244.2.2"), Is.EqualTo(new[] { "8001" }), "BouncyCastle: Matter product id");
+        Assert.That(bc.SigAlgOid, Is.EqualTo("1.2.840.10045.4.3.2"), "ecdsa-with-SHA256");
+        Assert.That(bc.GetBasicConstraints(), Is.EqualTo(-1));
+        Assert.That(bc.GetKeyUsage()![0], Is.True);
+        Assert.That(bc.GetExtendedKeyUsage(), Is.Null.Or.Empty);
+        Assert.That(bc.GetSubjectAlternativeNameExtension(), Is.Null);
+        Assert.That(bc.NotAfter, Is.EqualTo(new DateTime(9999, 12, 31, 23, 59, 59, DateTimeKind.Utc)));
 
         var issued = LastIssued();
         Assert.That(issued.Profile, Is.EqualTo("matter"));
@@ -248,7 +257,10 @@ public class EstProfilesTests
         var reply = Curl("/.well-known/est/tls/simpleenroll", body);
         Assert.That(reply.Status, Is.EqualTo(200), reply.Body);
         string pem = CertPem(reply);
-        AssertVerifies(pem, "-purpose", "sslclient");
+        var bc = AssertVerifies(pem, "-purpose", "sslclient");
+        Assert.That(bc.GetExtendedKeyUsage()!.Select(o => o.Id), Is.EqualTo(new[] { "1.3.6.1.5.5.7.3.2" }), "BouncyCastle: clientAuth only");
+        Assert.That(bc.GetSubjectAlternativeNameExtension(), Is.Null);
+        Assert.That(bc.NotAfter - bc.NotBefore, Is.EqualTo(TimeSpan.FromDays(825)));
         string text = Text(pem);
         Assert.That(text, Does.Match(@"Extended Key Usage:\s+TLS Web Client Authentication"));
         Assert.That(text, Does.Match(@"Key Usage: critical\s+Digital Signature"));
@@ -324,7 +336,7 @@ public class EstProfilesTests
     [Test]
     public void A_station_over_its_rate_gets_429_with_Retry_After_until_the_clock_moves()
     {
-        _clock.Advance(TimeSpan.FromMinutes(5));
+        MoveClock(TimeSpan.FromMinutes(5));
         for (int i = 0; i < 2; i++)
         {
             Assert.That(Curl("/.well-known/est/simpleenroll", KeyAndCsr($"/serialNumber=RATE-000{i}/CN=x").Body, station: "st-limited").Status, Is.EqualTo(200));
@@ -339,7 +351,7 @@ public class EstProfilesTests
 
         // Other stations are not affected; one token comes back after 30 s of (test) time.
         Assert.That(Curl("/.well-known/est/simpleenroll", KeyAndCsr("/serialNumber=RATE-0010/CN=x").Body, station: "station-02").Status, Is.EqualTo(200));
-        _clock.Advance(TimeSpan.FromSeconds(31));
+        MoveClock(TimeSpan.FromSeconds(31));
         var again = Curl("/.well-known/est/simpleenroll", KeyAndCsr("/serialNumber=RATE-0011/CN=x").Body, station: "st-limited");
         Assert.That(again.Status, Is.EqualTo(200), again.Body);
         Assert.That(Curl("/.well-known/est/simpleenroll", KeyAndCsr("/serialNumber=RATE-0012/CN=x").Body, station: "st-limited").Status, Is.EqualTo(429));
@@ -392,7 +404,7 @@ public class EstProfilesTests
         try
         {
             new OfflinePki.Policy.RevokedStationStore(_data, TimeProvider.System).Revoke(fp, "hot reload test");
-            _clock.Advance(TimeSpan.FromSeconds(2));
+            MoveClock(TimeSpan.FromSeconds(2));
             var reply = Curl("/.well-known/est/simpleenroll", KeyAndCsr("/serialNumber=HOT-0002/CN=x").Body, station: "station-02");
             Assert.That(reply.Status, Is.EqualTo(403), reply.Body);
             Assert.That(reply.Body, Does.Contain("is revoked on this factory"));
@@ -403,6 +415,7 @@ public class EstProfilesTests
             var deadline = DateTime.UtcNow.AddSeconds(30);
             while (!Journaled() && DateTime.UtcNow < deadline)
             {
+                _clock.Advance(TimeSpan.FromSeconds(2));
                 Thread.Sleep(100);
             }
 
@@ -413,7 +426,7 @@ public class EstProfilesTests
             // Undo for the other tests: rewrite the file without that line.
             string path = Path.Combine(_data, "revoked-stations");
             File.WriteAllLines(path, File.ReadAllLines(path).Where(l => !l.StartsWith(fp, StringComparison.Ordinal)));
-            _clock.Advance(TimeSpan.FromSeconds(2));
+            MoveClock(TimeSpan.FromSeconds(2));
         }
     }
 
@@ -425,7 +438,7 @@ public class EstProfilesTests
         try
         {
             File.AppendAllText(path, "not-a-fingerprint 12 x\n");
-            _clock.Advance(TimeSpan.FromSeconds(2));
+            MoveClock(TimeSpan.FromSeconds(2));
             int before = _journal.Count;
             var reply = Curl("/.well-known/est/simpleenroll", KeyAndCsr("/serialNumber=BAD-0001/CN=x").Body, station: "station-02");
             Assert.That(reply.Status, Is.EqualTo(503), reply.Body);
@@ -444,7 +457,7 @@ public class EstProfilesTests
                 File.WriteAllText(path, saved);
             }
 
-            _clock.Advance(TimeSpan.FromSeconds(2));
+            MoveClock(TimeSpan.FromSeconds(2));
         }
     }
 
@@ -520,7 +533,7 @@ public class EstProfilesTests
         Assert.That(keyText, Does.Contain("prime256v1"));
         string certPem = Path.Combine(dir, "cert.pem");
         Tool.OpenSsl("pkcs7", "-inform", "DER", "-in", Path.Combine(dir, "part1.der"), "-print_certs", "-out", certPem).EnsureSuccess("pkcs7");
-        AssertVerifies(certPem);
+        var bc = AssertVerifies(certPem);
         var keyPub = Tool.OpenSsl("pkey", "-inform", "DER", "-in", keyDer, "-pubout").EnsureSuccess("pubout").StdOut;
         var certPub = Tool.OpenSsl("x509", "-in", certPem, "-noout", "-pubkey").EnsureSuccess("pubkey").StdOut;
         Assert.That(certPub, Is.EqualTo(keyPub), "the returned key is the certified key");
@@ -536,6 +549,7 @@ public class EstProfilesTests
         byte[] pkcs8 = File.ReadAllBytes(keyDer);
         using var ec = ECDsa.Create();
         ec.ImportPkcs8PrivateKey(pkcs8, out _);
+        Assert.That(bc.SubjectPublicKeyInfo.GetEncoded(), Is.EqualTo(ec.ExportSubjectPublicKeyInfo()), "BouncyCastle: the returned key is the certified key");
         byte[] d = ec.ExportParameters(true).D!;
         foreach (var (_, p) in _journal.Appends)
         {
@@ -588,7 +602,9 @@ public class EstProfilesTests
         var reply = Curl("/.well-known/est/simplereenroll", body, clientCert: device);
         Assert.That(reply.Status, Is.EqualTo(200), reply.Body);
         string pem = CertPem(reply);
-        AssertVerifies(pem);
+        var bc = AssertVerifies(pem);
+        Assert.That(BouncyOracle.SubjectValues(bc, "2.5.4.5"), Is.EqualTo(new[] { "RE-0001" }));
+        Assert.That(BouncyOracle.HardwareModuleSerial(bc), Is.EqualTo("RE-0001"u8.ToArray()));
         Assert.That(_journal.Count, Is.EqualTo(before + 1));
         var issued = LastIssued();
         Assert.That(issued.Kind, Is.EqualTo(IssuanceKind.Reenroll));

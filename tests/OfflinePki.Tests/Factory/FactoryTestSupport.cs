@@ -70,12 +70,6 @@ internal sealed class CountingSigningKey(ISigningKey inner) : ISigningKey
     }
 }
 
-/// <summary>A clock fixed at one instant.</summary>
-internal sealed class FixedTimeProvider(DateTimeOffset now) : TimeProvider
-{
-    public override DateTimeOffset GetUtcNow() => now;
-}
-
 /// <summary>openssl-made CSRs and certificates in a per-run scratch directory.</summary>
 internal static class Peers
 {

@@ -1,5 +1,6 @@
 using System.Formats.Asn1;
 using System.Security.Cryptography.X509Certificates;
+using Microsoft.Extensions.Time.Testing;
 using NUnit.Framework;
 using OfflinePki.Asn1;
 using OfflinePki.Enrollment;
@@ -101,6 +102,17 @@ public class IssuerTests
         Assert.That(hw!.Value.Type, Is.EqualTo(CertificateProfile.DefaultHardwareModuleType));
         Assert.That(hw.Value.SerialNum, Is.EqualTo("DEV-1000"u8.ToArray()));
         Assert.That(view.ValidityTags.NotAfter, Is.EqualTo(UniversalTagNumber.GeneralizedTime));
+
+        // BouncyCastle, a second reader, verifies the signature and reads the same fields.
+        var bc = BouncyOracle.Certificate(issued.Der, authority.Certificate);
+        Assert.That(BouncyOracle.SerialHex(bc), Is.EqualTo(cert.SerialNumber).And.EqualTo(SerialNumber.ToHex(issued.Serial)));
+        Assert.That(BouncyOracle.SubjectValues(bc, Oids.SerialNumberAttribute), Is.EqualTo(new[] { "DEV-1000" }));
+        Assert.That(bc.NotAfter, Is.EqualTo(new DateTime(9999, 12, 31, 23, 59, 59, DateTimeKind.Utc)));
+        Assert.That(bc.NotBefore, Is.EqualTo(issued.NotBefore.UtcDateTime));
+        Assert.That(bc.GetCriticalExtensionOids(), Does.Contain("2.5.29.15"));
+        Assert.That(bc.GetKeyUsage()![0], Is.True, "digitalSignature");
+        Assert.That(bc.GetBasicConstraints(), Is.EqualTo(-1), "not a CA");
+        Assert.That(BouncyOracle.HardwareModuleSerial(bc), Is.EqualTo("DEV-1000"u8.ToArray()));
     }
 
     [Test]
@@ -109,12 +121,15 @@ public class IssuerTests
         var (authority, _) = Authority();
         var now = new DateTimeOffset(2030, 1, 2, 3, 4, 5, 678, TimeSpan.Zero);
         var issuer = new CertificateIssuer(authority, Profile(TimeSpan.FromDays(365 * 25)), new RandomSerialNumberSource(),
-            new InMemoryIssuedSerials(), new FixedTimeProvider(now));
+            new InMemoryIssuedSerials(), new FakeTimeProvider(now));
         var issued = issuer.Issue(Request());
         Assert.That(issued.NotBefore, Is.EqualTo(new DateTimeOffset(2030, 1, 2, 3, 4, 5, TimeSpan.Zero)));
         Assert.That(issued.NotAfter, Is.EqualTo(issued.NotBefore.AddDays(365 * 25)));
         var view = TbsCertificateView.Parse(new AsnReader(issued.Der, AsnEncodingRules.DER).ReadSequence().ReadEncodedValue());
         Assert.That(view.ValidityTags, Is.EqualTo((UniversalTagNumber.UtcTime, UniversalTagNumber.GeneralizedTime)), "2030 UTCTime, 2054 GeneralizedTime");
+        var bc = BouncyOracle.Certificate(issued.Der, authority.Certificate);
+        Assert.That(bc.NotBefore, Is.EqualTo(issued.NotBefore.UtcDateTime), "BouncyCastle reads the UTCTime notBefore");
+        Assert.That(bc.NotAfter, Is.EqualTo(issued.NotAfter.UtcDateTime), "BouncyCastle reads the GeneralizedTime notAfter");
     }
 
     [Test]

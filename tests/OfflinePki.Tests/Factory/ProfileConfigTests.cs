@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
 using NUnit.Framework;
 using OfflinePki.Asn1;
 using OfflinePki.Enrollment;
@@ -206,7 +207,7 @@ public class ProfileConfigTests
     [Test]
     public void The_clocked_token_bucket_refills_from_the_clock_and_says_when_to_retry()
     {
-        var clock = new ManualTimeProvider();
+        var clock = new FakeTimeProvider();
         using var limiter = new ClockedTokenBucketRateLimiter(2, TimeSpan.FromSeconds(30), clock);
         Assert.That(limiter.AttemptAcquire().IsAcquired, Is.True);
         Assert.That(limiter.AttemptAcquire().IsAcquired, Is.True);

@@ -1,4 +1,5 @@
 using System.Security.Cryptography.X509Certificates;
+using Microsoft.Extensions.Time.Testing;
 using NUnit.Framework;
 using OfflinePki.Policy;
 using OfflinePki.Tests.Support;
@@ -69,7 +70,7 @@ public class StationPolicyTests
     public void An_expired_station_certificate_is_refused()
     {
         var later = new StationAuthorizer(TestPki.Default.Cert("tls-ca"), [new StationEntry("station-01", "station-01")],
-            new FixedTimeProvider(DateTimeOffset.UtcNow.AddYears(5)));
+            new FakeTimeProvider(DateTimeOffset.UtcNow.AddYears(5)));
         var ex = Assert.Throws<StationRejectedException>(() => later.Authorize(TestPki.Default.Cert("station-01")))!;
         Assert.That(ex.Code, Is.EqualTo(StationError.Untrusted));
     }
@@ -78,7 +79,7 @@ public class StationPolicyTests
     public void A_remembered_decision_never_outlives_the_station_certificate()
     {
         var station = TestPki.Default.Cert("station-01");
-        var clock = new OfflinePki.Tests.Journal.ManualTimeProvider(new DateTimeOffset(station.NotAfter.ToUniversalTime(), TimeSpan.Zero).AddSeconds(-10));
+        var clock = new FakeTimeProvider(new DateTimeOffset(station.NotAfter.ToUniversalTime(), TimeSpan.Zero).AddSeconds(-10));
         var authorizer = new StationAuthorizer(TestPki.Default.Cert("tls-ca"), [new StationEntry("station-01", "station-01")], clock);
         Assert.That(authorizer.Authorize(station).Id, Is.EqualTo("station-01"));
 

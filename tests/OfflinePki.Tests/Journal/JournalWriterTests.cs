@@ -2,6 +2,7 @@ using Google.Protobuf;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
 using NUnit.Framework;
 using OfflinePki.Journal;
 using OfflinePki.Journal.V1;
@@ -594,7 +595,7 @@ public class JournalWriterTests
     [Test]
     public async Task Checkpoints_every_n_entries_on_demand_and_on_the_interval_timer()
     {
-        var clock = new ManualTimeProvider(DateTimeOffset.UtcNow);
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
         await using var w = await Open(Options(every: 5), time: clock);
         for (int i = 0; i < 12; i++)
         {

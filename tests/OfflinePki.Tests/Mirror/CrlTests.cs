@@ -49,11 +49,27 @@ public class CrlTests
         Assert.That(all, Does.Contain("Invalidity Date").And.Contain("Jan  2 03:04:05 2026 GMT"));
         Assert.That(all, Does.Not.Contain("Unspecified"), "unspecified is encoded by omitting reasonCode (RFC 5280 §5.3.1)");
 
+        // BouncyCastle, a second reader, agrees on number, entries, reasons and the invalidity date.
+        var bc = BouncyOracle.Crl(crl.Der, bed.IssuingCa);
+        Assert.That(bc.CrlNumber, Is.EqualTo(crl.CrlNumber).And.EqualTo(new BigInteger(1)));
+        Assert.That(bc.DeltaBaseCrlNumber, Is.Null);
+        Assert.That(bc.ThisUpdate, Is.EqualTo(crl.ThisUpdate));
+        Assert.That(bc.NextUpdate, Is.EqualTo(crl.NextUpdate));
+        Assert.That(bc.Entries, Has.Count.EqualTo(3));
+        Assert.That(bc.Entry(compromised.Serial)!.Reason, Is.EqualTo((int)CrlReason.KeyCompromise));
+        Assert.That(bc.Entry(compromised.Serial)!.InvalidityDate, Is.EqualTo(invalidity));
+        Assert.That(bc.Entry(superseded.Serial)!.Reason, Is.EqualTo((int)CrlReason.Superseded));
+        Assert.That(bc.Entry(unspecified.Serial)!.Reason, Is.Null);
+        Assert.That(bc.Entry(good.Serial), Is.Null);
+
         // A new revocation makes a new CRL with a higher number.
         bed.Registry.Revoke("F1", good.Serial, CrlReason.CessationOfOperation, null, "test");
         var next = publisher.GetCurrent();
         Assert.That(next.CrlNumber, Is.GreaterThan(crl.CrlNumber));
         Assert.That(next.EntryCount, Is.EqualTo(4));
+        var bcNext = BouncyOracle.Crl(next.Der, bed.IssuingCa);
+        Assert.That(bcNext.CrlNumber, Is.EqualTo(next.CrlNumber));
+        Assert.That(bcNext.Entry(good.Serial)!.Reason, Is.EqualTo((int)CrlReason.CessationOfOperation));
     }
 
     [Test]
@@ -74,6 +90,11 @@ public class CrlTests
         var ok = Tool.OpenSsl(Verify(good.PemPath));
         Assert.That(ok.StdOut + ok.StdErr, Does.Contain(": OK"), ok.StdErr);
         Assert.That(ok.ExitCode, Is.Zero);
+
+        // BouncyCastle agrees: X509Crl.IsRevoked says the same for both certificates.
+        var bc = BouncyOracle.Crl(crl.Der, bed.IssuingCa);
+        Assert.That(bc.Raw.IsRevoked(BouncyOracle.Certificate(revoked.Der, bed.IssuingCa)), Is.True);
+        Assert.That(bc.Raw.IsRevoked(BouncyOracle.Certificate(good.Der, bed.IssuingCa)), Is.False);
     }
 
     [Test]
@@ -90,6 +111,9 @@ public class CrlTests
         File.WriteAllBytes(der, second.Der);
         var text = Tool.OpenSsl("crl", "-inform", "DER", "-in", der, "-noout", "-text").EnsureSuccess("openssl crl");
         Assert.That(text.StdOut, Does.Contain("No Revoked Certificates"));
+        var bc = BouncyOracle.Crl(second.Der, bed.IssuingCa);
+        Assert.That(bc.CrlNumber, Is.EqualTo(second.CrlNumber).And.GreaterThan(first));
+        Assert.That(bc.Entries, Is.Empty);
     }
 
     [Test]
@@ -145,6 +169,11 @@ public class CrlTests
         var text = Tool.OpenSsl("crl", "-inform", "DER", "-in", der, "-noout", "-text", "-CAfile", bed.Pki.PathOf("issuing-ca-F1.crt")).EnsureSuccess("openssl crl");
         Assert.That(text.StdErr + text.StdOut, Does.Contain("verify OK"));
         Assert.That(System.Text.RegularExpressions.Regex.Count(text.StdOut, "Serial Number:"), Is.EqualTo(n));
+        var bc = BouncyOracle.Crl(crl.Der, bed.IssuingCa);
+        Assert.That(bc.CrlNumber, Is.EqualTo(new BigInteger(42)));
+        Assert.That(bc.Entries, Has.Count.EqualTo(n));
+        Assert.That(bc.Entries.Count(e => e.Reason is null), Is.EqualTo(n / 6), "reason 0 (i % 6 == 0) is written by omission");
+        Assert.That(bc.Entries.Count(e => e.InvalidityDate is not null), Is.EqualTo(n / 3));
     }
 
     [Test]

@@ -81,6 +81,20 @@ public class DeltaCrlTests
         Assert.That(deltaText.StdOut, Does.Match(@"Delta CRL Indicator: critical\s*\n\s*" + full.CrlNumber.ToString(System.Globalization.CultureInfo.InvariantCulture)));
         Assert.That(deltaText.StdOut, Does.Contain(held.SerialHex).And.Contain(late.SerialHex).And.Not.Contain(early.SerialHex));
 
+        // BouncyCastle agrees: one number sequence, the critical indicator names the base, freshestCRL only in the full CRL.
+        var bcFull = BouncyOracle.Crl(full.Der, bed.IssuingCa);
+        Assert.That(bcFull.CrlNumber, Is.EqualTo(full.CrlNumber));
+        Assert.That(bcFull.DeltaBaseCrlNumber, Is.Null);
+        Assert.That(bcFull.HasFreshestCrl, Is.True);
+        Assert.That(bcFull.Entries.Select(e => e.SerialHex), Is.EqualTo(new[] { BouncyOracle.Hex(early.Serial) }));
+        var bcDelta = BouncyOracle.Crl(delta.Der, bed.IssuingCa);
+        Assert.That(bcDelta.CrlNumber, Is.EqualTo(delta.CrlNumber));
+        Assert.That(bcDelta.DeltaBaseCrlNumber, Is.EqualTo(full.CrlNumber));
+        Assert.That(bcDelta.HasFreshestCrl, Is.False);
+        Assert.That(bcDelta.Entry(held.Serial)!.Reason, Is.EqualTo((int)CrlReason.CertificateHold));
+        Assert.That(bcDelta.Entry(late.Serial)!.Reason, Is.EqualTo((int)CrlReason.Superseded));
+        Assert.That(bcDelta.Entry(early.Serial), Is.Null);
+
         var rootCrl = RootCrl(bed);
         foreach (var mode in new[] { "-crl_check", "-crl_check_all" })
         {
@@ -103,6 +117,10 @@ public class DeltaCrlTests
         var delta2Pem = Pem(bed, "delta2.pem", delta2.Der);
         var delta2Text = Tool.OpenSsl("crl", "-in", delta2Pem, "-noout", "-text").EnsureSuccess("openssl crl").StdOut;
         Assert.That(delta2Text, Does.Contain(held.SerialHex).And.Contain("Remove From CRL"));
+        var bcDelta2 = BouncyOracle.Crl(delta2.Der, bed.IssuingCa);
+        Assert.That(bcDelta2.CrlNumber, Is.EqualTo(delta2.CrlNumber));
+        Assert.That(bcDelta2.DeltaBaseCrlNumber, Is.EqualTo(full.CrlNumber));
+        Assert.That(bcDelta2.Entry(held.Serial)!.Reason, Is.EqualTo((int)CrlReason.RemoveFromCrl));
         var released = Verify(bed, held, "-crl_check_all", fullPem, delta2Pem, rootCrl);
         Assert.That(released.ExitCode, Is.Zero, released.StdOut + released.StdErr);
 
@@ -171,6 +189,11 @@ public class DeltaCrlTests
         var text = Tool.OpenSsl("crl", "-in", pem, "-noout", "-text", "-CAfile", bed.Pki.PathOf("issuing-ca-F1.crt")).EnsureSuccess("openssl crl");
         Assert.That(text.StdOut + text.StdErr, Does.Contain("verify OK"));
         Assert.That(text.StdOut, Does.Contain("Issuing Distribution Point: critical").And.Contain("URI:http://127.0.0.1:8080/crl/F1-p3.crl").And.Contain("Only User Certificates"));
+        var bc = BouncyOracle.Crl(crl.Der, bed.IssuingCa);
+        Assert.That(bc.CrlNumber, Is.EqualTo(new BigInteger(3)));
+        Assert.That(bc.IssuingDistributionPoint, Is.Not.Null);
+        Assert.That(bc.IssuingDistributionPoint!.OnlyContainsUserCerts, Is.True);
+        Assert.That(bc.IssuingDistributionPoint.DistributionPoint.ToString(), Does.Contain("http://127.0.0.1:8080/crl/F1-p3.crl"));
 
         // A non-critical IDP is refused by the lint.
         var view = TbsCertListView.Parse(TbsOf(crl.Der));
@@ -223,6 +246,11 @@ public class PartitionedCrlTests
             {
                 Assert.That(CrlPartitioning.PartitionOf(e.Serial.Span, N), Is.EqualTo(k));
             }
+
+            var bc = BouncyOracle.Crl(crl.Der, bed.IssuingCa);
+            Assert.That(bc.Entries, Has.Count.EqualTo(crl.EntryCount));
+            Assert.That(bc.IssuingDistributionPoint!.DistributionPoint.ToString(), Does.Contain(CrlPartitioning.PartitionUrl(BaseUrl, k)));
+            Assert.That(bc.Entries.Select(e => e.SerialHex), Is.EquivalentTo(revoked.Where(d => CrlPartitioning.PartitionOf(d.Serial, N) == k).Select(d => BouncyOracle.Hex(d.Serial))));
         }
 
         Assert.That(total, Is.EqualTo(revoked.Count), "every revoked serial is in exactly one partition");

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using NUnit.Framework;
 using OfflinePki.Asn1;
 using OfflinePki.Crl;
@@ -10,27 +11,21 @@ namespace OfflinePki.Tests.Mirror;
 /// <summary>CRL refresh and OCSP response caching under a controlled clock.</summary>
 public class MirrorCachingTests
 {
-    private sealed class ManualTime(DateTimeOffset start) : TimeProvider
-    {
-        public DateTimeOffset Now { get; set; } = start;
-        public override DateTimeOffset GetUtcNow() => Now;
-    }
-
     [Test]
     public void Crl_is_reused_until_refresh_after_then_rebuilt_with_a_new_number()
     {
         using var bed = new MirrorTestBed();
-        var time = new ManualTime(DateTimeOffset.FromUnixTimeSeconds(DateTimeOffset.UtcNow.AddHours(1).ToUnixTimeSeconds()));
+        var time = new FakeTimeProvider(DateTimeOffset.FromUnixTimeSeconds(DateTimeOffset.UtcNow.AddHours(1).ToUnixTimeSeconds()));
         var publisher = new CrlPublisher(CrlIssuer.FromCertificate(bed.IssuingCa), SoftwareKeyLoader.Load(bed.Pki.PathOf("issuing-ca-F1.key")),
             bed.Registry, time, TimeSpan.FromDays(7), TimeSpan.FromHours(1));
         var first = publisher.GetCurrent();
         Assert.That(first.NextUpdate - first.ThisUpdate, Is.EqualTo(TimeSpan.FromDays(7)));
-        time.Now += TimeSpan.FromMinutes(59);
+        time.Advance(TimeSpan.FromMinutes(59));
         Assert.That(publisher.GetCurrent(), Is.SameAs(first));
-        time.Now += TimeSpan.FromMinutes(2);
+        time.Advance(TimeSpan.FromMinutes(2));
         var second = publisher.GetCurrent();
         Assert.That(second.CrlNumber, Is.EqualTo(first.CrlNumber + 1));
-        Assert.That(second.ThisUpdate, Is.EqualTo(time.Now));
+        Assert.That(second.ThisUpdate, Is.EqualTo(time.GetUtcNow()));
     }
 
     [Test]
@@ -38,7 +33,7 @@ public class MirrorCachingTests
     {
         using var bed = new MirrorTestBed();
         var dev = bed.Issue();
-        var time = new ManualTime(DateTimeOffset.UtcNow);
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
         var responder = new OcspResponder(
             [new OcspIssuer("F1", bed.IssuingCa, bed.Pki.Cert("ocsp-F1"), SoftwareKeyLoader.Load(bed.Pki.PathOf("ocsp-F1.key")))],
             bed.Registry, time, new OcspResponderSettings(TimeSpan.FromHours(1), NeverIssuedPolicy.Revoked, TimeSpan.FromMinutes(1)));
@@ -47,7 +42,7 @@ public class MirrorCachingTests
         var a = responder.Respond(request);
         var b = responder.Respond(request);
         Assert.That(b, Is.SameAs(a), "nonce-less single answer reused");
-        time.Now += TimeSpan.FromMinutes(2);
+        time.Advance(TimeSpan.FromMinutes(2));
         var c = responder.Respond(request);
         Assert.That(c, Is.Not.SameAs(a));
         bed.Registry.Revoke("F1", dev.Serial, CrlReason.KeyCompromise, null, "t");

@@ -70,6 +70,30 @@ public class MirrorHttpTests
         Assert.That(never.StdOut, Does.Contain("Jan  1 00:00:00 1970 GMT"));
         // OpenSSL 3.0 names 1.3.6.1.5.5.7.48.1.9 (id-pkix-ocsp-extended-revoke) by its old short name "valid".
         Assert.That(never.StdOut, Does.Match(@"Response Extensions:[\s\S]*\n\s+valid:"));
+
+        // BouncyCastle reads the same three answers (openssl's own bytes, kept with -respout) and agrees.
+        using var responder = _bed.Pki.Cert("ocsp-F1");
+        BouncyOcspSingle Bc(MirrorTestBed.Device d, string name)
+        {
+            var path = Path.Combine(_bed.DataDirectory, $"post-{name}-{noNonce}.der");
+            var r = Ocsp(d.PemPath, [.. extra, "-respout", path]);
+            Assert.That(r.StdErr, Does.Contain("Response verify OK"), r.StdOut + r.StdErr);
+            var bc = BouncyOracle.OcspResponse(File.ReadAllBytes(path), _bed.IssuingCa, responder);
+            Assert.That(bc.Status, Is.EqualTo(Org.BouncyCastle.Ocsp.OcspRespStatus.Successful));
+            Assert.That(bc.Nonce is not null, Is.EqualTo(!noNonce), "the nonce is echoed exactly when asked");
+            Assert.That(bc.Responses, Has.Count.EqualTo(1));
+            Assert.That(bc.HasExtendedRevoke, Is.EqualTo(d == _neverIssued), "extended revoke only on the never-issued answer");
+            return bc.For(d.Serial);
+        }
+
+        Assert.That(Bc(_good, "good").Status, Is.EqualTo(OracleCertStatus.Good));
+        var bcRevoked = Bc(_revoked, "revoked");
+        Assert.That(bcRevoked.Status, Is.EqualTo(OracleCertStatus.Revoked));
+        Assert.That(bcRevoked.Reason, Is.EqualTo((int)CrlReason.KeyCompromise));
+        var bcNever = Bc(_neverIssued, "never");
+        Assert.That(bcNever.Status, Is.EqualTo(OracleCertStatus.Revoked));
+        Assert.That(bcNever.Reason, Is.EqualTo((int)CrlReason.CertificateHold));
+        Assert.That(bcNever.RevocationTime, Is.EqualTo(DateTimeOffset.UnixEpoch), "RFC 6960 §2.2: revocationTime 1970-01-01 for never issued");
     }
 
     [Test]
@@ -86,6 +110,11 @@ public class MirrorHttpTests
         var parsed = Tool.OpenSsl("ocsp", "-respin", resp, "-issuer", Pki("issuing-ca-F1.crt"), "-cert", _revoked.PemPath, "-CAfile", Pki("root-ca.crt"), "-resp_text");
         Assert.That(parsed.StdErr, Does.Contain("Response verify OK"), parsed.StdOut + parsed.StdErr);
         Assert.That(parsed.StdOut, Does.Contain(": revoked"));
+        using var responder = _bed.Pki.Cert("ocsp-F1");
+        var bc = BouncyOracle.OcspResponse(File.ReadAllBytes(resp), _bed.IssuingCa, responder);
+        Assert.That(bc.Nonce, Is.Null);
+        Assert.That(bc.For(_revoked.Serial).Status, Is.EqualTo(OracleCertStatus.Revoked));
+        Assert.That(bc.For(_revoked.Serial).Reason, Is.EqualTo((int)CrlReason.KeyCompromise));
     }
 
     [Test]
@@ -105,6 +134,7 @@ public class MirrorHttpTests
         Tool.Run("curl", ["-sS", "-o", resp, "-H", "Content-Type: application/ocsp-request", "--data-binary", "@" + garbage, _url + "/ocsp"]).EnsureSuccess("curl POST");
         var parsed = Tool.OpenSsl("ocsp", "-respin", resp, "-resp_text");
         Assert.That(parsed.StdOut + parsed.StdErr, Does.Contain("malformedrequest (1)"));
+        Assert.That(BouncyOracle.OcspResponse(File.ReadAllBytes(resp), _bed.IssuingCa).Status, Is.EqualTo(Org.BouncyCastle.Ocsp.OcspRespStatus.MalformedRequest));
 
         var badGet = Path.Combine(dir, "garbage-get.der");
         Tool.Run("curl", ["-sS", "-o", badGet, _url + "/ocsp/%%%not-base64"]).EnsureSuccess("curl GET");
@@ -125,6 +155,8 @@ public class MirrorHttpTests
         Assert.That(head.StdOut, Does.Contain("application/pkix-crl").And.Contain("ETag"));
         var text = Tool.OpenSsl("crl", "-inform", "DER", "-in", crlFile, "-noout", "-text", "-CAfile", Pki("issuing-ca-F1.crt")).EnsureSuccess("openssl crl");
         Assert.That(text.StdOut + text.StdErr, Does.Contain("verify OK").And.Contain(_revoked.SerialHex));
+        var bc = BouncyOracle.Crl(File.ReadAllBytes(crlFile), _bed.IssuingCa);
+        Assert.That(bc.Entry(_revoked.Serial)!.Reason, Is.EqualTo((int)CrlReason.KeyCompromise));
 
         // A revocation through another registry handle (as the CLI in another process does) shows up in CRL and OCSP.
         var late = _bed.Issue();
@@ -137,6 +169,9 @@ public class MirrorHttpTests
         Tool.Run("curl", ["-sS", "-o", crlFile, _url + "/crl/F1.crl"]).EnsureSuccess("curl crl");
         text = Tool.OpenSsl("crl", "-inform", "DER", "-in", crlFile, "-noout", "-text").EnsureSuccess("openssl crl");
         Assert.That(text.StdOut, Does.Contain(late.SerialHex).And.Contain("Affiliation Changed"));
+        var bcLate = BouncyOracle.Crl(File.ReadAllBytes(crlFile), _bed.IssuingCa);
+        Assert.That(bcLate.CrlNumber, Is.GreaterThan(bc.CrlNumber));
+        Assert.That(bcLate.Entry(late.Serial)!.Reason, Is.EqualTo((int)CrlReason.AffiliationChanged));
         Assert.That(Ocsp(late.PemPath, "-no_nonce").StdOut, Does.Contain(": revoked"));
 
         var caFile = Path.Combine(dir, "ca.der");

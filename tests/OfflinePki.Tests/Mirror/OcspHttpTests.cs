@@ -4,6 +4,7 @@ using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Time.Testing;
 using NUnit.Framework;
 using OfflinePki.Asn1;
 using OfflinePki.MirrorCa;
@@ -17,13 +18,6 @@ namespace OfflinePki.Tests.Mirror;
 [NonParallelizable]
 public class OcspHttpTests
 {
-    private sealed class ManualTime(DateTimeOffset start) : TimeProvider
-    {
-        public DateTimeOffset Now { get; set; } = start;
-
-        public override DateTimeOffset GetUtcNow() => Now;
-    }
-
     private static async Task<(WebApplication App, string Url)> Start(MirrorTestBed bed, TimeProvider? time = null)
     {
         var app = MirrorCaApp.Build(bed.ConfigPath, new Dictionary<string, string?> { ["MirrorCa:Http:Listen"] = "http://127.0.0.1:0", ["MirrorCa:Sync:Listen"] = "" },
@@ -64,6 +58,11 @@ public class OcspHttpTests
             var nextUpdate = DateTimeOffset.ParseExact(Field(text, "Next Update: "), "MMM d HH:mm:ss yyyy 'GMT'", CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AllowInnerWhite);
             Assert.That(first.Content.Headers.LastModified, Is.EqualTo(thisUpdate), "Last-Modified = thisUpdate");
             Assert.That(first.Content.Headers.Expires, Is.EqualTo(nextUpdate), "Expires = nextUpdate");
+            var bc = BouncyOracle.OcspResponse(body, bed.IssuingCa, bed.Pki.Cert("ocsp-F1"));
+            Assert.That(bc.For(dev.Serial).Status, Is.EqualTo(OracleCertStatus.Good));
+            Assert.That(bc.For(dev.Serial).ThisUpdate, Is.EqualTo(thisUpdate), "BouncyCastle reads the same thisUpdate as openssl");
+            Assert.That(bc.For(dev.Serial).NextUpdate, Is.EqualTo(nextUpdate), "BouncyCastle reads the same nextUpdate as openssl");
+            Assert.That(bc.Nonce, Is.Null, "RFC 5019 §4: no nonce in a GET answer");
             Assert.That(cc.MaxAge!.Value, Is.LessThanOrEqualTo(nextUpdate - DateTimeOffset.UtcNow + TimeSpan.FromSeconds(5)));
 
             using var again = new HttpRequestMessage(HttpMethod.Get, getUrl);
@@ -94,7 +93,7 @@ public class OcspHttpTests
         var dev = bed.Issue();
         using var configured = bed.Pki.Cert("ocsp-F1");
         var configuredNotAfter = new DateTimeOffset(configured.NotAfter.ToUniversalTime(), TimeSpan.Zero);
-        var time = new ManualTime(configuredNotAfter - TimeSpan.FromDays(6)); // inside the default 7-day ResponderRenewBefore
+        var time = new FakeTimeProvider(configuredNotAfter - TimeSpan.FromDays(6)); // inside the default 7-day ResponderRenewBefore
         var (app, url) = await Start(bed, time);
         try
         {
@@ -102,17 +101,23 @@ public class OcspHttpTests
             Assert.That(File.Exists(stored), Is.True, "renewed at start and stored in the data directory");
             using var renewed = X509CertificateLoader.LoadCertificateFromFile(stored);
             Assert.That(renewed.SerialNumber, Is.Not.EqualTo(configured.SerialNumber));
-            Assert.That(renewed.NotBefore.ToUniversalTime(), Is.EqualTo(DerTime.Truncate(time.Now).UtcDateTime));
-            Assert.That(renewed.NotAfter.ToUniversalTime(), Is.EqualTo((DerTime.Truncate(time.Now) + TimeSpan.FromDays(30)).UtcDateTime));
+            Assert.That(renewed.NotBefore.ToUniversalTime(), Is.EqualTo(DerTime.Truncate(time.GetUtcNow()).UtcDateTime));
+            Assert.That(renewed.NotAfter.ToUniversalTime(), Is.EqualTo((DerTime.Truncate(time.GetUtcNow()) + TimeSpan.FromDays(30)).UtcDateTime));
             Assert.That(renewed.PublicKey.ExportSubjectPublicKeyInfo(), Is.EqualTo(configured.PublicKey.ExportSubjectPublicKeyInfo()), "same responder key");
             Assert.That(renewed.Extensions[Oids.OcspNoCheck], Is.Not.Null, "id-pkix-ocsp-nocheck");
             Assert.That(renewed.Extensions.OfType<X509EnhancedKeyUsageExtension>().Single().EnhancedKeyUsages[0]!.Value, Is.EqualTo(Oids.OcspSigningEku));
 
             // Answers are signed under the new certificate; openssl verifies them up to the root at the injected time.
             var r = Tool.OpenSsl("ocsp", "-issuer", bed.Pki.PathOf("issuing-ca-F1.crt"), "-cert", dev.PemPath, "-url", url + "/ocsp", "-CAfile", bed.Pki.PathOf("root-ca.crt"),
-                "-no_nonce", "-resp_text", "-attime", (time.Now.ToUnixTimeSeconds() + 60).ToString(CultureInfo.InvariantCulture));
+                "-no_nonce", "-resp_text", "-attime", (time.GetUtcNow().ToUnixTimeSeconds() + 60).ToString(CultureInfo.InvariantCulture));
             Assert.That(r.StdErr, Does.Contain("Response verify OK"), r.StdOut + r.StdErr);
             Assert.That(r.StdOut.Replace(":", "", StringComparison.Ordinal), Does.Contain(renewed.SerialNumber.ToLowerInvariant().TrimStart('0')).IgnoreCase);
+            var respFile = Path.Combine(bed.DataDirectory, "renewed.der");
+            Tool.OpenSsl("ocsp", "-issuer", bed.Pki.PathOf("issuing-ca-F1.crt"), "-cert", dev.PemPath, "-url", url + "/ocsp", "-no_nonce", "-noverify", "-respout", respFile)
+                .EnsureSuccess("openssl ocsp -respout");
+            var bc = BouncyOracle.OcspResponse(File.ReadAllBytes(respFile), bed.IssuingCa, renewed);
+            Assert.That(bc.For(dev.Serial).Status, Is.EqualTo(OracleCertStatus.Good));
+            Assert.That(BouncyOracle.SerialHex(bc.Responder!), Is.EqualTo(renewed.SerialNumber), "BouncyCastle: signed under the renewed certificate");
 
             // A restart adopts the stored certificate instead of issuing another one.
             await Stop(app);

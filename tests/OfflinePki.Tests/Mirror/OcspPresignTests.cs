@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using NUnit.Framework;
 using OfflinePki.Asn1;
 using OfflinePki.Keys;
@@ -11,13 +12,6 @@ namespace OfflinePki.Tests.Mirror;
 /// <summary>The pre-signed RFC 5019 index: lookups, revocations seen at once (also from another registry handle), bounds, refresh.</summary>
 public class OcspPresignTests
 {
-    private sealed class ManualTime(DateTimeOffset start) : TimeProvider
-    {
-        public DateTimeOffset Now { get; set; } = start;
-
-        public override DateTimeOffset GetUtcNow() => Now;
-    }
-
     private static OcspResponder Presigned(MirrorTestBed bed, TimeProvider time, SqliteCertificateFeed feed, int maxCached = 1000)
     {
         var r = new OcspResponder(
@@ -47,7 +41,11 @@ public class OcspPresignTests
         }
 
         var r = Tool.OpenSsl(args);
-        return r.StdOut + r.StdErr;
+        var text = r.StdOut + r.StdErr;
+
+        // BouncyCastle reads the same bytes and must agree with openssl.
+        BouncyOracle.OcspAgreesWithOpenSsl(text, response, bed.IssuingCa, bed.Pki.Cert("ocsp-F1"));
+        return text;
     }
 
     [Test]
@@ -57,7 +55,7 @@ public class OcspPresignTests
         var devices = Enumerable.Range(0, 5).Select(_ => bed.Issue()).ToList();
         bed.Registry.Revoke("F1", devices[4].Serial, CrlReason.KeyCompromise, null, "test");
         using var feed = new SqliteCertificateFeed(bed.Registry.DatabasePath);
-        var time = new ManualTime(DateTimeOffset.UtcNow);
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
         var responder = Presigned(bed, time, feed);
 
         Assert.That(responder.MaintainPresigned(), Is.EqualTo(5));
@@ -66,7 +64,7 @@ public class OcspPresignTests
 
         var request = Request(bed, devices[0], "-no_nonce");
         var a = responder.Respond(request);
-        time.Now += TimeSpan.FromMinutes(30);
+        time.Advance(TimeSpan.FromMinutes(30));
         var b = responder.Respond(request);
         Assert.That(b.Der, Is.EqualTo(a.Der), "a copy of the pre-signed answer (ECDSA signatures differ per signing: no signature per query), even after the LRU time");
         Assert.That(b.Der, Is.Not.SameAs(a.Der), "each query gets its own copy");
@@ -75,8 +73,10 @@ public class OcspPresignTests
         Assert.That(text, Does.Contain(": good"));
         Assert.That(text, Does.Not.Contain("Response Extensions"), "RFC 5019 shape: no nonce, no extensions");
 
-        var revoked = Verify(bed, responder.Respond(Request(bed, devices[4], "-no_nonce")).Der);
+        var revokedDer = responder.Respond(Request(bed, devices[4], "-no_nonce")).Der;
+        var revoked = Verify(bed, revokedDer);
         Assert.That(revoked, Does.Contain("Cert Status: revoked").And.Contain("keyCompromise"));
+        Assert.That(BouncyOracle.OcspResponse(revokedDer, bed.IssuingCa).For(devices[4].Serial).Reason, Is.EqualTo((int)CrlReason.KeyCompromise));
 
         // A nonce is never served from the cache: it is echoed (RFC 8954).
         var withNonce = Request(bed, devices[0]);
@@ -159,21 +159,21 @@ public class OcspPresignTests
         using var bed = new MirrorTestBed();
         var dev = bed.Issue();
         using var feed = new SqliteCertificateFeed(bed.Registry.DatabasePath);
-        var time = new ManualTime(DateTimeOffset.UtcNow);
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
         var responder = Presigned(bed, time, feed);
         responder.MaintainPresigned();
         var request = Request(bed, dev, "-no_nonce");
         var first = responder.Respond(request);
-        time.Now += TimeSpan.FromHours(11);
+        time.Advance(TimeSpan.FromHours(11));
         Assert.That(responder.MaintainPresigned(), Is.Zero);
         Assert.That(responder.Respond(request).Der, Is.EqualTo(first.Der));
-        time.Now += TimeSpan.FromHours(2);
+        time.Advance(TimeSpan.FromHours(2));
         var onDemand = responder.Respond(request);
-        Assert.That(onDemand.ProducedAt, Is.EqualTo(DerTime.Truncate(time.Now)), "past RefreshBefore a query never gets the old response");
+        Assert.That(onDemand.ProducedAt, Is.EqualTo(DerTime.Truncate(time.GetUtcNow())), "past RefreshBefore a query never gets the old response");
         Assert.That(responder.MaintainPresigned(), Is.Zero, "the query already stored its fresh signature");
-        time.Now += TimeSpan.FromHours(13);
+        time.Advance(TimeSpan.FromHours(13));
         Assert.That(responder.MaintainPresigned(), Is.EqualTo(1));
-        Assert.That(responder.Respond(request).NextUpdate, Is.EqualTo(DerTime.Truncate(time.Now) + TimeSpan.FromHours(24)));
+        Assert.That(responder.Respond(request).NextUpdate, Is.EqualTo(DerTime.Truncate(time.GetUtcNow()) + TimeSpan.FromHours(24)));
     }
 
     [Test]

@@ -68,7 +68,11 @@ public class OcspResponderTests
         var path = Path.Combine(bed.DataDirectory, Guid.NewGuid().ToString("N") + ".der");
         File.WriteAllBytes(path, der);
         var r = Tool.OpenSsl("ocsp", "-respin", path, "-resp_text", "-noverify");
-        return r.StdOut + r.StdErr;
+        var text = r.StdOut + r.StdErr;
+
+        // BouncyCastle reads the same bytes and must agree with openssl.
+        BouncyOracle.OcspAgreesWithOpenSsl(text, der, bed.IssuingCa, bed.Pki.Cert("ocsp-F1"));
+        return text;
     }
 
     [Test]
@@ -78,13 +82,27 @@ public class OcspResponderTests
         var good = bed.Issue();
         var revoked = bed.Issue();
         bed.Registry.Revoke("F1", revoked.Serial, CrlReason.Superseded, null, "t");
-        var answer = Responder(bed).Respond(Request(bed, [good.Serial, revoked.Serial, SerialNumber.FromHex("7777")], RandomNumberGenerator.GetBytes(32)));
+        var nonce = RandomNumberGenerator.GetBytes(32);
+        var answer = Responder(bed).Respond(Request(bed, [good.Serial, revoked.Serial, SerialNumber.FromHex("7777")], nonce));
         Assert.That(answer.Status, Is.EqualTo(OcspResponseStatus.Successful));
         Assert.That(answer.HasNonce, Is.True);
         var text = Text(bed, answer.Der);
         Assert.That(text, Does.Contain("Hash Algorithm: sha256"));
         Assert.That(text, Does.Contain("Cert Status: good").And.Contain("Revocation Reason: superseded").And.Contain("certificateHold"));
         Assert.That(text, Does.Contain("OCSP Nonce"));
+
+        // BouncyCastle agrees on the three statuses, the hash of each CertID, and the echoed nonce.
+        var bc = BouncyOracle.OcspResponse(answer.Der, bed.IssuingCa, bed.Pki.Cert("ocsp-F1"));
+        Assert.That(bc.Responses, Has.Count.EqualTo(3));
+        Assert.That(bc.Responses.Select(r => r.HashAlgOid), Has.All.EqualTo(Oids.Sha256));
+        Assert.That(bc.For(good.Serial).Status, Is.EqualTo(OracleCertStatus.Good));
+        Assert.That(bc.For(revoked.Serial).Status, Is.EqualTo(OracleCertStatus.Revoked));
+        Assert.That(bc.For(revoked.Serial).Reason, Is.EqualTo((int)CrlReason.Superseded));
+        Assert.That(bc.For(SerialNumber.FromHex("7777")).Reason, Is.EqualTo((int)CrlReason.CertificateHold));
+        Assert.That(bc.HasExtendedRevoke, Is.True);
+        Assert.That(bc.Nonce, Is.EqualTo(nonce));
+        Assert.That(bc.ProducedAt, Is.EqualTo(answer.ProducedAt));
+        Assert.That(bc.Responses.Select(r => r.NextUpdate), Has.All.EqualTo(answer.NextUpdate));
     }
 
     [Test]
@@ -95,6 +113,11 @@ public class OcspResponderTests
         var text = Text(bed, answer.Der);
         Assert.That(text, Does.Contain("Cert Status: unknown"));
         Assert.That(text, Does.Not.Contain("valid:"));
+        var bc = BouncyOracle.OcspResponse(answer.Der, bed.IssuingCa, bed.Pki.Cert("ocsp-F1"));
+        Assert.That(bc.For(SerialNumber.FromHex("0123456789")).Status, Is.EqualTo(OracleCertStatus.Unknown));
+        Assert.That(bc.For(SerialNumber.FromHex("0123456789")).HashAlgOid, Is.EqualTo(Oids.Sha1));
+        Assert.That(bc.HasExtendedRevoke, Is.False);
+        Assert.That(bc.Nonce, Is.Null);
     }
 
     [TestCase(0)]
@@ -106,6 +129,7 @@ public class OcspResponderTests
         var answer = Responder(bed).Respond(Request(bed, [dev.Serial], new byte[length]));
         Assert.That(answer.Status, Is.EqualTo(OcspResponseStatus.MalformedRequest));
         Assert.That(answer.Der, Is.EqualTo(OcspResponder.ErrorResponse(OcspResponseStatus.MalformedRequest)));
+        Assert.That(BouncyOracle.OcspResponse(answer.Der, bed.IssuingCa).Status, Is.EqualTo(Org.BouncyCastle.Ocsp.OcspRespStatus.MalformedRequest));
     }
 
     [Test]
@@ -126,6 +150,7 @@ public class OcspResponderTests
         var dev = bed.Issue();
         var answer = Responder(bed, lints: [.. OcspLints.All, new AlwaysFails()]).Respond(Request(bed, [dev.Serial]));
         Assert.That(answer.Status, Is.EqualTo(OcspResponseStatus.InternalError));
+        Assert.That(BouncyOracle.OcspResponse(answer.Der, bed.IssuingCa).Status, Is.EqualTo(Org.BouncyCastle.Ocsp.OcspRespStatus.InternalError));
     }
 
     [Test]

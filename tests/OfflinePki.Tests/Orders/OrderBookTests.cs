@@ -1,5 +1,6 @@
 using Google.Protobuf;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Time.Testing;
 using NUnit.Framework;
 using OfflinePki.Enrollment;
 using OfflinePki.Journal.V1;
@@ -28,7 +29,7 @@ public class OrderBookTests
     {
         var b = new JournalTestData.Builder();
         var journal = new ReceiptTests.BuilderJournal(b);
-        var book = new OrderBook(new ProductionOrderVerifier(Pki.Root, "F1", new FixedTimeProvider(Now)), journal);
+        var book = new OrderBook(new ProductionOrderVerifier(Pki.Root, "F1", new FakeTimeProvider(Now)), journal);
         book.LoadFrom(journal);
         return (book, journal, b);
     }
@@ -191,13 +192,13 @@ public class OrderBookTests
         }
 
         b.AddCheckpoint();
-        var rebuilt = new OrderBook(new ProductionOrderVerifier(Pki.Root, "F1", new FixedTimeProvider(Now)), journal);
+        var rebuilt = new OrderBook(new ProductionOrderVerifier(Pki.Root, "F1", new FakeTimeProvider(Now)), journal);
         Assert.That(rebuilt.LoadFrom(journal), Is.EqualTo(1));
         var s = rebuilt.StatusOf("PO-R")!;
         Assert.That((s.Issued, s.InFlight, s.Remaining), Is.EqualTo((3L, 0L, 2L)), "initial and refurb consume; rework does not");
 
         // Even once the order signer has expired, the journaled order stays usable (its trust was checked on acceptance).
-        var late = new OrderBook(new ProductionOrderVerifier(Pki.Root, "F1", new FixedTimeProvider(Now.AddYears(30))), journal);
+        var late = new OrderBook(new ProductionOrderVerifier(Pki.Root, "F1", new FakeTimeProvider(Now.AddYears(30))), journal);
         Assert.That(late.LoadFrom(journal), Is.EqualTo(1));
     }
 

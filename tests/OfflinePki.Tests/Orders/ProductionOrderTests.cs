@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.Time.Testing;
 using NUnit.Framework;
 using OfflinePki.Orders;
 using OfflinePki.Tests.Factory;
@@ -18,7 +19,7 @@ public class ProductionOrderTests
     private static readonly DateTimeOffset Now = DateTimeOffset.FromUnixTimeSeconds(DateTimeOffset.UtcNow.AddHours(1).ToUnixTimeSeconds());
 
     private static ProductionOrderVerifier Verifier(string? factory = "F1", DateTimeOffset? at = null) =>
-        new(Pki.Root, factory, new FixedTimeProvider(at ?? Now));
+        new(Pki.Root, factory, new FakeTimeProvider(at ?? Now));
 
     [Test]
     public void An_order_signed_with_openssl_cms_verifies_and_every_field_is_read()

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using Google.Protobuf;
+using Microsoft.Extensions.Time.Testing;
 using NUnit.Framework;
 using OfflinePki.Enrollment;
 using OfflinePki.Hosting.Sync;
@@ -30,13 +31,6 @@ public class ReceiptTests
         public Task<JournalEntry> AppendAsync(EntryType type, IMessage payload, CancellationToken cancellationToken = default) => Task.FromResult(b.Add(type, payload));
 
         public Task<JournalEntry> CheckpointAsync(CancellationToken cancellationToken = default) => Task.FromResult(b.AddCheckpoint());
-    }
-
-    internal sealed class ManualTime(DateTimeOffset now) : TimeProvider
-    {
-        public DateTimeOffset Now { get; set; } = now;
-
-        public override DateTimeOffset GetUtcNow() => Now;
     }
 
     private static SyncOptions Options => new() { BatchMaxEntries = 5, Timeout = TimeSpan.FromSeconds(10), PushTimeout = TimeSpan.FromSeconds(20) };
@@ -181,13 +175,13 @@ public class ReceiptTests
         var journal = new BuilderJournal(b);
         var store = new MirrorReceiptStore(Path.Combine(_dir, MirrorReceiptStore.FileName));
         var genesisAt = JournalCodec.FromUnixMicros(b.Entries[0].TimeUnixMicros);
-        var time = new ManualTime(genesisAt + TimeSpan.FromHours(1));
+        var time = new FakeTimeProvider(genesisAt + TimeSpan.FromHours(1));
         var stop = new DivergenceGate(journal, store, new DivergenceOptions { MaxUnconfirmedAge = TimeSpan.FromHours(2), Mode = DivergenceMode.StopTheLine }, time);
         var warn = new DivergenceGate(journal, store, new DivergenceOptions { MaxUnconfirmedAge = TimeSpan.FromHours(2), Mode = DivergenceMode.WarnOnly }, time);
         Assert.DoesNotThrow(stop.EnsureOpen);
         Assert.That(stop.Status().UnconfirmedAge, Is.EqualTo(TimeSpan.FromHours(1)));
 
-        time.Now = genesisAt + TimeSpan.FromHours(3);
+        time.SetUtcNow(genesisAt + TimeSpan.FromHours(3));
         var ex = Assert.Throws<EnrollmentUnavailableException>(stop.EnsureOpen);
         Assert.That(ex!.Message, Does.StartWith("line stopped: the oldest of 2 journal entries not yet confirmed by the mirror is 0.03:00:00 old"));
         Assert.DoesNotThrow(warn.EnsureOpen);

@@ -5,6 +5,7 @@ using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
 using NUnit.Framework;
 using OfflinePki.Enrollment;
 using OfflinePki.FactoryCa;
@@ -16,14 +17,6 @@ using OfflinePki.Tests.Support;
 using OfflinePki.Factory;
 
 namespace OfflinePki.Tests.Factory.Device;
-
-/// <summary>A clock that runs with real time plus an offset the test moves forward (the rework window).</summary>
-internal sealed class ShiftableClock : TimeProvider
-{
-    public TimeSpan Offset { get; set; }
-
-    public override DateTimeOffset GetUtcNow() => base.GetUtcNow() + Offset;
-}
 
 /// <summary>A FactoryCa host with the real journal in its own data directory, driven over EST/mTLS by a station.</summary>
 internal sealed class DeviceHost : IAsyncDisposable
@@ -45,7 +38,7 @@ internal sealed class DeviceHost : IAsyncDisposable
 
     public DevicePolicy Policy => App.Services.GetRequiredService<DevicePolicy>();
 
-    public static async Task<DeviceHost> StartAsync(ShiftableClock clock, string? dataDirectory = null, string refurbMode = "RotateKey", string checkDigit = "iso7064-mod37-36")
+    public static async Task<DeviceHost> StartAsync(FakeTimeProvider clock, string? dataDirectory = null, string refurbMode = "RotateKey", string checkDigit = "iso7064-mod37-36")
     {
         var pki = TestPki.Default;
         dataDirectory ??= Path.Combine(Path.GetTempPath(), "offlinepki-tests", "device-" + Guid.NewGuid().ToString("N")[..8]);
@@ -121,7 +114,10 @@ internal sealed class DeviceHost : IAsyncDisposable
 [NonParallelizable]
 public class DeviceEstTests
 {
-    private readonly ShiftableClock _clock = new();
+    // The factory's clock: ten minutes ahead of real time (so never behind the station certificates dev-pki.sh makes) and
+    // moved only forward, by the test, past the rework window or a year on. AdjustTime moves the wall clock as a real
+    // clock change would, without firing a timer for every period skipped (the index catch-up ticks every 2 s).
+    private readonly FakeTimeProvider _clock = new(DateTimeOffset.UtcNow.AddMinutes(10));
     private DeviceHost _host = null!;
     private static int _next;
 
@@ -130,9 +126,6 @@ public class DeviceEstTests
 
     [OneTimeTearDown]
     public async Task Stop() => await _host.DisposeAsync();
-
-    [SetUp]
-    public void ResetClock() => _clock.Offset = TimeSpan.Zero;
 
     /// <summary>A fresh device ID with a valid MOD 37,36 check character.</summary>
     internal static string NewId() => DeviceIdFormat.Append(DeviceIdCheckDigit.Iso7064Mod37_36, $"DEV{Interlocked.Increment(ref _next):D5}{Guid.NewGuid().ToString("N")[..4].ToUpperInvariant()}");
@@ -184,7 +177,7 @@ public class DeviceEstTests
         using var k1 = NewKey();
         using var k2 = NewKey();
         var first = await _host.EnrollAsync(id, k1);
-        _clock.Offset = TimeSpan.FromHours(71);
+        _clock.AdjustTime(_clock.GetUtcNow() + TimeSpan.FromHours(71));
         var rework = await _host.EnrollAsync(id, k2, kind: "rework");
         Assert.That(rework.Status, Is.EqualTo(HttpStatusCode.OK), rework.Body);
         var issued = LastIssued();
@@ -208,7 +201,7 @@ public class DeviceEstTests
         using var k1 = NewKey();
         using var k2 = NewKey();
         Assert.That((await _host.EnrollAsync(id, k1)).Status, Is.EqualTo(HttpStatusCode.OK));
-        _clock.Offset = TimeSpan.FromHours(73);
+        _clock.AdjustTime(_clock.GetUtcNow() + TimeSpan.FromHours(73));
         await Refused(HttpStatusCode.Conflict, "the rework window of device " + id + " closed at", () => _host.EnrollAsync(id, k2, kind: "rework"));
     }
 
@@ -226,7 +219,7 @@ public class DeviceEstTests
         using var k1 = NewKey();
         using var k2 = NewKey();
         var first = await _host.EnrollAsync(id, k1);
-        _clock.Offset = TimeSpan.FromDays(400);
+        _clock.AdjustTime(_clock.GetUtcNow() + TimeSpan.FromDays(400));
         await Refused(HttpStatusCode.Conflict, "needs a new key pair", () => _host.EnrollAsync(id, k1, kind: "refurb"));
         Assert.That(_host.EntriesAfter(0).Any(e => e.Type == EntryType.EnrollmentRefused && EnrollmentRefused.Parser.ParseFrom(e.Payload).DeviceId == id),
             Is.False, "the same device re-using its own key is not a cloned key: not reported");
@@ -354,7 +347,10 @@ public class DeviceEstTests
 [NonParallelizable]
 public class DeviceNewIdentityEstTests
 {
-    private readonly ShiftableClock _clock = new();
+    // The factory's clock: ten minutes ahead of real time (so never behind the station certificates dev-pki.sh makes) and
+    // moved only forward, by the test, past the rework window or a year on. AdjustTime moves the wall clock as a real
+    // clock change would, without firing a timer for every period skipped (the index catch-up ticks every 2 s).
+    private readonly FakeTimeProvider _clock = new(DateTimeOffset.UtcNow.AddMinutes(10));
     private DeviceHost _host = null!;
 
     [OneTimeSetUp]
