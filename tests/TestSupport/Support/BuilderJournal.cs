@@ -1,0 +1,28 @@
+using System.Security.Cryptography;
+using Google.Protobuf;
+using Microsoft.Extensions.Time.Testing;
+using NUnit.Framework;
+using OfflinePki.Enrollment;
+using OfflinePki.Hosting.Sync;
+using OfflinePki.Journal;
+using OfflinePki.Journal.V1;
+using OfflinePki.Keys;
+using OfflinePki.Sync;
+using OfflinePki.Sync.V1;
+using OfflinePki.Tests.Journal;
+using OfflinePki.Tests.Sync;
+using OfflinePki.Tests.Support;
+using OfflinePki.Factory;
+
+namespace OfflinePki.Tests.Support;
+
+internal sealed class BuilderJournal(JournalTestData.Builder b) : IJournalReader, IJournalAppender
+{
+    public JournalHead Head => b.Head;
+
+    public IEnumerable<JournalEntry> ReadFrom(ulong firstSeq) => b.Entries.Where(e => e.Seq >= firstSeq).ToList();
+
+    public Task<JournalEntry> AppendAsync(EntryType type, IMessage payload, CancellationToken cancellationToken = default) => Task.FromResult(b.Add(type, payload));
+
+    public Task<JournalEntry> CheckpointAsync(CancellationToken cancellationToken = default) => Task.FromResult(b.AddCheckpoint());
+}
