@@ -94,6 +94,7 @@ public static class MirrorAdminApi
                 kestrel.Listen(endpoint!, l =>
                 {
                     l.Protocols = HttpProtocols.Http1;
+                    MirrorListeners.TagAdmin(l);
                     l.UseHttps(new HttpsConnectionAdapterOptions
                     {
                         ServerCertificate = tls.IsPkcs11 ? null : tls.Current,

@@ -35,6 +35,7 @@ public static class MirrorCaApp
         builder.Services.AddMirrorAdmin();
         configure?.Invoke(builder);
         var app = builder.Build();
+        app.UseMirrorListenerIsolation();
         app.MapMirrorCaHttp();
         app.MapMirrorSync();
         app.MapMirrorAdmin();
