@@ -50,6 +50,34 @@ public sealed partial class MirrorRegistry : IJournalSink, IKnownJournals, IRevo
     private readonly string _connectionString;
     private readonly TimeProvider _time;
 
+    /// <summary>
+    /// Issue 16 finding 7: the registry file is 0600 whatever the umask (an existing file is narrowed, a new one is
+    /// created empty at 0600 before SQLite opens it). SQLite creates the -wal and -shm files with the database file's
+    /// mode, so they are 0600 too.
+    /// </summary>
+    private static void MakePrivate(string path)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        if (!File.Exists(path))
+        {
+            using var created = new FileStream(path, new FileStreamOptions { Mode = FileMode.OpenOrCreate, Access = FileAccess.Write, UnixCreateMode = Private });
+        }
+
+        File.SetUnixFileMode(path, Private);
+        foreach (var sidecar in new[] { path + "-wal", path + "-shm" })
+        {
+            if (File.Exists(sidecar))
+            {
+                File.SetUnixFileMode(sidecar, Private);
+            }
+        }
+    }
+
     /// <summary>Opens (creating if needed) the registry file and its schema.</summary>
     /// <param name="databasePath">Path of the SQLite file; its directory is created if missing.</param>
     /// <param name="timeProvider">Clock for revocation times.</param>
@@ -67,6 +95,7 @@ public sealed partial class MirrorRegistry : IJournalSink, IKnownJournals, IRevo
         }
 
         DatabasePath = Path.GetFullPath(databasePath);
+        MakePrivate(DatabasePath);
         _connectionString = new SqliteConnectionStringBuilder
         {
             DataSource = DatabasePath,
