@@ -159,6 +159,13 @@ public sealed class CsrIntake
             operatorId = ReadOperatorId(info);
             var algId = outer.ReadSequence();
             sigAlg = algId.ReadObjectIdentifier();
+            if (algId.HasData && sigAlg.StartsWith("1.2.840.10045.4.", StringComparison.Ordinal))
+            {
+                // RFC 5758 §3.2: ecdsa-with-SHA224/256/384/512 AlgorithmIdentifiers MUST omit the parameters field.
+                throw new EnrollmentRejectedException(EnrollmentError.MalformedCsr,
+                    $"CSR signatureAlgorithm {sigAlg} carries parameters; RFC 5758 §3.2 requires them absent");
+            }
+
             signature = outer.ReadBitString(out _);
             outer.ThrowIfNotEmpty();
         }
