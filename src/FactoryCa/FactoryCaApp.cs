@@ -118,7 +118,6 @@ public static class FactoryCaApp
                         // Per handshake, so the key is probed and reopened after a failure (ops/HSM.md). No TLS resumption:
                         // .NET caches a resumable SSL_CTX per certificate, which would keep the engine key of before the outage.
                         https.ServerCertificateSelector = (_, _) => tls.Current;
-                        https.OnAuthenticate = static (_, ssl) => ssl.AllowTlsResume = false;
                     }
                     else
                     {
@@ -127,6 +126,15 @@ public static class FactoryCaApp
 
                     https.ClientCertificateMode = ClientCertificateMode.AllowCertificate;
                     https.AllowAnyClientCertificate();
+                    // The handshake builds the client's chain offline: a client certificate's AIA URL is never fetched.
+                    https.OnAuthenticate = (_, ssl) =>
+                    {
+                        ClientCertificateChains.ApplyOffline(ssl);
+                        if (tls.IsPkcs11)
+                        {
+                            ssl.AllowTlsResume = false;
+                        }
+                    };
                 });
             });
         });
