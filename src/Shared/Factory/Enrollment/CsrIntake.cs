@@ -189,6 +189,14 @@ public sealed class CsrIntake
                 $"CSR signature algorithm {sigAlg} refused: allowed are ECDSA or RSA with SHA-256/384/512");
         }
 
+        // Issue 16 finding 5: one signature, one verdict: strict DER ahead of every verifier (fast path or runtime).
+        if (sigAlg.StartsWith("1.2.840.10045.4.", StringComparison.Ordinal) && keyDescription is "P-256" or "P-384"
+            && !EcdsaSignatureDer.IsStrict(signature.Span, keyDescription == "P-256" ? 256 : 384))
+        {
+            throw new EnrollmentRejectedException(EnrollmentError.ProofOfPossessionFailed,
+                "CSR signature is not a strict DER Ecdsa-Sig-Value (RFC 3279 §2.2.3: two minimal positive INTEGERs below the curve order, nothing after)");
+        }
+
         byte[] publicKeyInfo;
         switch (VerifyEcProofOfPossession(spki, keyDescription, sigAlg, requestInfo, signature))
         {
