@@ -80,13 +80,17 @@ public static class EstEndpoints
     public static IEndpointRouteBuilder MapEst(this IEndpointRouteBuilder endpoints)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
+        // EST answers only on its TLS listener (FactoryCa:Est:Listen), never on the control socket (issue 16 finding 2).
+        var est = endpoints.MapGroup(string.Empty).AddEndpointFilter(async (ctx, next) => ctx.HttpContext.Request.IsHttps
+            ? await next(ctx).ConfigureAwait(false)
+            : Text(StatusCodes.Status404NotFound, "EST is served only on its TLS listener (FactoryCa:Est:Listen)"));
         foreach (var prefix in new[] { BasePath, BasePath + "/{label}" })
         {
-            endpoints.MapGet(prefix + "/cacerts", CaCerts);
-            endpoints.MapGet(prefix + "/csrattrs", CsrAttrs);
-            endpoints.MapPost(prefix + "/simpleenroll", (HttpContext http, CancellationToken ct) => EnrollAsync(http, Operation.SimpleEnroll, ct));
-            endpoints.MapPost(prefix + "/simplereenroll", (HttpContext http, CancellationToken ct) => EnrollAsync(http, Operation.SimpleReenroll, ct));
-            endpoints.MapPost(prefix + "/serverkeygen", (HttpContext http, CancellationToken ct) => EnrollAsync(http, Operation.ServerKeyGen, ct));
+            est.MapGet(prefix + "/cacerts", CaCerts);
+            est.MapGet(prefix + "/csrattrs", CsrAttrs);
+            est.MapPost(prefix + "/simpleenroll", (HttpContext http, CancellationToken ct) => EnrollAsync(http, Operation.SimpleEnroll, ct));
+            est.MapPost(prefix + "/simplereenroll", (HttpContext http, CancellationToken ct) => EnrollAsync(http, Operation.SimpleReenroll, ct));
+            est.MapPost(prefix + "/serverkeygen", (HttpContext http, CancellationToken ct) => EnrollAsync(http, Operation.ServerKeyGen, ct));
         }
 
         return endpoints;

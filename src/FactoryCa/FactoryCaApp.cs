@@ -32,6 +32,8 @@ public static class FactoryCaApp
             throw new FileNotFoundException($"config file '{fullPath}' not found", fullPath);
         }
 
+        // Issue 16 finding 7: everything the daemon creates is private to its user, whatever umask it was started with.
+        PrivateFiles.Restrict();
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = Path.GetDirectoryName(fullPath) });
         builder.Configuration.Sources.Clear();
         builder.Configuration.AddJsonFile(fullPath, optional: false, reloadOnChange: false);
@@ -74,6 +76,9 @@ public static class FactoryCaApp
 
         app.MapEst();
         app.MapControl();
+        // bind(2) creates the control socket 0777 & ~umask (0700): the socket is a file, 0600.
+        app.Lifetime.ApplicationStarted.Register(() => PrivateFiles.EnsurePrivateFile(
+            ControlEndpoints.SocketPath(app.Services.GetRequiredService<IOptions<FactoryCaOptions>>().Value.DataDirectory)));
         return app;
     }
 
@@ -97,7 +102,7 @@ public static class FactoryCaApp
             kestrel.Limits.MaxRequestBodySize = est.MaxRequestBytes;
 
             // The local control socket (sync-now, status): filesystem permissions guard it, not TLS.
-            Directory.CreateDirectory(factory.Value.DataDirectory);
+            PrivateFiles.EnsurePrivateDirectory(factory.Value.DataDirectory);
             string control = ControlEndpoints.SocketPath(factory.Value.DataDirectory);
             File.Delete(control);
             kestrel.ListenUnixSocket(control);
@@ -113,7 +118,6 @@ public static class FactoryCaApp
                         // Per handshake, so the key is probed and reopened after a failure (docs/hsm.md). No TLS resumption:
                         // .NET caches a resumable SSL_CTX per certificate, which would keep the engine key of before the outage.
                         https.ServerCertificateSelector = (_, _) => tls.Current;
-                        https.OnAuthenticate = static (_, ssl) => ssl.AllowTlsResume = false;
                     }
                     else
                     {
@@ -122,6 +126,15 @@ public static class FactoryCaApp
 
                     https.ClientCertificateMode = ClientCertificateMode.AllowCertificate;
                     https.AllowAnyClientCertificate();
+                    // The handshake builds the client's chain offline: a client certificate's AIA URL is never fetched.
+                    https.OnAuthenticate = (_, ssl) =>
+                    {
+                        ClientCertificateChains.ApplyOffline(ssl);
+                        if (tls.IsPkcs11)
+                        {
+                            ssl.AllowTlsResume = false;
+                        }
+                    };
                 });
             });
         });

@@ -1,6 +1,8 @@
 using System.CommandLine;
 using OfflinePki.FactoryCa;
 
+// Issue 16 finding 7: every verb (serve, export, import, rebuild-index...) creates its files private (umask 077).
+OfflinePki.Hosting.PrivateFiles.Restrict();
 OfflinePki.OpenSsl.OpenSslAcceleration.Enable();
 
 var config = new Option<string>("--config") { Description = "JSON config file with a FactoryCa section", Required = true };

@@ -95,6 +95,7 @@ public static class MirrorAdminApi
                 kestrel.Listen(endpoint!, l =>
                 {
                     l.Protocols = HttpProtocols.Http1;
+                    MirrorListeners.TagAdmin(l);
                     l.UseHttps(new HttpsConnectionAdapterOptions
                     {
                         ServerCertificate = tls.IsPkcs11 ? null : tls.Current,
@@ -104,8 +105,16 @@ public static class MirrorAdminApi
                         CheckCertificateRevocation = false,
                         // The application decides, in one place (AdminPolicy), so a refused caller gets a 401/403 that says why.
                         ClientCertificateValidation = static (_, _, _) => true,
-                        // A PKCS#11 key: no TLS resumption (a cached SSL_CTX would keep the engine key of before an outage).
-                        OnAuthenticate = tls.IsPkcs11 ? static (_, ssl) => ssl.AllowTlsResume = false : null,
+                        // The handshake builds the client's chain offline (no AIA download); a PKCS#11 key: no TLS
+                        // resumption (a cached SSL_CTX would keep the engine key of before an outage).
+                        OnAuthenticate = (_, ssl) =>
+                        {
+                            OfflinePki.Hosting.ClientCertificateChains.ApplyOffline(ssl);
+                            if (tls.IsPkcs11)
+                            {
+                                ssl.AllowTlsResume = false;
+                            }
+                        },
                     });
                 });
             }
@@ -115,12 +124,12 @@ public static class MirrorAdminApi
             var o = sp.GetRequiredService<IOptions<MirrorCaOptions>>().Value;
             if (!Enabled(o))
             {
-                return new AdminPolicy(null);
+                return new AdminPolicy(null, null);
             }
 
             var clientCa = X509CertificateLoader.LoadCertificateFromFile(o.Admin.ClientCaCertificate);
             var allowed = o.Admin.Clients.ToDictionary(c => c.SubjectCn, c => c.Role.ToString(), StringComparer.Ordinal);
-            return new AdminPolicy(new CallerIdentityPolicy("mirror admin API", clientCa, allowed, sp.GetRequiredService<TimeProvider>()));
+            return new AdminPolicy(new CallerIdentityPolicy("mirror admin API", clientCa, allowed, sp.GetRequiredService<TimeProvider>()), clientCa);
         });
         return services;
     }
@@ -156,12 +165,19 @@ public static class MirrorAdminApi
     {
         var http = ctx.HttpContext;
         var policy = http.RequestServices.GetRequiredService<AdminPolicy>();
-        if (!http.Request.IsHttps || policy.Callers is null)
+        if (MirrorListeners.Of(http) != MirrorListener.Admin || policy.Callers is null)
         {
             return Results.Problem("the admin API is only served on its mTLS listener (MirrorCa:Admin:Listen)", statusCode: StatusCodes.Status404NotFound);
         }
 
         var cert = await http.Connection.GetClientCertificateAsync(http.RequestAborted).ConfigureAwait(false);
+        // Offline first (issue 16 finding 1): a certificate that does not chain to the TLS CA without downloads is
+        // refused here, before any chain build that could fetch its AIA URL.
+        if (cert is not null && !OfflinePki.Hosting.ClientCertificateChains.ChainsOffline(cert, policy.ClientCa!, http.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow(), out var why))
+        {
+            return Results.Problem($"client certificate CN={cert.GetNameInfo(X509NameType.SimpleName, false)} does not chain to the admin TLS CA '{policy.ClientCa!.Subject}' ({why}); no certificate is downloaded", statusCode: StatusCodes.Status403Forbidden);
+        }
+
         CallerIdentity caller;
         try
         {
@@ -277,4 +293,5 @@ public static class MirrorAdminApi
 
 /// <summary>The admin caller policy (null when the admin API is disabled).</summary>
 /// <param name="Callers">CN → role, checked against the TLS CA.</param>
-public sealed record AdminPolicy(CallerIdentityPolicy? Callers);
+/// <param name="ClientCa">The TLS CA admin client certificates chain to (offline), or null when disabled.</param>
+public sealed record AdminPolicy(CallerIdentityPolicy? Callers, X509Certificate2? ClientCa);

@@ -20,6 +20,8 @@ public static class MirrorCaApp
             throw new FileNotFoundException($"config file '{fullPath}' not found", fullPath);
         }
 
+        // Issue 16 finding 7: everything the daemon creates is private to its user, whatever umask it was started with.
+        OfflinePki.Hosting.PrivateFiles.Restrict();
         var configDirectory = Path.GetDirectoryName(fullPath)!;
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = configDirectory, Args = [] });
         builder.Configuration.AddJsonFile(fullPath, optional: false, reloadOnChange: false);
@@ -35,6 +37,7 @@ public static class MirrorCaApp
         builder.Services.AddMirrorAdmin();
         configure?.Invoke(builder);
         var app = builder.Build();
+        app.UseMirrorListenerIsolation();
         app.MapMirrorCaHttp();
         app.MapMirrorSync();
         app.MapMirrorAdmin();

@@ -94,7 +94,41 @@ internal sealed class FixedKeyEcdsaVerifier : IFixedKeyEcdsaVerifier
     /// <returns>True if the signature is valid for the key.</returns>
     /// <exception cref="ArgumentException">An unsupported hash.</exception>
     /// <exception cref="CryptographicException">OpenSSL failed (out of memory).</exception>
+    /// <exception cref="ObjectDisposedException">The verifier has been disposed.</exception>
     public bool Verify(ReadOnlySpan<byte> data, HashAlgorithmName hash, ReadOnlySpan<byte> derSignature)
+    {
+        // Issue 16 finding 6: both groups are kept alive (a reference each) for the whole verify, since the order
+        // pointer (EC_GROUP_get0_order) and the points are used after the last call that takes the handles. A disposed
+        // verifier throws ObjectDisposedException here; a Dispose during a verify frees the groups after it.
+        bool curveRef = false, byKeyRef = false;
+        try
+        {
+            _curve.DangerousAddRef(ref curveRef);
+            _byKey.DangerousAddRef(ref byKeyRef);
+            return VerifyReferenced(data, hash, derSignature);
+        }
+        finally
+        {
+            if (byKeyRef)
+            {
+                _byKey.DangerousRelease();
+            }
+
+            if (curveRef)
+            {
+                _curve.DangerousRelease();
+            }
+        }
+    }
+
+    /// <summary>Releases both EC_GROUPs (the curve's and the key's table); idempotent.</summary>
+    public void Dispose()
+    {
+        _byKey.Dispose();
+        _curve.Dispose();
+    }
+
+    private bool VerifyReferenced(ReadOnlySpan<byte> data, HashAlgorithmName hash, ReadOnlySpan<byte> derSignature)
     {
         Span<byte> digest = stackalloc byte[64];
         int digestLength = LibCrypto.Digest(hash, data, digest);

@@ -637,4 +637,35 @@ public class EstProfilesTests
         Refused(403, "was not issued by the issuing CA",
             () => Curl("/.well-known/est/simplereenroll", KeyAndCsr("/serialNumber=RE-0005/CN=x").Body, clientCert: fake));
     }
+
+    /// <summary>
+    /// Issue 16 finding 10: a credential minted with the CA key that copies the active certificate's serial, subject and
+    /// extensions but carries another key is not the journaled certificate; it is refused and nothing is journaled.
+    /// </summary>
+    [Test]
+    public void Simplereenroll_refuses_a_CA_signed_forgery_that_copies_the_active_serial()
+    {
+        var device = EnrollDevice("RE-0006");
+        using var active = X509CertificateLoader.LoadCertificateFromFile(device.Crt);
+        using var issuer = Pki.IssuingCa;
+        using var otherKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest(active.SubjectName, otherKey, HashAlgorithmName.SHA256);
+        foreach (var extension in active.Extensions)
+        {
+            request.CertificateExtensions.Add(extension);
+        }
+
+        // The IDevID's notAfter is 99991231235959Z (IEEE 802.1AR), beyond the issuer's: sign with the CA key directly,
+        // as a holder of that key could, rather than through the overload that checks the issuer's validity.
+        using var issuerKey = issuer.GetECDsaPrivateKey()!;
+        using var forged = request.Create(issuer.SubjectName, X509SignatureGenerator.CreateForECDsa(issuerKey), active.NotBefore, active.NotAfter,
+            active.SerialNumberBytes.Span);
+        Assert.That(forged.SerialNumber, Is.EqualTo(active.SerialNumber));
+        string crt = Peers.NewPath("-forged.crt"), key = Peers.NewPath("-forged.key");
+        File.WriteAllText(crt, forged.ExportCertificatePem());
+        File.WriteAllText(key, otherKey.ExportPkcs8PrivateKeyPem());
+
+        Refused(400, "is not the journaled active IDevID of device RE-0006",
+            () => Curl("/.well-known/est/simplereenroll", KeyAndCsr("/serialNumber=RE-0006/CN=x").Body, clientCert: (crt, key)));
+    }
 }

@@ -8,12 +8,21 @@ namespace OfflinePki.Tests.Support;
 public static class FactoryProcess
 {
     /// <summary>Starts <c>FactoryCa serve --config <paramref name="configPath"/></c> from the build the tests run in; output is drained.</summary>
-    public static Process Start(string configPath)
+    /// <param name="configPath">The config file.</param>
+    /// <param name="umask">When set (e.g. "002"), the daemon runs under this umask (<c>bash -c 'umask N; exec dotnet ...'</c>).</param>
+    public static Process Start(string configPath, string? umask = null)
     {
         string config = Path.GetFileName(Path.GetDirectoryName(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar)))!; // bin/<Config>/net10.0
         string dll = Path.Combine(TestPki.RepoRoot, "src", "FactoryCa", "bin", config, "net10.0", "FactoryCa.dll");
         Assert.That(File.Exists(dll), Is.True, $"{dll} is built with the tests");
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var psi = new ProcessStartInfo(umask is null ? "dotnet" : "bash") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (umask is not null)
+        {
+            psi.ArgumentList.Add("-c");
+            psi.ArgumentList.Add($"umask {umask}; exec dotnet \"$@\"");
+            psi.ArgumentList.Add("factoryca");
+        }
+
         foreach (var a in new[] { dll, "serve", "--config", configPath })
         {
             psi.ArgumentList.Add(a);

@@ -4,11 +4,14 @@ namespace OfflinePki.Keys;
 
 /// <summary>
 /// An ECDSA verifier bound to one fixed public key, with a precomputed table for it (built by the OpenSsl project).
+/// It owns native memory (the tables), released by <see cref="IDisposable.Dispose"/> (idempotent; a verify running
+/// concurrently finishes first).
 /// </summary>
-internal interface IFixedKeyEcdsaVerifier
+internal interface IFixedKeyEcdsaVerifier : IDisposable
 {
     /// <summary>Verifies a DER Ecdsa-Sig-Value (RFC 3279 §2.2.3) over <paramref name="data"/> hashed with <paramref name="hash"/>.</summary>
     /// <returns>False for a bad, malformed or non-canonical signature.</returns>
+    /// <exception cref="ObjectDisposedException">The verifier has been disposed.</exception>
     bool Verify(ReadOnlySpan<byte> data, HashAlgorithmName hash, ReadOnlySpan<byte> derSignature);
 }
 

@@ -24,6 +24,7 @@ internal sealed class SignatureCheckKey : IDisposable
     private readonly RSA? _rsa;
     private IFixedKeyEcdsaVerifier? _table;
     private int _uses;
+    private int _disposed;
 
     private SignatureCheckKey(ECDsa? ec, RSA? rsa)
     {
@@ -57,8 +58,10 @@ internal sealed class SignatureCheckKey : IDisposable
 
     /// <summary>Verifies an X.509 signature (RFC 5758 §3.2 ECDSA, RFC 8017 PKCS#1 v1.5) over <paramref name="tbs"/>.</summary>
     /// <returns>False for a bad signature, and for an algorithm this key cannot check (<see cref="CanVerify"/>).</returns>
+    /// <exception cref="ObjectDisposedException">The key has been disposed.</exception>
     public bool VerifyX509Signature(string algorithmOid, ReadOnlySpan<byte> tbs, ReadOnlySpan<byte> signature)
     {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         if (Algorithm(algorithmOid) is not { } a)
         {
             return false;
@@ -98,6 +101,16 @@ internal sealed class SignatureCheckKey : IDisposable
         {
             table = EcdsaTables.TryCreate(_ec!); // null (the runtime stays in use) where no table can be built
             Volatile.Write(ref _table, table);
+            if (Volatile.Read(ref _disposed) != 0)
+            {
+                Interlocked.Exchange(ref _table, null)?.Dispose(); // disposed while the table was built
+            }
+        }
+
+        // Issue 16 finding 5: strict DER first, so the table and the runtime never see a form they could read differently.
+        if (!EcdsaSignatureDer.IsStrict(signature, _ec!))
+        {
+            return false;
         }
 
         return table?.Verify(tbs, hash, signature) ?? _ec!.VerifyData(tbs, signature, hash, DSASignatureFormat.Rfc3279DerSequence);
@@ -107,14 +120,16 @@ internal sealed class SignatureCheckKey : IDisposable
     /// Verifies a signature made by <see cref="AsymmetricSigningKey"/>: ECDSA with SHA-384 for keys of
     /// 384 bits or more, else SHA-256, DER ECDSA-Sig-Value; RSA PKCS#1 v1.5 with SHA-256.
     /// </summary>
+    /// <exception cref="ObjectDisposedException">The key has been disposed.</exception>
     public bool VerifySigningKeySignature(ReadOnlySpan<byte> data, ReadOnlySpan<byte> signature)
     {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         try
         {
             if (_ec is not null)
             {
                 var hash = _ec.KeySize >= 384 ? HashAlgorithmName.SHA384 : HashAlgorithmName.SHA256;
-                return _ec.VerifyData(data, signature, hash, DSASignatureFormat.Rfc3279DerSequence);
+                return EcdsaSignatureDer.IsStrict(signature, _ec) && _ec.VerifyData(data, signature, hash, DSASignatureFormat.Rfc3279DerSequence);
             }
 
             return _rsa!.VerifyData(data, signature, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
@@ -125,8 +140,15 @@ internal sealed class SignatureCheckKey : IDisposable
         }
     }
 
+    /// <summary>Releases the keys and the precomputed table's native memory (issue 16 finding 6); idempotent.</summary>
     public void Dispose()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        Interlocked.Exchange(ref _table, null)?.Dispose();
         _ec?.Dispose();
         _rsa?.Dispose();
     }

@@ -68,6 +68,16 @@ public sealed class ProductionOrderVerifier
             throw new OrderRejectedException(OrderFault.BadSignature, "the order's CMS does not carry its signer certificate (sign without -nocerts)");
         }
 
+        using (var ec = cert.GetECDsaPublicKey())
+        {
+            // Issue 16 finding 5: an ECDSA SignerInfo signature must be strict DER before the runtime reads it.
+            if (ec is not null && !EcdsaSignatureDer.IsStrict(signer.GetSignature(), ec))
+            {
+                throw new OrderRejectedException(OrderFault.BadSignature,
+                    $"the order signature by '{cert.Subject}' is not a strict DER Ecdsa-Sig-Value (RFC 3279 §2.2.3)");
+            }
+        }
+
         try
         {
             signer.CheckSignature(verifySignatureOnly: true);

@@ -6,6 +6,7 @@ using OfflinePki.Journal;
 using OfflinePki.Journal.V1;
 using OfflinePki.Keys;
 using OfflinePki.Sync.V1;
+using OfflinePki.Asn1;
 
 namespace OfflinePki.Sync;
 
@@ -273,7 +274,8 @@ public sealed class ExportBundleFile
             using var signer = X509CertificateLoader.LoadCertificate(header.SignerCertificate.Span);
             using var key = signer.GetECDsaPublicKey() ?? throw new ExportBundleException($"bundle {path}: the signer certificate has no ECDSA key");
             var alg = key.KeySize >= 384 ? HashAlgorithmName.SHA384 : HashAlgorithmName.SHA256;
-            if (!key.VerifyData(ExportBundleWriter.SignedBytes(digest), trailer.Signature.Span, alg, DSASignatureFormat.Rfc3279DerSequence))
+            if (!EcdsaSignatureDer.IsStrict(trailer.Signature.Span, key)
+                || !key.VerifyData(ExportBundleWriter.SignedBytes(digest), trailer.Signature.Span, alg, DSASignatureFormat.Rfc3279DerSequence))
             {
                 throw new ExportBundleException($"bundle {path}: the signature does not verify");
             }

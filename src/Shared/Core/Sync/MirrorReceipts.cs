@@ -222,7 +222,7 @@ public sealed class MirrorReceiptVerifier
             }
 
             var hash = ecdsa.KeySize >= 384 ? HashAlgorithmName.SHA384 : HashAlgorithmName.SHA256;
-            if (!ecdsa.VerifyData(data, receipt.Signature.Span, hash, DSASignatureFormat.Rfc3279DerSequence))
+            if (!EcdsaSignatureDer.IsStrict(receipt.Signature.Span, ecdsa) || !ecdsa.VerifyData(data, receipt.Signature.Span, hash, DSASignatureFormat.Rfc3279DerSequence))
             {
                 throw new MirrorReceiptException($"mirror receipt for seq {receipt.Seq}: the signature does not verify");
             }

@@ -160,6 +160,13 @@ public sealed class CsrIntake
             operatorId = ReadOperatorId(info);
             var algId = outer.ReadSequence();
             sigAlg = algId.ReadObjectIdentifier();
+            if (algId.HasData && sigAlg.StartsWith("1.2.840.10045.4.", StringComparison.Ordinal))
+            {
+                // RFC 5758 §3.2: ecdsa-with-SHA224/256/384/512 AlgorithmIdentifiers MUST omit the parameters field.
+                throw new EnrollmentRejectedException(EnrollmentError.MalformedCsr,
+                    $"CSR signatureAlgorithm {sigAlg} carries parameters; RFC 5758 §3.2 requires them absent");
+            }
+
             signature = outer.ReadBitString(out _);
             outer.ThrowIfNotEmpty();
         }
@@ -181,6 +188,14 @@ public sealed class CsrIntake
         {
             throw new EnrollmentRejectedException(EnrollmentError.SignatureAlgorithmNotAllowed,
                 $"CSR signature algorithm {sigAlg} refused: allowed are ECDSA or RSA with SHA-256/384/512");
+        }
+
+        // Issue 16 finding 5: one signature, one verdict: strict DER ahead of every verifier (fast path or runtime).
+        if (sigAlg.StartsWith("1.2.840.10045.4.", StringComparison.Ordinal) && keyDescription is "P-256" or "P-384"
+            && !EcdsaSignatureDer.IsStrict(signature.Span, keyDescription == "P-256" ? 256 : 384))
+        {
+            throw new EnrollmentRejectedException(EnrollmentError.ProofOfPossessionFailed,
+                "CSR signature is not a strict DER Ecdsa-Sig-Value (RFC 3279 §2.2.3: two minimal positive INTEGERs below the curve order, nothing after)");
         }
 
         byte[] publicKeyInfo;

@@ -221,7 +221,8 @@ public sealed class DevicePolicy : IEnrollmentPolicy
                 }
 
                 activeBySerial[Convert.ToHexString(serial)] = c.DeviceId;
-                ApplyLocked(c.DeviceId, serial, c.BatchId, c.Kind, key, JournalCodec.FromUnixMicros(e.TimeUnixMicros), previous);
+                ApplyLocked(c.DeviceId, serial, System.Security.Cryptography.SHA256.HashData(c.Certificate.Span), c.BatchId, c.Kind, key,
+                    JournalCodec.FromUnixMicros(e.TimeUnixMicros), previous);
                 count++;
             }
         }
@@ -355,6 +356,16 @@ public sealed class DevicePolicy : IEnrollmentPolicy
                             $"certificate serial {SerialNumber.ToHex(presented)} is not the active IDevID of device {device} (active serial {SerialNumber.ToHex(activeSerial)}); only the active certificate can be renewed");
                     }
 
+                    // Issue 16 finding 10: the serial alone is not the credential. A certificate minted with the CA key that
+                    // copies the serial (another key, same device ID) is refused: the presented DER must be the journaled one.
+                    var presentedSha256 = System.Security.Cryptography.SHA256.HashData(current.RawData);
+                    if (record!.ActiveCertificateSha256 is not { } journaled
+                        || !System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(presentedSha256, journaled))
+                    {
+                        throw Reject(EnrollmentError.ReenrollMismatch,
+                            $"certificate serial {SerialNumber.ToHex(presented)} (sha256 {Convert.ToHexStringLower(presentedSha256)}) is not the journaled active IDevID of device {device}: the serial matches but the certificate differs from the journaled one (sha256 {(record.ActiveCertificateSha256 is { } j ? Convert.ToHexStringLower(j) : "unknown")}); only the journaled certificate can be renewed");
+                    }
+
                     CheckForeignKey(keyOwner, device, context);
                     supersedes = activeSerial;
                     break;
@@ -415,7 +426,7 @@ public sealed class DevicePolicy : IEnrollmentPolicy
         return System.Security.Cryptography.SHA256.HashData(cert.PublicKey.ExportSubjectPublicKeyInfo());
     }
 
-    private void ApplyLocked(string device, byte[] serial, string order, IssuanceKind kind, UInt128 key, DateTimeOffset at, string? previous)
+    private void ApplyLocked(string device, byte[] serial, byte[] certificateSha256, string order, IssuanceKind kind, UInt128 key, DateTimeOffset at, string? previous)
     {
         order = Intern(order);
         _devices.TryGetValue(device, out var record);
@@ -423,29 +434,33 @@ public sealed class DevicePolicy : IEnrollmentPolicy
         {
             case IssuanceKind.Rework when record is not null:
                 record.ActiveSerial = serial;
+                record.ActiveCertificateSha256 = certificateSha256;
                 record.State = DeviceLifecycle.Reworked;
                 break;
             case IssuanceKind.Reenroll when record is not null:
                 record.ActiveSerial = serial;
+                record.ActiveCertificateSha256 = certificateSha256;
                 record.State = DeviceLifecycle.Reenrolled;
                 break;
             case IssuanceKind.Refurb:
                 if (previous is not null && _devices.TryGetValue(previous, out var old))
                 {
                     old.ActiveSerial = null;
+                    old.ActiveCertificateSha256 = null;
                     old.State = DeviceLifecycle.Retired;
                     old.RetiredTo = device;
                 }
 
                 record ??= new DeviceRecord();
                 record.ActiveSerial = serial;
+                record.ActiveCertificateSha256 = certificateSha256;
                 record.OrderId = order;
                 record.IdentityIssuedAt = at;
                 record.State = DeviceLifecycle.Refurbished;
                 _devices[device] = record;
                 break;
             default:
-                _devices[device] = new DeviceRecord { ActiveSerial = serial, OrderId = order, IdentityIssuedAt = at, State = DeviceLifecycle.Initial };
+                _devices[device] = new DeviceRecord { ActiveSerial = serial, ActiveCertificateSha256 = certificateSha256, OrderId = order, IdentityIssuedAt = at, State = DeviceLifecycle.Initial };
                 break;
         }
 
@@ -470,6 +485,9 @@ public sealed class DevicePolicy : IEnrollmentPolicy
     private sealed class DeviceRecord
     {
         public byte[]? ActiveSerial { get; set; }
+
+        /// <summary>SHA-256 of the journaled DER of the active certificate: a renewal credential must be this certificate.</summary>
+        public byte[]? ActiveCertificateSha256 { get; set; }
 
         public string OrderId { get; set; } = string.Empty;
 
@@ -507,7 +525,7 @@ public sealed class DevicePolicy : IEnrollmentPolicy
                     return;
                 }
 
-                owner.ApplyLocked(device, serial, payload.BatchId, kind, key, at, previous);
+                owner.ApplyLocked(device, serial, System.Security.Cryptography.SHA256.HashData(payload.Certificate.Span), payload.BatchId, kind, key, at, previous);
                 Release();
             }
         }

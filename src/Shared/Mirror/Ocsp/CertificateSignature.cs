@@ -28,7 +28,7 @@ internal static class CertificateSignature
                 case Oids.EcdsaWithSha384:
                     using (var ec = issuer.GetECDsaPublicKey())
                     {
-                        return ec is not null && ec.VerifyData(tbs.Span, signature,
+                        return ec is not null && EcdsaSignatureDer.IsStrict(signature, ec) && ec.VerifyData(tbs.Span, signature,
                             oid == Oids.EcdsaWithSha256 ? HashAlgorithmName.SHA256 : HashAlgorithmName.SHA384, DSASignatureFormat.Rfc3279DerSequence);
                     }
 

@@ -55,7 +55,7 @@ public static class OcspRequestParser
 
     /// <summary>Parses one OCSPRequest.</summary>
     /// <param name="der">The DER request body.</param>
-    /// <exception cref="OcspMalformedRequestException">Not DER, not an OCSPRequest, no Requests or more than <see cref="MaxRequests"/>, a version other than v1, or a nonce that is not an OCTET STRING of 1..32 octets.</exception>
+    /// <exception cref="OcspMalformedRequestException">Not DER, not an OCSPRequest, no Requests or more than <see cref="MaxRequests"/>, a version other than v1, a nonce that is not an OCTET STRING of 1..32 octets, an extension repeated in one Extensions (RFC 5280 §4.2), or an unknown critical request or single-request extension (RFC 6960 §4.1.2).</exception>
     public static OcspRequest Parse(ReadOnlyMemory<byte> der)
     {
         try
@@ -119,7 +119,7 @@ public static class OcspRequestParser
             certIds.Add(ReadCertId(single));
             if (single.HasData)
             {
-                single.ReadSequence(Ctx0);
+                ReadExtensions(single, "singleRequestExtensions", KnownSingleExtensions);
             }
 
             single.ThrowIfNotEmpty();
@@ -133,25 +133,10 @@ public static class OcspRequestParser
         byte[]? nonce = null;
         if (tbs.HasData && tbs.PeekTag() == Ctx2)
         {
-            var explicitExt = tbs.ReadSequence(Ctx2);
-            var exts = explicitExt.ReadSequence();
-            explicitExt.ThrowIfNotEmpty();
-            while (exts.HasData)
+            var extensions = ReadExtensions(tbs, "requestExtensions", KnownRequestExtensions, Ctx2);
+            if (extensions.TryGetValue(Oids.OcspNonce, out var value))
             {
-                // Extension ::= SEQUENCE { extnID OBJECT IDENTIFIER, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }
-                var ext = exts.ReadSequence();
-                var oid = ext.ReadObjectIdentifier();
-                if (ext.PeekTag().HasSameClassAndValue(Asn1Tag.Boolean))
-                {
-                    ext.ReadBoolean();
-                }
-
-                var value = ext.ReadOctetString();
-                ext.ThrowIfNotEmpty();
-                if (oid == Oids.OcspNonce)
-                {
-                    nonce = CheckNonce(value);
-                }
+                nonce = CheckNonce(value);
             }
         }
 
@@ -163,6 +148,46 @@ public static class OcspRequestParser
 
         request.ThrowIfNotEmpty();
         return new OcspRequest(certIds, nonce);
+    }
+
+    // Extensions this responder understands (RFC 6960 §4.4): the nonce (§4.4.1) and acceptable responses (§4.4.3; only
+    // basic responses are produced). None for a single Request.
+    private static readonly HashSet<string> KnownRequestExtensions = [Oids.OcspNonce, "1.3.6.1.5.5.7.48.1.4"];
+    private static readonly HashSet<string> KnownSingleExtensions = [];
+
+    /// <summary>
+    /// Reads <c>[n] EXPLICIT Extensions</c> (RFC 5280 §4.1: Extensions ::= SEQUENCE SIZE (1..MAX) OF Extension).
+    /// An extension that appears twice (RFC 5280 §4.2: "MUST NOT include more than one instance of a particular
+    /// extension") or an unknown critical one (RFC 6960 §4.1.2, RFC 5280 §4.2: a critical extension that is not
+    /// recognised must not be ignored) makes the request malformed.
+    /// </summary>
+    /// <returns>extnID → extnValue.</returns>
+    private static Dictionary<string, byte[]> ReadExtensions(AsnReader parent, string where, HashSet<string> known, Asn1Tag? tag = null)
+    {
+        var explicitExt = parent.ReadSequence(tag ?? Ctx0);
+        var exts = explicitExt.ReadSequence();
+        explicitExt.ThrowIfNotEmpty();
+        var seen = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        while (exts.HasData)
+        {
+            // Extension ::= SEQUENCE { extnID OBJECT IDENTIFIER, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }
+            var ext = exts.ReadSequence();
+            var oid = ext.ReadObjectIdentifier();
+            bool critical = ext.PeekTag().HasSameClassAndValue(Asn1Tag.Boolean) && ext.ReadBoolean();
+            var value = ext.ReadOctetString();
+            ext.ThrowIfNotEmpty();
+            if (!seen.TryAdd(oid, value))
+            {
+                throw new OcspMalformedRequestException($"extension {oid} appears more than once in {where} (RFC 5280 §4.2)");
+            }
+
+            if (critical && !known.Contains(oid))
+            {
+                throw new OcspMalformedRequestException($"unknown critical extension {oid} in {where} (RFC 6960 §4.1.2)");
+            }
+        }
+
+        return seen;
     }
 
     private static OcspCertId ReadCertId(AsnReader single)

@@ -22,6 +22,34 @@ public sealed partial class MirrorRegistry : IJournalSink, IKnownJournals, IRevo
     private readonly TimeProvider _time;
 
     /// <summary>
+    /// Issue 16 finding 7: the registry file is 0600 whatever the umask (an existing file is narrowed, a new one is
+    /// created empty at 0600 before SQLite opens it). SQLite creates the -wal and -shm files with the database file's
+    /// mode, so they are 0600 too.
+    /// </summary>
+    private static void MakePrivate(string path)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        if (!File.Exists(path))
+        {
+            using var created = new FileStream(path, new FileStreamOptions { Mode = FileMode.OpenOrCreate, Access = FileAccess.Write, UnixCreateMode = Private });
+        }
+
+        File.SetUnixFileMode(path, Private);
+        foreach (var sidecar in new[] { path + "-wal", path + "-shm" })
+        {
+            if (File.Exists(sidecar))
+            {
+                File.SetUnixFileMode(sidecar, Private);
+            }
+        }
+    }
+
+    /// <summary>
     /// Opens (creating if needed) the registry file and migrates its schema forward to <see cref="RegistrySchema.LatestVersion"/>
     /// (see <see cref="SchemaMigration"/>).
     /// </summary>
@@ -43,6 +71,7 @@ public sealed partial class MirrorRegistry : IJournalSink, IKnownJournals, IRevo
         }
 
         DatabasePath = Path.GetFullPath(databasePath);
+        MakePrivate(DatabasePath);
         _connectionString = new SqliteConnectionStringBuilder
         {
             DataSource = DatabasePath,
