@@ -1,53 +1,7 @@
 using System.Formats.Asn1;
-using System.Security.Cryptography.X509Certificates;
-using System.Text;
 using OfflinePki.Asn1;
-using OfflinePki.Enrollment;
-using OfflinePki.Factory;
 
 namespace OfflinePki.Issuance.Lints;
-
-/// <summary>
-/// IEEE 802.1AR §8.6: the subject carries the device serial in serialNumber (2.5.4.5), exactly once, as a
-/// PrintableString, equal to the device ID the certificate was prepared for and to the SAN hwSerialNum.
-/// </summary>
-public sealed class SubjectSerialNumberLint : ICertificateLint
-{
-    /// <inheritdoc />
-    public string Name => "subject_serial_number_is_device_serial";
-    /// <inheritdoc />
-    public string Citation => "IEEE 802.1AR §8.6; RFC 4108 §5";
-    /// <inheritdoc />
-    public string? Check(TbsCertificateView tbs, LintContext context)
-    {
-        var values = new X500DistinguishedName(tbs.Subject).EnumerateRelativeDistinguishedNames()
-            .Where(r => !r.HasMultipleElements && r.GetSingleElementType().Value == Oids.SerialNumberAttribute)
-            .Select(r => r.GetSingleElementValue())
-            .ToList();
-        if (values.Count != 1)
-        {
-            return $"subject has {values.Count} serialNumber attributes, expected 1";
-        }
-
-        if (values[0] != context.Prepared.DeviceId)
-        {
-            return "subject serialNumber differs from the device ID";
-        }
-
-        if (!context.Profile.IncludeHardwareModuleName)
-        {
-            return null;
-        }
-
-        var hw = HardwareModuleNameLint.Read(tbs);
-        if (hw is null || !hw.Value.SerialNum.AsSpan().SequenceEqual(Encoding.ASCII.GetBytes(values[0]!)))
-        {
-            return "subject serialNumber differs from the SAN hardwareModuleName hwSerialNum";
-        }
-
-        return null;
-    }
-}
 
 /// <summary>
 /// RFC 4108 §5 / IEEE 802.1AR §8.10.4: subjectAltName carries an otherName hardwareModuleName with the
@@ -125,32 +79,5 @@ public sealed class HardwareModuleNameLint : ICertificateLint
         }
 
         return null;
-    }
-}
-
-/// <summary>
-/// IEEE 802.1AR §8.7 (as profiled here): the device key is P-256, P-384 or RSA of 2048 to 16384 bits, and one of
-/// the profile's key types (<see cref="CertificateProfile.AllowedKeyTypes"/>).
-/// </summary>
-public sealed class AllowedSubjectKeyLint : ICertificateLint
-{
-    /// <inheritdoc />
-    public string Name => "subject_key_allowed";
-    /// <inheritdoc />
-    public string Citation => "IEEE 802.1AR §8.7; RFC 5480 §2.1.1";
-    /// <inheritdoc />
-    public string? Check(TbsCertificateView tbs, LintContext context)
-    {
-        try
-        {
-            // Structure only (algorithm, curve, modulus size): the key itself was validated by the CSR signature check.
-            string key = CsrIntake.ClassifyKey(tbs.SubjectPublicKeyInfo, importKey: false);
-            return context.Profile.AllowsKey(key) ? null
-                : $"{key} key is not allowed by profile {context.Profile.Name} ({string.Join(", ", context.Profile.AllowedKeyTypes)})";
-        }
-        catch (EnrollmentRejectedException ex)
-        {
-            return ex.Message;
-        }
     }
 }
