@@ -1,0 +1,35 @@
+using System.CommandLine;
+using System.Net.Sockets;
+using System.Security.Cryptography.X509Certificates;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using OfflinePki.Journal;
+using OfflinePki.Journal.Index;
+using OfflinePki.Sync;
+
+namespace OfflinePki.FactoryCa;
+
+/// <summary><c>FactoryCa status --config F</c>: the running daemon's status. Exit codes: 0 printed, 1 failed or no daemon.</summary>
+public static class StatusCommand
+{
+    /// <summary>The <c>status</c> command.</summary>
+    public static Command Create()
+    {
+        var config = FactoryCli.ConfigOption();
+        var command = new Command("status", "Print the running daemon's journal, index and sync status");
+        foreach (var option in new Option[] { config })
+        {
+            command.Options.Add(option);
+        }
+
+        command.SetAction((parse, ct) => RunAsync(parse.GetValue(config)!, ct));
+        return command;
+    }
+
+    /// <summary>status: GET /control/status on the daemon's control socket.</summary>
+    public static async Task<int> RunAsync(string configPath, CancellationToken cancellationToken)
+    {
+        using var client = ControlEndpoints.CreateClient(FactoryCli.DataDirectoryOf(configPath));
+        return await FactoryCli.CallAsync(() => client.GetAsync(new Uri("control/status", UriKind.Relative), cancellationToken), "status").ConfigureAwait(false);
+    }
+}
