@@ -15,6 +15,19 @@ public static class FactoryCli
     /// <summary>The <c>--config</c> option of the verbs (a new instance per verb).</summary>
     internal static Option<string> ConfigOption() => new("--config") { Description = "JSON config file with a FactoryCa section", Required = true };
 
+    /// <summary>A verb whose only option is <c>--config</c>.</summary>
+    /// <param name="name">The verb.</param>
+    /// <param name="description">Its help text.</param>
+    /// <param name="run">Runs it with the config path; returns the exit code.</param>
+    internal static Command ConfigCommand(string name, string description, Func<string, CancellationToken, Task<int>> run)
+    {
+        var config = ConfigOption();
+        var command = new Command(name, description);
+        command.Options.Add(config);
+        command.SetAction((parse, ct) => run(parse.GetValue(config)!, ct));
+        return command;
+    }
+
     /// <summary>Calls the daemon's control socket and prints the answer. Exit codes: 0 success, 1 error answer or no daemon.</summary>
     internal static async Task<int> CallAsync(Func<Task<HttpResponseMessage>> call, string what)
     {

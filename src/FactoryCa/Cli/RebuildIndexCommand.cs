@@ -1,11 +1,6 @@
 using System.CommandLine;
-using System.Net.Sockets;
-using System.Security.Cryptography.X509Certificates;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Options;
 using OfflinePki.Journal;
 using OfflinePki.Journal.Index;
-using OfflinePki.Sync;
 
 namespace OfflinePki.FactoryCa;
 
@@ -13,18 +8,7 @@ namespace OfflinePki.FactoryCa;
 public static class RebuildIndexCommand
 {
     /// <summary>The <c>rebuild-index</c> command.</summary>
-    public static Command Create()
-    {
-        var config = FactoryCli.ConfigOption();
-        var command = new Command("rebuild-index", "Delete and rebuild the local SQLite index from the journal (daemon stopped)");
-        foreach (var option in new Option[] { config })
-        {
-            command.Options.Add(option);
-        }
-
-        command.SetAction((parse, ct) => RunAsync(parse.GetValue(config)!, ct));
-        return command;
-    }
+    public static Command Create() => FactoryCli.ConfigCommand("rebuild-index", "Delete and rebuild the local SQLite index from the journal (daemon stopped)", RunAsync);
 
     /// <summary>rebuild-index: deletes the index and replays the journal into a new one. The daemon must be stopped.</summary>
     public static async Task<int> RunAsync(string configPath, CancellationToken cancellationToken)

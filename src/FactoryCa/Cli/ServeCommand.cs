@@ -1,11 +1,5 @@
 using System.CommandLine;
-using System.Net.Sockets;
-using System.Security.Cryptography.X509Certificates;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
-using OfflinePki.Journal;
-using OfflinePki.Journal.Index;
-using OfflinePki.Sync;
 
 namespace OfflinePki.FactoryCa;
 
@@ -13,18 +7,7 @@ namespace OfflinePki.FactoryCa;
 public static class ServeCommand
 {
     /// <summary>The <c>serve</c> command.</summary>
-    public static Command Create()
-    {
-        var config = FactoryCli.ConfigOption();
-        var command = new Command("serve", "Run the EST enrollment service, the journal and the scheduled sync");
-        foreach (var option in new Option[] { config })
-        {
-            command.Options.Add(option);
-        }
-
-        command.SetAction((parse, ct) => RunAsync(parse.GetValue(config)!, ct));
-        return command;
-    }
+    public static Command Create() => FactoryCli.ConfigCommand("serve", "Run the EST enrollment service, the journal and the scheduled sync", RunAsync);
 
     /// <summary>serve: runs the daemon until SIGTERM/Ctrl-C.</summary>
     public static async Task<int> RunAsync(string configPath, CancellationToken cancellationToken)

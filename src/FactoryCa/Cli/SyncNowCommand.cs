@@ -1,11 +1,4 @@
 using System.CommandLine;
-using System.Net.Sockets;
-using System.Security.Cryptography.X509Certificates;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Options;
-using OfflinePki.Journal;
-using OfflinePki.Journal.Index;
-using OfflinePki.Sync;
 
 namespace OfflinePki.FactoryCa;
 
@@ -13,18 +6,7 @@ namespace OfflinePki.FactoryCa;
 public static class SyncNowCommand
 {
     /// <summary>The <c>sync-now</c> command.</summary>
-    public static Command Create()
-    {
-        var config = FactoryCli.ConfigOption();
-        var command = new Command("sync-now", "Ask the running daemon to sync its journal to the mirror now, and print the result");
-        foreach (var option in new Option[] { config })
-        {
-            command.Options.Add(option);
-        }
-
-        command.SetAction((parse, ct) => RunAsync(parse.GetValue(config)!, ct));
-        return command;
-    }
+    public static Command Create() => FactoryCli.ConfigCommand("sync-now", "Ask the running daemon to sync its journal to the mirror now, and print the result", RunAsync);
 
     /// <summary>sync-now: POST /control/sync on the daemon's control socket.</summary>
     public static async Task<int> RunAsync(string configPath, CancellationToken cancellationToken)

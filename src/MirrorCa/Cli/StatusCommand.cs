@@ -1,7 +1,5 @@
 using System.CommandLine;
-using Spectre.Console;
 using System.Globalization;
-using System.Security.Cryptography.X509Certificates;
 using Microsoft.Extensions.Options;
 using OfflinePki.Asn1;
 using OfflinePki.Registry;
