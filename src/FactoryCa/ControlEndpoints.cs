@@ -4,6 +4,7 @@ using Microsoft.Extensions.Options;
 using OfflinePki.Hosting.Sync;
 using OfflinePki.Journal;
 using OfflinePki.Journal.Index;
+using OfflinePki.Policy;
 using OfflinePki.Sync;
 
 namespace OfflinePki.FactoryCa;
@@ -33,7 +34,7 @@ public static class ControlEndpoints
         group.MapGet("/status", Status);
         group.MapPost("/checkpoint", Checkpoint);
         group.MapPost("/receipt", Receipt);
-        group.MapPost("/revoke-station", StationRevocation.RevokeAsync);
+        group.MapPost("/revoke-station", RevokeStationAsync);
         return endpoints;
     }
 
@@ -194,5 +195,32 @@ public static class ControlEndpoints
             },
         };
         return new HttpClient(handler) { BaseAddress = new Uri("http://factoryca.control/"), Timeout = TimeSpan.FromMinutes(15) };
+    }
+
+    /// <summary>POST /control/revoke-station?fingerprint=..&amp;reason=..: revokes (durably), journals, and answers JSON.</summary>
+    internal static async Task<IResult> RevokeStationAsync(HttpRequest request, RevokedStationStore store, IJournalAppender journal, CancellationToken cancellationToken)
+    {
+        string fingerprint = request.Query["fingerprint"].FirstOrDefault() ?? string.Empty;
+        string reason = request.Query["reason"].FirstOrDefault() ?? string.Empty;
+        RevokedStation entry;
+        bool added;
+        try
+        {
+            (entry, added) = store.Revoke(fingerprint, reason);
+        }
+        catch (ArgumentException ex)
+        {
+            return Results.Text(StationRevocation.FirstLine(ex.Message) + "\n", statusCode: StatusCodes.Status400BadRequest);
+        }
+
+        try
+        {
+            var seqs = await StationRevocation.JournalPendingAsync(journal, store, cancellationToken).ConfigureAwait(false);
+            return Results.Json(new { fingerprint = entry.Sha256, added, journalSeq = seqs.TryGetValue(entry.Sha256, out var seq) ? seq : (ulong?)null });
+        }
+        catch (JournalUnavailableException ex)
+        {
+            return Results.Text($"revoked (in force, in {store.FilePath}) but not journaled yet: {ex.Message}\n", statusCode: StatusCodes.Status503ServiceUnavailable);
+        }
     }
 }

@@ -118,10 +118,10 @@ public class BatchSigningTests
         tampered[tampered.Length / 2] ^= 0x01;
         File.WriteAllBytes(bad, tampered);
 
-        Assert.That(await FactoryCli.ImportOrderAsync(config, good, CancellationToken.None), Is.Zero);
-        Assert.That(await FactoryCli.ImportOrderAsync(config, good, CancellationToken.None), Is.Zero, "a second import is a no-op");
+        Assert.That(await ImportOrderCommand.RunAsync(config, good, CancellationToken.None), Is.Zero);
+        Assert.That(await ImportOrderCommand.RunAsync(config, good, CancellationToken.None), Is.Zero, "a second import is a no-op");
         byte[] before = File.ReadAllBytes(JournalPath(config));
-        Assert.That(await FactoryCli.ImportOrderAsync(config, bad, CancellationToken.None), Is.EqualTo(1));
+        Assert.That(await ImportOrderCommand.RunAsync(config, bad, CancellationToken.None), Is.EqualTo(1));
         Assert.That(File.ReadAllBytes(JournalPath(config)), Is.EqualTo(before), "a refused order journals nothing");
 
         Assert.That(Entries(config).Count(e => e.Type == EntryType.OrderAccepted), Is.EqualTo(1));

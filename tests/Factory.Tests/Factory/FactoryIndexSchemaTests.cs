@@ -178,13 +178,13 @@ public class FactoryIndexSchemaTests
         using (var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60)))
         {
             // Refused while the host starts, before any listener; the timeout only bounds a wrong start.
-            Assert.That(await FactoryCli.ServeAsync(config, cts.Token), Is.EqualTo(1));
+            Assert.That(await ServeCommand.RunAsync(config, cts.Token), Is.EqualTo(1));
         }
 
         SqliteConnection.ClearAllPools();
         Assert.That(SqliteFile.Hash(index), Is.EqualTo(hash));
 
-        Assert.That(await FactoryCli.RebuildIndexAsync(config, CancellationToken.None), Is.EqualTo(0));
+        Assert.That(await RebuildIndexCommand.RunAsync(config, CancellationToken.None), Is.EqualTo(0));
         Assert.That(SqliteFile.UserVersion(index), Is.EqualTo(FactoryIndexSchema.LatestVersion));
     }
 }

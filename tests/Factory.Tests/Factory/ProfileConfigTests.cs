@@ -229,7 +229,7 @@ public class ProfileConfigTests
         var data = Bind(path).DataDirectory;
         using var st = System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificateFromFile(Pki.PathOf("station-02.crt"));
         string fp = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(st.RawData));
-        Assert.That(await StationRevocation.CliAsync(path, fp, null, "decommissioned", CancellationToken.None), Is.Zero);
+        Assert.That(await RevokeStationCommand.RunAsync(path, fp, null, "decommissioned", CancellationToken.None), Is.Zero);
         Assert.That(File.ReadAllText(Path.Combine(data, RevokedStationStore.FileName)), Does.StartWith(fp + " "));
 
         var journal = new FakeJournalAppender();

@@ -66,7 +66,7 @@ public partial class BulkRevocationScaleTests
         long auditBefore = bed.Registry.ReadAudit(1, int.MaxValue).Count;
 
         sw.Restart();
-        MirrorCaCli.ForceInteractiveProgress = true;
+        OfflinePki.MirrorCa.Cli.RevokeCommand.ForceInteractiveProgress = true;
         (int Exit, string Out, string Err) first;
         try
         {
@@ -74,7 +74,7 @@ public partial class BulkRevocationScaleTests
         }
         finally
         {
-            MirrorCaCli.ForceInteractiveProgress = false;
+            OfflinePki.MirrorCa.Cli.RevokeCommand.ForceInteractiveProgress = false;
         }
 
         TestContext.Out.WriteLine($"revoke {Count} via CLI: {sw.Elapsed.TotalSeconds:F1} s");

@@ -115,7 +115,7 @@ public class RevocationDepthTests
         Assert.That(plain.Exit, Is.Zero, plain.Err);
         Assert.That(plain.Err, Does.Contain("progress: 1/1 revoked (100%)"), "redirected output gets one plain line per batch");
 
-        MirrorCaCli.ForceInteractiveProgress = true;
+        OfflinePki.MirrorCa.Cli.RevokeCommand.ForceInteractiveProgress = true;
         try
         {
             var r = Run("revoke", "--config", bed.ConfigPath, "--all", "--factory", "F1", "--reason", "cACompromise");
@@ -125,7 +125,7 @@ public class RevocationDepthTests
         }
         finally
         {
-            MirrorCaCli.ForceInteractiveProgress = false;
+            OfflinePki.MirrorCa.Cli.RevokeCommand.ForceInteractiveProgress = false;
         }
     }
 

@@ -345,8 +345,8 @@ public class EstProfilesTests
         Assert.That(Curl("/.well-known/est/simpleenroll", KeyAndCsr("/serialNumber=REV-0001/CN=x").Body, station: "st-revoked").Status, Is.EqualTo(200));
 
         // Bad arguments change nothing.
-        Assert.That(await StationRevocation.CliAsync(_config, "abcd", null, "lost", CancellationToken.None), Is.EqualTo(2));
-        Assert.That(await StationRevocation.CliAsync(_config, null, crt, "bad\nreason", CancellationToken.None), Is.EqualTo(2));
+        Assert.That(await RevokeStationCommand.RunAsync(_config, "abcd", null, "lost", CancellationToken.None), Is.EqualTo(2));
+        Assert.That(await RevokeStationCommand.RunAsync(_config, null, crt, "bad\nreason", CancellationToken.None), Is.EqualTo(2));
         using (var c0 = X509CertificateLoader.LoadCertificateFromFile(crt))
         {
             string p = Path.Combine(_data, "revoked-stations");
@@ -354,7 +354,7 @@ public class EstProfilesTests
         }
 
         int before = _journal.Count;
-        Assert.That(await StationRevocation.CliAsync(_config, null, crt, "station PC stolen", CancellationToken.None), Is.Zero);
+        Assert.That(await RevokeStationCommand.RunAsync(_config, null, crt, "station PC stolen", CancellationToken.None), Is.Zero);
         using var cert = X509CertificateLoader.LoadCertificateFromFile(crt);
         string fp = Convert.ToHexStringLower(SHA256.HashData(cert.RawData));
         Assert.That(File.ReadAllLines(Path.Combine(_data, "revoked-stations")), Has.Some.StartWith(fp + " "));
@@ -367,7 +367,7 @@ public class EstProfilesTests
             () => Curl("/.well-known/est/simpleenroll", KeyAndCsr("/serialNumber=REV-0002/CN=x").Body, station: "st-revoked"));
 
         // Revoking again is idempotent and journals nothing new.
-        Assert.That(await StationRevocation.CliAsync(_config, fp.ToUpperInvariant(), null, "again", CancellationToken.None), Is.Zero);
+        Assert.That(await RevokeStationCommand.RunAsync(_config, fp.ToUpperInvariant(), null, "again", CancellationToken.None), Is.Zero);
         Assert.That(_journal.Count, Is.EqualTo(before + 1));
     }
 

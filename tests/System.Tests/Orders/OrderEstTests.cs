@@ -136,7 +136,7 @@ public class OrderEstTests
         try
         {
             // Imported as a file through the running daemon (the CLI verb over the control socket).
-            Assert.That(await FactoryCli.ImportOrderAsync(config, order, CancellationToken.None), Is.Zero);
+            Assert.That(await ImportOrderCommand.RunAsync(config, order, CancellationToken.None), Is.Zero);
             Assert.That(app.Services.GetRequiredService<OrderBook>().StatusOf("PO-HAMMER")!.Order.Quantity, Is.EqualTo(quantity));
 
             for (int i = 1; i <= before; i++)
@@ -167,7 +167,7 @@ public class OrderEstTests
             Assert.That(rework.Status, Is.EqualTo(HttpStatusCode.OK), rework.Body);
 
             // `FactoryCa orders` lists the book through the control socket.
-            Assert.That(await FactoryCli.OrdersAsync(config, CancellationToken.None), Is.Zero);
+            Assert.That(await OrdersCommand.RunAsync(config, CancellationToken.None), Is.Zero);
             string data = Path.GetDirectoryName(Path.GetDirectoryName(JournalPath(config)))!;
             using var control = ControlEndpoints.CreateClient(data);
             var listed = JsonDocument.Parse(await control.GetStringAsync(new Uri("control/orders", UriKind.Relative))).RootElement.EnumerateArray().Single();
@@ -196,7 +196,7 @@ public class OrderEstTests
 
             // Re-importing the same order is a no-op; the journal does not grow.
             ulong head = app.Services.GetRequiredService<IJournalReader>().Head.Seq;
-            Assert.That(await FactoryCli.ImportOrderAsync(config, order, CancellationToken.None), Is.Zero);
+            Assert.That(await ImportOrderCommand.RunAsync(config, order, CancellationToken.None), Is.Zero);
             Assert.That(app.Services.GetRequiredService<IJournalReader>().Head.Seq, Is.EqualTo(head));
         }
         finally

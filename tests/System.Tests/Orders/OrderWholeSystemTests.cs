@@ -40,7 +40,7 @@ public class OrderWholeSystemTests
             Assert.That(add.Exit, Is.Zero, add.Err);
 
             string factoryConfig = pki.PathOf("factoryca.json");
-            Assert.That(await FactoryCli.SyncNowAsync(factoryConfig, CancellationToken.None), Is.Zero);
+            Assert.That(await SyncNowCommand.RunAsync(factoryConfig, CancellationToken.None), Is.Zero);
             var book = factory.Services.GetRequiredService<OrderBook>();
             Assert.That(book.StatusOf("PO-E2E")?.Order.Quantity, Is.EqualTo(2), "the order arrived in the sync response");
 
@@ -65,7 +65,7 @@ public class OrderWholeSystemTests
             Assert.That(await Enroll("ORD-00002", null), Is.EqualTo(HttpStatusCode.OK));
             Assert.That(await Enroll("ORD-00003", null), Is.EqualTo(HttpStatusCode.Conflict));
 
-            Assert.That(await FactoryCli.SyncNowAsync(factoryConfig, CancellationToken.None), Is.Zero);
+            Assert.That(await SyncNowCommand.RunAsync(factoryConfig, CancellationToken.None), Is.Zero);
             var registry = mirror.Services.GetRequiredService<MirrorRegistry>();
             var line = registry.ReportOrders().Orders.Single(o => o.OrderId == "PO-E2E");
             Assert.That((line.Authorized, line.Issued, line.Factories.Single()), Is.EqualTo(((long?)2, 2L, "F1")));

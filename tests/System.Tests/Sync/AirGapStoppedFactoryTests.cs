@@ -29,8 +29,8 @@ public class AirGapStoppedFactoryTests
         // The writer's shutdown checkpoint is the head: a stopped factory exports up to it.
         var reader = OfflinePki.Journal.JournalFileReader.Open(Path.Combine(pki.Directory, "data", "factory-F1", "journal", "journal.log"));
         head = reader.Head.Seq;
-        Assert.That(await FactoryCli.ExportAsync(config, 1, 0, pki.PathOf("s.bundle"), CancellationToken.None), Is.EqualTo(0));
-        Assert.That(await FactoryCli.ExportAsync(config, 5, 2, pki.PathOf("x.bundle"), CancellationToken.None), Is.EqualTo(1), "an empty range is refused");
+        Assert.That(await ExportCommand.RunAsync(config, 1, 0, pki.PathOf("s.bundle"), CancellationToken.None), Is.EqualTo(0));
+        Assert.That(await ExportCommand.RunAsync(config, 5, 2, pki.PathOf("x.bundle"), CancellationToken.None), Is.EqualTo(1), "an empty range is refused");
         Assert.That(File.Exists(pki.PathOf("x.bundle")), Is.False);
 
         var output = new StringWriter();
@@ -39,7 +39,7 @@ public class AirGapStoppedFactoryTests
         Assert.That(exit, Is.EqualTo(0), output.ToString());
         Assert.That(output.ToString(), Does.Contain($"mirror head seq {head}"));
 
-        Assert.That(await FactoryCli.ImportReceiptAsync(config, pki.PathOf("s.receipt"), CancellationToken.None), Is.EqualTo(0));
+        Assert.That(await ImportReceiptCommand.RunAsync(config, pki.PathOf("s.receipt"), CancellationToken.None), Is.EqualTo(0));
         var store = new MirrorReceiptStore(Path.Combine(pki.Directory, "data", "factory-F1", MirrorReceiptStore.FileName));
         Assert.That(store.ConfirmedSeq, Is.EqualTo(head));
     }

@@ -58,7 +58,7 @@ public class AirGapTests
 
     private async Task<ulong> Export(ulong from, string path)
     {
-        Assert.That(await FactoryCli.ExportAsync(_pki.PathOf("factoryca.json"), from, 0, path, CancellationToken.None), Is.EqualTo(0));
+        Assert.That(await ExportCommand.RunAsync(_pki.PathOf("factoryca.json"), from, 0, path, CancellationToken.None), Is.EqualTo(0));
         return _factory.Services.GetRequiredService<JournalWriter>().Head.Seq;
     }
 
@@ -106,15 +106,15 @@ public class AirGapTests
         Assert.That(Mirror("status", "--config", mirrorConfig).Output, Does.Not.Contain("pending bundle"));
 
         // The receipts go back: through the running daemon's control socket.
-        Assert.That(await FactoryCli.ImportReceiptAsync(_pki.PathOf("factoryca.json"), _pki.PathOf("a.bundle.receipt"), CancellationToken.None), Is.EqualTo(0));
+        Assert.That(await ImportReceiptCommand.RunAsync(_pki.PathOf("factoryca.json"), _pki.PathOf("a.bundle.receipt"), CancellationToken.None), Is.EqualTo(0));
         var store = _factory.Services.GetRequiredService<MirrorReceiptStore>();
         Assert.That(store.ConfirmedSeq, Is.EqualTo(aLast));
-        Assert.That(await FactoryCli.ImportReceiptAsync(_pki.PathOf("factoryca.json"), _pki.PathOf("b.bundle.receipt"), CancellationToken.None), Is.EqualTo(0));
+        Assert.That(await ImportReceiptCommand.RunAsync(_pki.PathOf("factoryca.json"), _pki.PathOf("b.bundle.receipt"), CancellationToken.None), Is.EqualTo(0));
         Assert.That(store.ConfirmedSeq, Is.EqualTo(cLast));
         var forged = File.ReadAllBytes(_pki.PathOf("b.bundle.receipt"));
         forged[^5] ^= 1;
         File.WriteAllBytes(_pki.PathOf("forged.receipt"), forged);
-        Assert.That(await FactoryCli.ImportReceiptAsync(_pki.PathOf("factoryca.json"), _pki.PathOf("forged.receipt"), CancellationToken.None), Is.EqualTo(1));
+        Assert.That(await ImportReceiptCommand.RunAsync(_pki.PathOf("factoryca.json"), _pki.PathOf("forged.receipt"), CancellationToken.None), Is.EqualTo(1));
         Assert.That(store.ConfirmedSeq, Is.EqualTo(cLast));
 
         // The same journal over the network into a second, empty mirror gives the same registry.

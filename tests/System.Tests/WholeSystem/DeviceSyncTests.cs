@@ -96,7 +96,7 @@ public class DeviceSyncTests
         var clone = await Enroll("SYNC-C1", k2);
         Assert.That(clone.Status, Is.EqualTo(HttpStatusCode.Conflict), clone.Body);
 
-        Assert.That(await FactoryCli.SyncNowAsync(_pki.PathOf("factoryca.json"), CancellationToken.None), Is.EqualTo(0));
+        Assert.That(await SyncNowCommand.RunAsync(_pki.PathOf("factoryca.json"), CancellationToken.None), Is.EqualTo(0));
         var registry = _mirror.Services.GetRequiredService<MirrorRegistry>();
         byte[] issuer = IssuerHashes.KeyHash(_pki.Cert("issuing-ca-F1"));
 

@@ -60,7 +60,7 @@ public class EndToEndTests
         Assert.That(issued.Select(c => c.SerialNumber).Distinct().Count(), Is.EqualTo(120));
 
         // 2. Sync through the daemon's control socket, as `FactoryCa sync-now` does.
-        Assert.That(await FactoryCli.SyncNowAsync(_pki.PathOf("factoryca.json"), CancellationToken.None), Is.EqualTo(0));
+        Assert.That(await SyncNowCommand.RunAsync(_pki.PathOf("factoryca.json"), CancellationToken.None), Is.EqualTo(0));
         var registry = _mirror.Services.GetRequiredService<MirrorRegistry>();
         var journal = registry.GetSummary().Factories.Single();
         var factoryHead = _factory.Services.GetRequiredService<OfflinePki.Journal.JournalWriter>().Head;
@@ -111,7 +111,7 @@ public class EndToEndTests
 
         // 6. The journal verifies against the root alone.
         string journalPath = Path.Combine(_pki.Directory, "data", "factory-F1", "journal", "journal.log");
-        Assert.That(FactoryCli.Verify(journalPath, _pki.PathOf("root-ca.crt")), Is.EqualTo(0));
+        Assert.That(VerifyCommand.Run(journalPath, _pki.PathOf("root-ca.crt")), Is.EqualTo(0));
     }
 
     private string Ocsp(X509Certificate2 cert)

@@ -39,8 +39,8 @@ public class FactoryCliTests
                 Assert.That(r.IsSuccessStatusCode, Is.True, await r.Content.ReadAsStringAsync());
             }
 
-            Assert.That(await FactoryCli.StatusAsync(config, CancellationToken.None), Is.EqualTo(0));
-            Assert.That(await FactoryCli.RebuildIndexAsync(config, CancellationToken.None), Is.EqualTo(1), "must refuse while the daemon owns the index");
+            Assert.That(await StatusCommand.RunAsync(config, CancellationToken.None), Is.EqualTo(0));
+            Assert.That(await RebuildIndexCommand.RunAsync(config, CancellationToken.None), Is.EqualTo(1), "must refuse while the daemon owns the index");
         }
         finally
         {
@@ -57,7 +57,7 @@ public class FactoryCliTests
         }
 
         File.Delete(Path.Combine(data, "index.db"));
-        Assert.That(await FactoryCli.RebuildIndexAsync(config, CancellationToken.None), Is.EqualTo(0));
+        Assert.That(await RebuildIndexCommand.RunAsync(config, CancellationToken.None), Is.EqualTo(0));
         using (var rebuilt = FactoryIndex.Open(Path.Combine(data, "index.db")))
         {
             Assert.That(rebuilt.CountIssued(), Is.EqualTo(3));
@@ -65,6 +65,6 @@ public class FactoryCliTests
         }
 
         // With the daemon stopped, status says so clearly and fails.
-        Assert.That(await FactoryCli.StatusAsync(config, CancellationToken.None), Is.EqualTo(1));
+        Assert.That(await StatusCommand.RunAsync(config, CancellationToken.None), Is.EqualTo(1));
     }
 }

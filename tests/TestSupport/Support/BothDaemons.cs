@@ -8,7 +8,7 @@ namespace OfflinePki.Tests.Support;
 
 /// <summary>
 /// MirrorCa and FactoryCa on loopback from a <see cref="TestPki"/>'s generated configs, on free ports. The factory's
-/// scheduled sync is off: tests sync on demand (FactoryCli.SyncNowAsync), so they decide when the journal travels.
+/// scheduled sync is off: tests sync on demand (SyncNowCommand.RunAsync), so they decide when the journal travels.
 /// </summary>
 public sealed class BothDaemons : IAsyncDisposable
 {

@@ -22,7 +22,8 @@ public sealed record RevokedStation(string Sha256, DateTimeOffset RevokedAt, str
 /// The daemon re-reads the file when it changes (checked at most once a second, on use), so a revocation written by
 /// the CLI while the daemon runs takes effect without a restart; the control socket applies it at once.
 /// A second file, revoked-stations.journaled, lists the fingerprints already journaled as PolicyChanged.
-/// Thread safe.
+/// Fails closed: once the file cannot be read or parsed, every caller gets the error (never the list of before) until
+/// a later read succeeds. Thread safe.
 /// </summary>
 public sealed class RevokedStationStore : IRevokedStations
 {
@@ -44,6 +45,9 @@ public sealed class RevokedStationStore : IRevokedStations
     private DateTime _fileStamp;
     private long _fileLength = -1;
     private DateTimeOffset _checkedAt = DateTimeOffset.MinValue;
+
+    // The last read failure, until a read succeeds: every caller fails closed with it, also within RecheckInterval.
+    private volatile Exception? _failure;
 
     /// <summary>Opens (without creating) the store in <paramref name="dataDirectory"/> and reads the file if present.</summary>
     /// <param name="dataDirectory">FactoryCa:DataDirectory.</param>
@@ -74,6 +78,8 @@ public sealed class RevokedStationStore : IRevokedStations
     }
 
     /// <inheritdoc />
+    /// <exception cref="FormatException">The file is malformed (also for every call until it is read again successfully).</exception>
+    /// <exception cref="IOException">The file cannot be read.</exception>
     public bool IsRevoked(string sha256Hex)
     {
         ArgumentNullException.ThrowIfNull(sha256Hex);
@@ -169,58 +175,91 @@ public sealed class RevokedStationStore : IRevokedStations
         var now = _time.GetUtcNow();
         if (!force && now - _checkedAt < RecheckInterval)
         {
+            ThrowIfFailed();
             return;
         }
 
         lock (_lock)
         {
-            _checkedAt = now;
-            var info = new FileInfo(_path);
-            if (!info.Exists)
+            // _checkedAt moves only once the outcome is known, so that no caller skips the read meanwhile.
+            try
             {
-                _entries = new Dictionary<string, RevokedStation>(StringComparer.Ordinal);
-                _fileLength = -1;
-                return;
+                Read(force);
+                _failure = null;
+                _checkedAt = now;
             }
-
-            if (!force && info.LastWriteTimeUtc == _fileStamp && info.Length == _fileLength)
+            catch (Exception ex) when (ex is FormatException or IOException or UnauthorizedAccessException)
             {
-                return;
+                // Fail closed until a read succeeds: the entries of before may be missing a revocation.
+                _failure = ex;
+                _checkedAt = now;
+                throw;
             }
-
-            var map = new Dictionary<string, RevokedStation>(StringComparer.Ordinal);
-            int n = 0;
-            foreach (var raw in File.ReadAllLines(_path))
-            {
-                n++;
-                var line = raw.Trim();
-                if (line.Length == 0 || line.StartsWith('#'))
-                {
-                    continue;
-                }
-
-                var parts = line.Split(' ', 3);
-                if (parts.Length < 2 || !long.TryParse(parts[1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long secs))
-                {
-                    throw new FormatException($"{_path} line {n}: expected '<sha256 hex> <unix seconds> <reason>'");
-                }
-
-                string fp;
-                try
-                {
-                    fp = NormalizeFingerprint(parts[0]);
-                }
-                catch (ArgumentException ex)
-                {
-                    throw new FormatException($"{_path} line {n}: {ex.Message}", ex);
-                }
-
-                map.TryAdd(fp, new RevokedStation(fp, DateTimeOffset.FromUnixTimeSeconds(secs), parts.Length > 2 ? parts[2] : string.Empty));
-            }
-
-            _entries = map;
-            _fileStamp = info.LastWriteTimeUtc;
-            _fileLength = info.Length;
         }
+    }
+
+    private void ThrowIfFailed()
+    {
+        switch (_failure)
+        {
+            case null:
+                return;
+            case FormatException f:
+                throw new FormatException(f.Message, f);
+            case UnauthorizedAccessException u:
+                throw new UnauthorizedAccessException(u.Message, u);
+            case var other:
+                throw new IOException(other.Message, other);
+        }
+    }
+
+    private void Read(bool force)
+    {
+        var info = new FileInfo(_path);
+        if (!info.Exists)
+        {
+            _entries = new Dictionary<string, RevokedStation>(StringComparer.Ordinal);
+            _fileLength = -1;
+            return;
+        }
+
+        if (!force && _failure is null && info.LastWriteTimeUtc == _fileStamp && info.Length == _fileLength)
+        {
+            return;
+        }
+
+        var map = new Dictionary<string, RevokedStation>(StringComparer.Ordinal);
+        int n = 0;
+        foreach (var raw in File.ReadAllLines(_path))
+        {
+            n++;
+            var line = raw.Trim();
+            if (line.Length == 0 || line.StartsWith('#'))
+            {
+                continue;
+            }
+
+            var parts = line.Split(' ', 3);
+            if (parts.Length < 2 || !long.TryParse(parts[1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long secs))
+            {
+                throw new FormatException($"{_path} line {n}: expected '<sha256 hex> <unix seconds> <reason>'");
+            }
+
+            string fp;
+            try
+            {
+                fp = NormalizeFingerprint(parts[0]);
+            }
+            catch (ArgumentException ex)
+            {
+                throw new FormatException($"{_path} line {n}: {ex.Message}", ex);
+            }
+
+            map.TryAdd(fp, new RevokedStation(fp, DateTimeOffset.FromUnixTimeSeconds(secs), parts.Length > 2 ? parts[2] : string.Empty));
+        }
+
+        _entries = map;
+        _fileStamp = info.LastWriteTimeUtc;
+        _fileLength = info.Length;
     }
 }

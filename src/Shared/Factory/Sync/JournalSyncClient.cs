@@ -342,7 +342,7 @@ public sealed class JournalSyncClient
 public static class JournalSyncChannel
 {
     /// <summary>Largest message sent or accepted, in bytes (4 MiB, as grpc-core's default receive limit).</summary>
-    public const int DefaultMaxMessageBytes = 4 * 1024 * 1024;
+    public const int DefaultMaxMessageBytes = SyncLimits.DefaultMaxMessageBytes;
 
     private static readonly Oid ServerAuth = new("1.3.6.1.5.5.7.3.1");
 

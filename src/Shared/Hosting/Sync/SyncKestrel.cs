@@ -12,7 +12,7 @@ public static class SyncKestrel
     /// <summary>
     /// Makes a listener speak HTTP/2 only over TLS 1.2/1.3 with <paramref name="serverCertificate"/>, and ask for a
     /// client certificate (<see cref="ClientCertificateMode.AllowCertificate"/>). The TLS layer accepts any client
-    /// certificate; the application decides, in one place, with a <see cref="CallerIdentityPolicy"/> (in <see cref="CallerAuthorizationInterceptor"/>), so a
+    /// certificate; the application decides, in one place, with a <see cref="CallerIdentityPolicy"/> (in the mirror's CallerAuthorizationInterceptor), so a
     /// rejected caller gets a gRPC status that says why instead of a failed handshake.
     /// </summary>
     /// <param name="listen">The listener.</param>

@@ -10,7 +10,7 @@ using OfflinePki.Orders;
 using OfflinePki.Policy;
 using OfflinePki.Factory;
 
-namespace OfflinePki.FactoryCa;
+namespace OfflinePki.Orders;
 
 /// <summary>What happened to one CSR file of a batch.</summary>
 public enum BatchOutcome
@@ -112,7 +112,7 @@ public sealed class BatchSigner
     private readonly IssuingAuthority _authority;
     private readonly TimeProvider _time;
 
-    /// <summary>Creates the signer over the factory's services (see <see cref="FromServices"/>).</summary>
+    /// <summary>Creates the signer over the factory's services (the host builds it from its container).</summary>
     /// <param name="enrollment">The enrollment service with every policy.</param>
     /// <param name="orders">The order book (accepted orders, quotas).</param>
     /// <param name="devices">The device policy (active certificate per device), or null when it is not registered.</param>
@@ -140,18 +140,6 @@ public sealed class BatchSigner
         _profiles = profiles;
         _authority = authority;
         _time = time;
-    }
-
-    /// <summary>Creates the signer from a built FactoryCa host's services (<see cref="FactoryCaApp.Build"/>).</summary>
-    /// <param name="services">The host's service provider.</param>
-    /// <returns>The signer.</returns>
-    /// <exception cref="InvalidOperationException">A required FactoryCa service is not registered.</exception>
-    public static BatchSigner FromServices(IServiceProvider services)
-    {
-        ArgumentNullException.ThrowIfNull(services);
-        return new BatchSigner(services.GetRequiredService<IEnrollmentService>(), services.GetRequiredService<OrderBook>(),
-            services.GetService<DevicePolicy>(), services.GetRequiredService<FactoryIndex>(), services.GetRequiredService<IJournalReader>(),
-            services.GetRequiredService<CertificateProfileSet>(), services.GetRequiredService<IssuingAuthority>(), services.GetRequiredService<TimeProvider>());
     }
 
     /// <summary>The CSR files of <paramref name="directory"/> (extensions <see cref="CsrExtensions"/>), full paths in ordinal file-name order.</summary>
@@ -424,128 +412,6 @@ public sealed class BatchSigner
         {
             File.Delete(temp);
             throw;
-        }
-    }
-
-    /// <summary>
-    /// The <c>sign-batch</c> verb: refuses when the daemon runs on the data directory, builds the FactoryCa services
-    /// without starting Kestrel, signs the batch, prints one line per file and the summary.
-    /// Exit codes: 0 every CSR issued or already issued; 1 at least one refused, or the batch stopped early (journal or
-    /// CA key unavailable); 2 nothing signed (bad config or arguments, unknown order, the daemon running).
-    /// </summary>
-    /// <param name="configPath">The FactoryCa config file.</param>
-    /// <param name="orderId">The order id (--order).</param>
-    /// <param name="csrDirectory">The CSR folder (--csr-dir).</param>
-    /// <param name="outputDirectory">The output folder (--out).</param>
-    /// <param name="operatorId">--operator, or null.</param>
-    /// <param name="profileName">--profile, or null for the order's profile.</param>
-    /// <param name="cancellationToken">Ctrl-C.</param>
-    /// <returns>The exit code.</returns>
-    public static async Task<int> CliAsync(string configPath, string orderId, string csrDirectory, string outputDirectory, string? operatorId, string? profileName,
-        CancellationToken cancellationToken)
-    {
-        ArgumentException.ThrowIfNullOrEmpty(configPath);
-        string data;
-        try
-        {
-            data = FactoryCli.DataDirectoryOf(configPath);
-        }
-        catch (Exception ex) when (ex is OptionsValidationException or FileNotFoundException or IOException or InvalidDataException)
-        {
-            Console.Error.WriteLine("config error: " + ex.Message);
-            return 2;
-        }
-
-        if (await DaemonRunningAsync(data, cancellationToken).ConfigureAwait(false))
-        {
-            Console.Error.WriteLine($"sign-batch: the FactoryCa daemon is running on this data directory ({data}); stop it, or sign through it over EST "
-                + "(only one process may write the journal). Nothing was signed.");
-            return 2;
-        }
-
-        WebApplication app;
-        try
-        {
-            app = FactoryCaApp.Build(configPath, services => services.Configure<LoggerFilterOptions>(o => o.MinLevel = LogLevel.Warning));
-        }
-        catch (OptionsValidationException ex)
-        {
-            foreach (var failure in ex.Failures)
-            {
-                Console.Error.WriteLine("config error: " + failure);
-            }
-
-            return 2;
-        }
-        catch (JournalUnavailableException ex) when (ex.InnerException is JournalInUseException)
-        {
-            // The daemon started after the probe, or its control socket is gone: the writer lock still says so.
-            Console.Error.WriteLine($"sign-batch: the FactoryCa daemon is running on this data directory ({data}) (the journal writer lock is held); stop it, "
-                + "or sign through it over EST. Nothing was signed.");
-            return 2;
-        }
-        catch (Exception ex) when (ex is FileNotFoundException or JournalUnavailableException or Keys.SigningKeyUnavailableException or IOException)
-        {
-            Console.Error.WriteLine("sign-batch: cannot open the factory (is the daemon running on this data directory?): " + ex.Message);
-            return 2;
-        }
-
-        await using (app.ConfigureAwait(false))
-        {
-            BatchResult result;
-            try
-            {
-                result = await BatchSigner.FromServices(app.Services)
-                    .SignAsync(orderId, csrDirectory, outputDirectory, operatorId, profileName, cancellationToken).ConfigureAwait(false);
-            }
-            catch (BatchSigningException ex)
-            {
-                Console.Error.WriteLine("sign-batch: " + ex.Message + " Nothing was signed.");
-                return 2;
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-            {
-                Console.Error.WriteLine("sign-batch: cannot write the output: " + ex.Message + " (re-run the same folder: nothing is issued twice)");
-                return 1;
-            }
-
-            foreach (var i in result.Items)
-            {
-                Console.WriteLine(i.Outcome switch
-                {
-                    BatchOutcome.Issued => $"{i.File}: issued {i.DeviceId} serial {i.Row!.SerialHex}",
-                    BatchOutcome.AlreadyIssued => $"{i.File}: already issued {i.DeviceId} serial {i.Row!.SerialHex}",
-                    _ => $"{i.File}: refused {i.Code}: {i.Message}",
-                });
-            }
-
-            Console.WriteLine(result.Summary);
-            if (result.StoppedBy is not null)
-            {
-                Console.Error.WriteLine("sign-batch stopped: " + result.StoppedBy);
-            }
-
-            return result.Refused > 0 || result.StoppedBy is not null ? 1 : 0;
-        }
-    }
-
-    /// <summary>True when a FactoryCa daemon answers on the control socket of <paramref name="dataDirectory"/> (a stale socket file is not a daemon).</summary>
-    internal static async Task<bool> DaemonRunningAsync(string dataDirectory, CancellationToken cancellationToken)
-    {
-        if (!File.Exists(ControlEndpoints.SocketPath(dataDirectory)))
-        {
-            return false;
-        }
-
-        using var probe = ControlEndpoints.CreateClient(dataDirectory);
-        try
-        {
-            using var r = await probe.GetAsync(new Uri("control/status", UriKind.Relative), cancellationToken).ConfigureAwait(false);
-            return true;
-        }
-        catch (HttpRequestException)
-        {
-            return false; // a stale socket file of a stopped daemon
         }
     }
 }

@@ -11,7 +11,7 @@ namespace OfflinePki.Hosting.Sync;
 public sealed class JournalSyncServiceOptions
 {
     /// <summary>Largest request message accepted, in bytes (default 4 MiB); larger → RESOURCE_EXHAUSTED.</summary>
-    public int MaxReceiveMessageBytes { get; set; } = JournalSyncChannel.DefaultMaxMessageBytes;
+    public int MaxReceiveMessageBytes { get; set; } = SyncLimits.DefaultMaxMessageBytes;
 
     /// <summary>Upper bound on any call's duration even without a client deadline (default 10 min); past it → DEADLINE_EXCEEDED.</summary>
     public TimeSpan MaxCallDuration { get; set; } = TimeSpan.FromMinutes(10);
