@@ -50,6 +50,7 @@ public static class FactoryCaApp
         builder.Services.AddFactorySync(builder.Configuration, Path.GetDirectoryName(fullPath)!);
         builder.Services.AddFactoryOrders();
         builder.Services.AddFactoryEstListener();
+        builder.Services.AddFactoryMonitoring(builder.Configuration);
         overrideServices?.Invoke(builder.Services);
 
         var app = builder.Build();
@@ -74,6 +75,7 @@ public static class FactoryCaApp
 
         app.MapEst();
         app.MapControl();
+        app.MapFactoryMonitoring();
         return app;
     }
 
