@@ -18,7 +18,7 @@ public sealed class BothDaemons : IAsyncDisposable
         Factory = factory;
         MirrorHttp = mirror.Urls.Single(u => u.StartsWith("http://", StringComparison.Ordinal)).TrimEnd('/');
         FactoryHttps = factory.Urls.Single(u => u.StartsWith("https://", StringComparison.Ordinal)).TrimEnd('/');
-        FactoryMetricsHttp = factory.Urls.SingleOrDefault(u => u.StartsWith("http://", StringComparison.Ordinal))?.TrimEnd('/');
+        FactoryMetricsHttp = factory.Urls.SingleOrDefault(u => u.StartsWith("http://127.0.0.1:", StringComparison.Ordinal))?.TrimEnd('/');
     }
 
     /// <summary>The mirror.</summary>
