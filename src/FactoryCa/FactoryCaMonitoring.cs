@@ -94,20 +94,20 @@ internal sealed class FactoryGauges(IServiceProvider services, IOptions<FactoryC
     public void Register(Meter meter)
     {
         var factory = new KeyValuePair<string, object?>("factory", options.Value.FactoryId);
-        meter.CreateObservableGauge("offlinepki.journal.head.seq", () => new Measurement<long>((long)Divergence().HeadSeq, factory),
+        meter.CreateObservableGauge("journal.head.seq", () => new Measurement<long>((long)Divergence().HeadSeq, factory),
             "{entry}", "Seq of the journal head.");
-        meter.CreateObservableGauge("offlinepki.journal.unconfirmed.entries", () => new Measurement<long>((long)Divergence().UnconfirmedEntries, factory),
+        meter.CreateObservableGauge("journal.unconfirmed.entries", () => new Measurement<long>((long)Divergence().UnconfirmedEntries, factory),
             "{entry}", "Journal entries not yet confirmed by a mirror receipt.");
-        meter.CreateObservableGauge("offlinepki.journal.unconfirmed.age", () => new Measurement<double>(Divergence().UnconfirmedAge.TotalSeconds, factory),
+        meter.CreateObservableGauge("journal.unconfirmed.age", () => new Measurement<double>(Divergence().UnconfirmedAge.TotalSeconds, factory),
             "s", "Age in seconds of the oldest journal entry not yet confirmed by a mirror receipt (0 when all are).");
-        meter.CreateObservableGauge("offlinepki.sync.divergence.budget.used", () => new Measurement<double>(BudgetUsed(), factory),
+        meter.CreateObservableGauge("sync.divergence.budget.used", () => new Measurement<double>(BudgetUsed(), factory),
             "1", "Share of the divergence bound used (the larger of unconfirmed entries and age over their maxima); 1 stops or warns.");
-        meter.CreateObservableGauge("offlinepki.sync.last_success", LastSuccess,
+        meter.CreateObservableGauge("sync.last_success", LastSuccess,
             "s", "Unix time in seconds of the last successful journal sync to the mirror (absent before the first).");
-        meter.CreateObservableGauge("offlinepki.sync.entries.behind", Behind,
+        meter.CreateObservableGauge("sync.entries.behind", Behind,
             "{entry}", "Journal entries past the seq the mirror applied at the last successful sync (absent before the first).");
-        meter.CreateObservableGauge("offlinepki.orders.units.issued", () => Orders(s => s.Issued), "{unit}", "Units issued against each production order.");
-        meter.CreateObservableGauge("offlinepki.orders.units.authorized", () => Orders(s => s.Order.Quantity), "{unit}", "Units each production order authorizes.");
+        meter.CreateObservableGauge("orders.units.issued", () => Orders(s => s.Issued), "{unit}", "Units issued against each production order.");
+        meter.CreateObservableGauge("orders.units.authorized", () => Orders(s => s.Order.Quantity), "{unit}", "Units each production order authorizes.");
 
         IEnumerable<Measurement<double>> LastSuccess() => services.GetService<JournalSyncClient>()?.LastSuccess is { } last
             ? [new Measurement<double>(last.At.ToUnixTimeMilliseconds() / 1000.0, factory)] : [];

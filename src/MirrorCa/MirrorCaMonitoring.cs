@@ -100,9 +100,9 @@ internal sealed class MirrorGauges(MirrorFactories factories, TimeProvider time)
 {
     public void Register(Meter meter)
     {
-        meter.CreateObservableGauge("offlinepki.crl.number", () => Crls((f, c) => (double)c.CrlNumber), "{crl}", "CRLNumber (RFC 5280 §5.2.3) of the current full CRL, per factory.");
-        meter.CreateObservableGauge("offlinepki.crl.age", () => Crls((f, c) => (time.GetUtcNow() - c.ThisUpdate).TotalSeconds), "s", "Seconds since thisUpdate of the current full CRL.");
-        meter.CreateObservableGauge("offlinepki.crl.next_update.remaining", () => Crls((f, c) => (c.NextUpdate - time.GetUtcNow()).TotalSeconds), "s",
+        meter.CreateObservableGauge("crl.number", () => Crls((f, c) => (double)c.CrlNumber), "{crl}", "CRLNumber (RFC 5280 §5.2.3) of the current full CRL, per factory.");
+        meter.CreateObservableGauge("crl.age", () => Crls((f, c) => (time.GetUtcNow() - c.ThisUpdate).TotalSeconds), "s", "Seconds since thisUpdate of the current full CRL.");
+        meter.CreateObservableGauge("crl.next_update.remaining", () => Crls((f, c) => (c.NextUpdate - time.GetUtcNow()).TotalSeconds), "s",
             "Seconds from now to nextUpdate of the current full CRL (negative once stale).");
     }
 

@@ -5,23 +5,23 @@ namespace OfflinePki.Telemetry;
 /// <summary>The factory's instruments on <see cref="ProductMeter"/>, recorded where the work is done.</summary>
 public static class FactoryMetrics
 {
-    /// <summary><c>offlinepki.issuance.requests</c>: enrollment requests by profile, station and outcome (issued, rejected, lint_failed, unavailable, error).</summary>
-    public static Counter<long> IssuanceRequests { get; } = ProductMeter.Meter.CreateCounter<long>("offlinepki.issuance.requests", "{request}",
+    /// <summary><c>issuance.requests</c>: enrollment requests by profile, station and outcome (issued, rejected, lint_failed, unavailable, error).</summary>
+    public static Counter<long> IssuanceRequests { get; } = ProductMeter.Meter.CreateCounter<long>("issuance.requests", "{request}",
         "Enrollment requests handled, by profile, station and outcome.");
 
-    /// <summary><c>offlinepki.issuance.duration</c>: seconds from request to answer (CSR checks, signature, journal fsync), by profile, station and outcome.</summary>
-    public static Histogram<double> IssuanceDuration { get; } = ProductMeter.Meter.CreateHistogram("offlinepki.issuance.duration", "s",
+    /// <summary><c>issuance.duration</c>: seconds from request to answer (CSR checks, signature, journal fsync), by profile, station and outcome.</summary>
+    public static Histogram<double> IssuanceDuration { get; } = ProductMeter.Meter.CreateHistogram("issuance.duration", "s",
         "Enrollment latency in seconds, by profile, station and outcome.", advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = ProductMeter.LatencyBuckets });
 
-    /// <summary><c>offlinepki.journal.fsync.duration</c>: seconds per journal fsync/fdatasync.</summary>
-    public static Histogram<double> JournalFsyncDuration { get; } = ProductMeter.Meter.CreateHistogram("offlinepki.journal.fsync.duration", "s",
+    /// <summary><c>journal.fsync.duration</c>: seconds per journal fsync/fdatasync.</summary>
+    public static Histogram<double> JournalFsyncDuration { get; } = ProductMeter.Meter.CreateHistogram("journal.fsync.duration", "s",
         "Journal fsync latency in seconds.", advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = ProductMeter.LatencyBuckets });
 
-    /// <summary><c>offlinepki.journal.fsync.entries</c>: journal entries made durable by one fsync (group commit size).</summary>
-    public static Histogram<long> JournalFsyncEntries { get; } = ProductMeter.Meter.CreateHistogram("offlinepki.journal.fsync.entries", "{entry}",
+    /// <summary><c>journal.fsync.entries</c>: journal entries made durable by one fsync (group commit size).</summary>
+    public static Histogram<long> JournalFsyncEntries { get; } = ProductMeter.Meter.CreateHistogram("journal.fsync.entries", "{entry}",
         "Journal entries appended per fsync.", advice: new InstrumentAdvice<long> { HistogramBucketBoundaries = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512] });
 
-    /// <summary><c>offlinepki.sync.runs</c>: journal sync runs to the mirror by outcome (success, fork, error).</summary>
-    public static Counter<long> SyncRuns { get; } = ProductMeter.Meter.CreateCounter<long>("offlinepki.sync.runs", "{run}",
+    /// <summary><c>sync.runs</c>: journal sync runs to the mirror by outcome (success, fork, error).</summary>
+    public static Counter<long> SyncRuns { get; } = ProductMeter.Meter.CreateCounter<long>("sync.runs", "{run}",
         "Journal sync runs to the mirror, by outcome.");
 }

@@ -127,43 +127,43 @@ public class MonitoringTests
             var ups = await WaitForAsync(api, "up == 1", 2, stderr);
             Assert.That(ups.Select(s => s.Labels["job"]), Is.EquivalentTo(new[] { "factoryca", "mirrorca" }));
 
-            var issued = await WaitForAsync(api, "offlinepki_issuance_requests_total{job=\"factoryca\",outcome=\"issued\",station=\"station-01\"}", 1, stderr);
+            var issued = await WaitForAsync(api, "offlinepki_issuance_requests{job=\"factoryca\",outcome=\"issued\",station=\"station-01\"}", 1, stderr);
             Assert.That(issued.Sum(s => s.Value), Is.EqualTo(3));
-            var rejected = await WaitForAsync(api, "offlinepki_issuance_requests_total{job=\"factoryca\",outcome!=\"issued\"}", 1, stderr);
+            var rejected = await WaitForAsync(api, "offlinepki_issuance_requests{job=\"factoryca\",outcome!=\"issued\"}", 1, stderr);
             Assert.That(rejected.Sum(s => s.Value), Is.GreaterThanOrEqualTo(1));
-            var latency = await WaitForAsync(api, "offlinepki_issuance_duration_seconds_count{job=\"factoryca\",outcome=\"issued\"}", 1, stderr);
+            var latency = await WaitForAsync(api, "offlinepki_issuance_duration_count{job=\"factoryca\",outcome=\"issued\"}", 1, stderr);
             Assert.That(latency.Sum(s => s.Value), Is.EqualTo(3));
 
-            var fsync = await WaitForAsync(api, "offlinepki_journal_fsync_duration_seconds_count{job=\"factoryca\"}", 1, stderr);
+            var fsync = await WaitForAsync(api, "offlinepki_journal_fsync_duration_count{job=\"factoryca\"}", 1, stderr);
             Assert.That(fsync[0].Value, Is.GreaterThanOrEqualTo(1));
             var head = await WaitForAsync(api, "offlinepki_journal_head_seq{job=\"factoryca\"}", 1, stderr);
             Assert.That(head[0].Value, Is.GreaterThanOrEqualTo(4), "genesis + 3 issued (+ refusal, checkpoint)");
             await WaitForAsync(api, "offlinepki_journal_unconfirmed_entries{job=\"factoryca\"} >= 0", 1, stderr);
-            await WaitForAsync(api, "offlinepki_journal_unconfirmed_age_seconds{job=\"factoryca\"} >= 0", 1, stderr);
+            await WaitForAsync(api, "offlinepki_journal_unconfirmed_age{job=\"factoryca\"} >= 0", 1, stderr);
             var budget = await WaitForAsync(api, "offlinepki_sync_divergence_budget_used{job=\"factoryca\",factory=\"F1\"}", 1, stderr);
             Assert.That(budget[0].Value, Is.InRange(0, 1));
-            var lastSync = await WaitForAsync(api, "time() - offlinepki_sync_last_success_seconds{job=\"factoryca\",factory=\"F1\"}", 1, stderr);
+            var lastSync = await WaitForAsync(api, "time() - offlinepki_sync_last_success{job=\"factoryca\",factory=\"F1\"}", 1, stderr);
             Assert.That(lastSync[0].Value, Is.InRange(-5, 600), "seconds since the last successful sync");
             await WaitForAsync(api, "offlinepki_sync_entries_behind{job=\"factoryca\",factory=\"F1\"} >= 0", 1, stderr);
-            await WaitForAsync(api, "offlinepki_sync_pushes_total{job=\"mirrorca\",factory=\"F1\",outcome=\"accepted\"} >= 1", 1, stderr);
+            await WaitForAsync(api, "offlinepki_sync_pushes{job=\"mirrorca\",factory=\"F1\",outcome=\"accepted\"} >= 1", 1, stderr);
 
-            var ocsp = await WaitForAsync(api, "offlinepki_ocsp_requests_total{job=\"mirrorca\",status=\"successful\"}", 1, stderr);
+            var ocsp = await WaitForAsync(api, "offlinepki_ocsp_requests{job=\"mirrorca\",status=\"successful\"}", 1, stderr);
             Assert.That(ocsp.Sum(s => s.Value), Is.GreaterThanOrEqualTo(1));
-            await WaitForAsync(api, "offlinepki_ocsp_duration_seconds_count{job=\"mirrorca\"} >= 1", 1, stderr);
+            await WaitForAsync(api, "offlinepki_ocsp_duration_count{job=\"mirrorca\"} >= 1", 1, stderr);
 
             var crlNumber = await WaitForAsync(api, "offlinepki_crl_number{job=\"mirrorca\",factory=\"F1\"}", 1, stderr);
             Assert.That(crlNumber[0].Value, Is.GreaterThanOrEqualTo(1));
-            var crlLeft = await WaitForAsync(api, "offlinepki_crl_next_update_remaining_seconds{job=\"mirrorca\",factory=\"F1\"}", 1, stderr);
+            var crlLeft = await WaitForAsync(api, "offlinepki_crl_next_update_remaining{job=\"mirrorca\",factory=\"F1\"}", 1, stderr);
             Assert.That(crlLeft[0].Value, Is.GreaterThan(0));
-            await WaitForAsync(api, "offlinepki_crl_age_seconds{job=\"mirrorca\",factory=\"F1\"} >= 0", 1, stderr);
+            await WaitForAsync(api, "offlinepki_crl_age{job=\"mirrorca\",factory=\"F1\"} >= 0", 1, stderr);
 
-            var expiry = await WaitForAsync(api, "offlinepki_certificate_expiry_seconds", 2, stderr);
+            var expiry = await WaitForAsync(api, "offlinepki_certificate_expiry", 2, stderr);
             var roles = expiry.Select(s => s.Labels["job"] + "/" + s.Labels["role"]).ToHashSet();
             Assert.That(roles, Is.SupersetOf(new[] { "factoryca/issuing_ca", "factoryca/journal_signer", "factoryca/tls_server", "factoryca/tls_client",
                 "mirrorca/issuing_ca", "mirrorca/ocsp_responder", "mirrorca/tls_server", "mirrorca/receipt" }));
             Assert.That(expiry.All(s => s.Value > 86400), Is.True, "dev certificates are valid for more than a day");
 
-            var keys = await WaitForAsync(api, "offlinepki_key_available", 2, stderr);
+            var keys = await WaitForAsync(api, "offlinepki_key_available{key!~\"Test:.*\"}", 2, stderr);
             Assert.That(keys.All(s => s.Value == 1), Is.True, string.Join(", ", keys.Select(k => k.Labels["key"] + "=" + k.Value)));
         }
         finally
@@ -200,7 +200,7 @@ public class MonitoringTests
             Assert.That(await StatusAsync(_station, _daemons.FactoryHttps + "/health/live"), Is.EqualTo(200));
             Assert.That(await StatusAsync(http, _daemons.MirrorHttp + "/health/ready"), Is.EqualTo(503));
             Assert.That(await StatusAsync(http, _daemons.MirrorHttp + "/health/live"), Is.EqualTo(200));
-            Assert.That(ScrapeFactory(), Does.Contain("offlinepki_key_available{key=\"Test:GoneKey\""));
+            Assert.That(ScrapeFactory(), Does.Contain("key=\"Test:GoneKey\"} 0"));
         }
         finally
         {

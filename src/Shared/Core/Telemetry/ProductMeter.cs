@@ -5,7 +5,8 @@ namespace OfflinePki.Telemetry;
 /// <summary>
 /// The product's one <see cref="Meter"/> ("OfflinePki"). Each part declares its instruments on it next to the code that
 /// counts (FactoryMetrics, MirrorMetrics); the hosts choose the exporter (docs/decisions/0011-metrics-exporter.md).
-/// Names follow the OpenTelemetry semantic conventions: dotted lower case, durations in seconds (unit "s").
+/// Instrument names are dotted lower case without a product prefix (the meter supplies it), durations in seconds
+/// (unit "s"); Prometheus sees "offlinepki_" + the name with "_" for "." (docs/operations/monitoring.md).
 /// </summary>
 public static class ProductMeter
 {

@@ -121,7 +121,7 @@ public sealed class CertificateExpiryBoard : IGaugeSource
     public void Register(Meter meter)
     {
         ArgumentNullException.ThrowIfNull(meter);
-        meter.CreateObservableGauge("offlinepki.certificate.expiry", Observe, "s",
+        meter.CreateObservableGauge("certificate.expiry", Observe, "s",
             "Seconds from now to the notAfter of each certificate the daemon depends on, by role and subject (negative once expired).");
     }
 
@@ -148,7 +148,7 @@ public sealed class KeyAvailabilityGauge(KeyHealthBoard board) : IGaugeSource
     public void Register(Meter meter)
     {
         ArgumentNullException.ThrowIfNull(meter);
-        meter.CreateObservableGauge("offlinepki.key.available",
+        meter.CreateObservableGauge("key.available",
             () => board.Check().Select(k => new Measurement<int>(k.Available ? 1 : 0, new KeyValuePair<string, object?>("key", k.ConfigKey),
                 new KeyValuePair<string, object?>("backend", k.Backend))),
             "1", "1 when the signing or TLS key signs its probe now, else 0.");
