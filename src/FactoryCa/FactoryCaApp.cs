@@ -52,6 +52,7 @@ public static class FactoryCaApp
         builder.Services.AddFactorySync(builder.Configuration, Path.GetDirectoryName(fullPath)!);
         builder.Services.AddFactoryOrders();
         builder.Services.AddFactoryEstListener();
+        builder.Services.AddFactoryMonitoring(builder.Configuration);
         overrideServices?.Invoke(builder.Services);
 
         var app = builder.Build();
@@ -76,6 +77,7 @@ public static class FactoryCaApp
 
         app.MapEst();
         app.MapControl();
+        app.MapFactoryMonitoring();
         // bind(2) creates the control socket 0777 & ~umask (0700): the socket is a file, 0600.
         app.Lifetime.ApplicationStarted.Register(() => PrivateFiles.EnsurePrivateFile(
             ControlEndpoints.SocketPath(app.Services.GetRequiredService<IOptions<FactoryCaOptions>>().Value.DataDirectory)));

@@ -161,7 +161,7 @@ public static class MirrorAdminApi
         return app;
     }
 
-    private static Func<EndpointFilterInvocationContext, EndpointFilterDelegate, ValueTask<object?>> Require(AdminRole role) => async (ctx, next) =>
+    internal static Func<EndpointFilterInvocationContext, EndpointFilterDelegate, ValueTask<object?>> Require(AdminRole role) => async (ctx, next) =>
     {
         var http = ctx.HttpContext;
         var policy = http.RequestServices.GetRequiredService<AdminPolicy>();

@@ -24,6 +24,7 @@ public static class MirrorCaEndpoints
         app.MapPost("/ocsp", PostOcsp);
         app.MapGet("/ocsp/{**request}", GetOcsp);
         app.MapGet("/health", Health);
+        app.MapMirrorMonitoring();
         return app;
     }
 

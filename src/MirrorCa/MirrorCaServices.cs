@@ -36,6 +36,7 @@ public static class MirrorCaServices
         services.AddSingleton<MirrorFactories>();
         services.AddMirrorOcsp();
         services.AddHostedService<CrlRefresher>();
+        services.AddMirrorMonitoring();
         return services;
     }
 }

@@ -45,8 +45,10 @@ public static class JournalSyncEndpoints
         });
         services.AddGrpcHealthChecks(o =>
         {
-            o.Services.Map(string.Empty, _ => true);
-            o.Services.Map(ServiceName, _ => true);
+            // SERVING only while the daemon is ready (checks tagged "ready": keys, registry, CRL), run at each call.
+            o.UseHealthChecksCache = false;
+            o.Services.Map(string.Empty, static r => r.Name == "journal-sync" || r.Tags.Contains(Telemetry.HealthEndpoints.ReadyTag));
+            o.Services.Map(ServiceName, static r => r.Name == "journal-sync" || r.Tags.Contains(Telemetry.HealthEndpoints.ReadyTag));
         }).AddCheck("journal-sync", static () => HealthCheckResult.Healthy());
         return services;
     }

@@ -110,6 +110,8 @@ public sealed partial class EnrollmentService : IEnrollmentService
         byte[]? serverKey = null;
         EnrollmentContext? context = null;
         var admissions = new List<IEnrollmentAdmission>(_policies.Count);
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
+        string outcome = "error";
         try
         {
             CheckOperatorId(request.OperatorId);
@@ -207,10 +209,17 @@ public sealed partial class EnrollmentService : IEnrollmentService
                 PrivateKeyPkcs8 = serverKey, Profile = profile,
             };
             serverKey = null;
+            outcome = "issued";
             return result;
+        }
+        catch (EnrollmentUnavailableException)
+        {
+            outcome = "unavailable";
+            throw;
         }
         catch (EnrollmentRejectedException ex)
         {
+            outcome = "rejected";
             LogRejected(station.Id, ex.Code, ex.Message);
             if (ex.Report)
             {
@@ -221,11 +230,13 @@ public sealed partial class EnrollmentService : IEnrollmentService
         }
         catch (CertificateLintException ex)
         {
+            outcome = "lint_failed";
             LogLint(station.Id, ex.Message);
             throw;
         }
         finally
         {
+            RecordOutcome(request, station, outcome, started);
             if (serverKey is not null)
             {
                 // A server-generated key whose certificate was not returned is destroyed.
@@ -238,6 +249,15 @@ public sealed partial class EnrollmentService : IEnrollmentService
                 admission.Dispose();
             }
         }
+    }
+
+    // Labels are bounded by configuration: an unknown profile name is counted as "unknown".
+    private void RecordOutcome(EnrollmentRequest request, StationIdentity station, string outcome, long started)
+    {
+        string profile = request.ProfileName is null ? _profiles.Default.Name : _profiles.TryGet(request.ProfileName, out _) ? request.ProfileName : "unknown";
+        var tags = new System.Diagnostics.TagList { { "profile", profile }, { "station", station.Id }, { "outcome", outcome } };
+        OfflinePki.Telemetry.FactoryMetrics.IssuanceRequests.Add(1, tags);
+        OfflinePki.Telemetry.FactoryMetrics.IssuanceDuration.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds, tags);
     }
 
     /// <inheritdoc cref="IEnrollmentService.EnrollAsync(StationIdentity, ReadOnlyMemory{byte}, string?, CancellationToken)" />

@@ -432,8 +432,11 @@ public sealed class JournalWriter : IJournalAppender, IJournalReader, IAsyncDisp
                 return;
             }
 
+            long fsyncTicks = Stopwatch.GetTimestamp() - started;
             Interlocked.Increment(ref _fsyncs);
-            Interlocked.Add(ref _fsyncTicks, Stopwatch.GetTimestamp() - started);
+            Interlocked.Add(ref _fsyncTicks, fsyncTicks);
+            OfflinePki.Telemetry.FactoryMetrics.JournalFsyncDuration.Record((double)fsyncTicks / Stopwatch.Frequency);
+            OfflinePki.Telemetry.FactoryMetrics.JournalFsyncEntries.Record(written.Sum(w => w.Appended + w.Checkpoints));
         }
 
         foreach (var w in written)

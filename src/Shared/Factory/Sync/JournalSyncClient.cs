@@ -109,15 +109,31 @@ public sealed class JournalSyncClient
     public async Task<SyncResult> SyncOnceAsync(CancellationToken cancellationToken = default)
     {
         await _oneAtATime.WaitAsync(cancellationToken).ConfigureAwait(false);
+        string outcome = "error";
         try
         {
-            return await SyncCoreAsync(cancellationToken).ConfigureAwait(false);
+            var result = await SyncCoreAsync(cancellationToken).ConfigureAwait(false);
+            outcome = "success";
+            LastSuccess = (_time.GetUtcNow(), result.AppliedSeq);
+            return result;
+        }
+        catch (JournalSyncException ex) when (ex.IsFork)
+        {
+            outcome = "fork";
+            throw;
         }
         finally
         {
+            OfflinePki.Telemetry.FactoryMetrics.SyncRuns.Add(1, new KeyValuePair<string, object?>("outcome", outcome));
             _oneAtATime.Release();
         }
     }
+
+    /// <summary>
+    /// Time of the last successful <see cref="SyncOnceAsync"/> and the seq the mirror had applied then, or null before the
+    /// first success in this process (for the sync-lag metrics).
+    /// </summary>
+    public (DateTimeOffset At, ulong AppliedSeq)? LastSuccess { get; private set; }
 
     private async Task<SyncResult> SyncCoreAsync(CancellationToken cancellationToken)
     {

@@ -227,6 +227,7 @@ public sealed partial class OcspResponder
                 var view = state.Table.Read(slot, withAnswer: canonical);
                 if (canonical && view.Answer is { } ready && nowUnix < view.RefreshAtUnix && view.Epoch == state.Epoch)
                 {
+                    t_cacheHit = true;
                     answer = ready;
                     return true;
                 }
@@ -257,6 +258,7 @@ public sealed partial class OcspResponder
             long generation = Interlocked.Read(ref _generation);
             if (_onDemand.TryGet(key, out var hit) && hit.Generation == generation && now.ToUnixTimeSeconds() < hit.RefreshAtUnix)
             {
+                t_cacheHit = true;
                 return hit.Answer;
             }
 

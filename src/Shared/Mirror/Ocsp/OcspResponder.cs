@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Formats.Asn1;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
@@ -198,6 +199,10 @@ public sealed partial class OcspResponder : IOcspResponseSource
     private static readonly Asn1Tag Ctx2 = new(TagClass.ContextSpecific, 2, isConstructed: true);
 
     private volatile OcspIssuer[] _issuers;
+    // Set by a cache or pre-signed hit during one synchronous Respond call on this thread (the cache label of the metrics).
+    [ThreadStatic]
+    private static bool t_cacheHit;
+
     private readonly IRevocationSource _source;
     private readonly TimeProvider _time;
     private readonly OcspResponderSettings _settings;
@@ -255,6 +260,30 @@ public sealed partial class OcspResponder : IOcspResponseSource
 
     /// <inheritdoc />
     public OcspAnswer Respond(ReadOnlyMemory<byte> request)
+    {
+        long started = Stopwatch.GetTimestamp();
+        t_cacheHit = false;
+        var answer = RespondCore(request);
+        string cache = answer.Status != OcspResponseStatus.Successful ? "none" : t_cacheHit ? "hit" : "miss";
+        var tags = new TagList { { "status", StatusLabel(answer.Status) }, { "cache", cache } };
+        OfflinePki.Telemetry.MirrorMetrics.OcspRequests.Add(1, tags);
+        OfflinePki.Telemetry.MirrorMetrics.OcspDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, tags);
+        return answer;
+    }
+
+    // RFC 6960 §4.2.1 OCSPResponseStatus names, as labels.
+    private static string StatusLabel(OcspResponseStatus status) => status switch
+    {
+        OcspResponseStatus.Successful => "successful",
+        OcspResponseStatus.MalformedRequest => "malformedRequest",
+        OcspResponseStatus.InternalError => "internalError",
+        OcspResponseStatus.TryLater => "tryLater",
+        OcspResponseStatus.Unauthorized => "unauthorized",
+        OcspResponseStatus.SigRequired => "sigRequired",
+        _ => "other",
+    };
+
+    private OcspAnswer RespondCore(ReadOnlyMemory<byte> request)
     {
         OcspRequest parsed;
         try
@@ -316,6 +345,7 @@ public sealed partial class OcspResponder : IOcspResponseSource
             cacheKey = issuer.FactoryId + "|" + Convert.ToBase64String(request.CertIds[0].Encoded);
             if (_cache.TryGetValue(cacheKey, out var hit) && hit.Version == version && now < hit.Answer.ProducedAt + _settings.CacheDuration)
             {
+                t_cacheHit = true;
                 return hit.Answer;
             }
         }

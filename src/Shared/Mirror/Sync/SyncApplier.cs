@@ -197,12 +197,15 @@ public sealed class SyncApplier
             var gate = _journalLocks.GetOrAdd(journalKey, _ => new SemaphoreSlim(1, 1));
             await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
             SyncAlert? alert = null;
+            string outcome = "error";
             try
             {
                 using var push = new Push(this, caller, meta, journalKey);
                 try
                 {
-                    return await push.RunAsync(enumerator, cancellationToken).ConfigureAwait(false);
+                    var applied = await push.RunAsync(enumerator, cancellationToken).ConfigureAwait(false);
+                    outcome = "accepted";
+                    return applied;
                 }
                 finally
                 {
@@ -211,6 +214,9 @@ public sealed class SyncApplier
             }
             finally
             {
+                OfflinePki.Telemetry.MirrorMetrics.SyncPushes.Add(1, new KeyValuePair<string, object?>("factory", meta.FactoryId),
+                    new KeyValuePair<string, object?>("outcome", alert?.Fault.Replace(' ', '_') ?? outcome));
+
                 // Recorded only once the push's transaction is rolled back: the alert store shares the registry file.
                 if (alert is not null)
                 {
