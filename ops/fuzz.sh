@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes one parser (or all, in turn) with afl-fuzz over SharpFuzz-instrumented assemblies.
 #   ops/fuzz.sh TARGET SECONDS      run one target (see: dotnet fuzz/OfflinePki.Fuzz/bin/.../OfflinePki.Fuzz.dll list)
-#   ops/fuzz.sh all SECONDS         run every target for SECONDS each
+#   ops/fuzz.sh all SECONDS         run every target for SECONDS each (or a list: ops/fuzz.sh est,config SECONDS)
 # Seeds come from fuzz/corpus/TARGET; findings go to a temp dir (printed). At the end each run prints executions,
 # coverage (AFL map density, corpus paths), crashes and hangs from fuzzer_stats; the exit code is 1 if any crash or
 # hang was saved. Needs afl++ (apt-get install afl++) and the SharpFuzz.CommandLine 2.3.0 dotnet tool (installed into
@@ -11,7 +11,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 if [ $# -ne 2 ] || ! [[ "$2" =~ ^[0-9]+$ ]]; then
-  echo "usage: ops/fuzz.sh TARGET|all SECONDS" >&2
+  echo "usage: ops/fuzz.sh TARGET[,TARGET...]|all SECONDS" >&2
   exit 2
 fi
 target=$1
@@ -70,6 +70,8 @@ if [ "$target" = all ]; then
     run_one "$t"
   done
 else
-  run_one "$target"
+  for t in ${target//,/ }; do             # one target, or a comma-separated list
+    run_one "$t"
+  done
 fi
 exit $status

@@ -40,7 +40,7 @@ internal static class Program
 #pragma warning restore CA1031
                 {
                     failures++;
-                    Console.Error.WriteLine($"{file}: {ex.GetType().FullName}: {ex.Message}");
+                    Console.Error.WriteLine($"{file}: {ex}");
                 }
             }
 
