@@ -1,5 +1,6 @@
 using NUnit.Framework;
 using OfflinePki.Fuzz;
+using OfflinePki.Orders;
 using OfflinePki.Tests.Support;
 
 namespace OfflinePki.Tests.Fuzz;
@@ -31,6 +32,21 @@ public sealed class FuzzCorpusReplayTests
             var watch = System.Diagnostics.Stopwatch.StartNew();
             Assert.DoesNotThrow(() => target.Run(data), file);
             Assert.That(watch.Elapsed, Is.LessThan(TimeSpan.FromSeconds(5)), $"{file} took {watch.Elapsed} (a hang)");
+        }
+    }
+
+    [Test]
+    public void Order_with_a_malformed_signer_info_is_refused_as_malformed()
+    {
+        var files = Directory.GetFiles(Path.Combine(TestPki.RepoRoot, "fuzz", "crashes", "order-cms"), "malformed-signer-*.p7");
+        Assert.That(files, Is.Not.Empty);
+        var verifier = new ProductionOrderVerifier(TestPki.Default.Root, null, TimeProvider.System);
+        foreach (var file in files)
+        {
+            var data = File.ReadAllBytes(file);
+            var ex = Assert.Throws<OrderRejectedException>(() => verifier.VerifyOrigin(data), file)!;
+            Assert.That(ex.Fault, Is.EqualTo(OrderFault.Malformed), file);
+            Assert.That(ex.Message, Does.Contain("does not decode"), file);
         }
     }
 }
