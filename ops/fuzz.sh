@@ -66,7 +66,8 @@ run_one() {
 }
 
 if [ "$target" = all ]; then
-  for t in $(dotnet "$work/bin/OfflinePki.Fuzz.dll" list); do
+  # list from the uninstrumented build: instrumented code must only run under afl-fuzz
+  for t in $(dotnet fuzz/OfflinePki.Fuzz/bin/Release/net10.0/OfflinePki.Fuzz.dll list); do
     run_one "$t"
   done
 else

@@ -17,11 +17,12 @@ internal sealed class ConfigTarget : FuzzTarget
         IConfigurationRoot config;
         try
         {
-            config = new ConfigurationBuilder().AddJsonStream(new MemoryStream(data)).Build();
+            // As the hosts load it (FactoryCaApp, MirrorCaApp, the CLIs): AddJsonFile, which reports a file that is not
+            // JSON, or a JSON it refuses (a duplicate key, a top level that is not an object), as InvalidDataException.
+            config = new ConfigurationBuilder().AddJsonFile(ScratchFile("config.json", data), optional: false).Build();
         }
-        catch (FormatException)
+        catch (InvalidDataException)
         {
-            // Not JSON, or a JSON the configuration provider refuses (a duplicate key, a top level that is not an object).
             return;
         }
 
