@@ -6,6 +6,7 @@
 #   libengine-pkcs11-openssl
 #   wrk                      HTTP load generator for the benchmarks
 #   socat                    a pty standing in for a device's serial port (station tool tests and demo)
+#   afl++                    afl-fuzz, driving the SharpFuzz harnesses (ops/fuzz.sh, docs/testing/fuzzing.md)
 set -euo pipefail
 need=()
 command -v openssl >/dev/null || need+=(openssl)
@@ -16,6 +17,7 @@ command -v pkcs11-tool >/dev/null || need+=(opensc)
 /usr/bin/python3 -c "import grpc" 2>/dev/null || need+=(python3-grpcio python3-protobuf)
 command -v wrk >/dev/null || need+=(wrk)
 command -v socat >/dev/null || need+=(socat)
+command -v afl-fuzz >/dev/null || need+=(afl++)
 command -v dotnet >/dev/null || { echo "install-deps: the .NET 10 SDK (dotnet) is required" >&2; exit 1; }
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then

@@ -185,9 +185,9 @@ public static class MirrorCaEndpoints
         byte[] der;
         try
         {
-            der = Convert.FromBase64String(Uri.UnescapeDataString(encoded).Replace(' ', '+'));
+            der = OcspRequestParser.DecodeGetPath(encoded);
         }
-        catch (FormatException)
+        catch (OcspMalformedRequestException)
         {
             return Results.Bytes(OcspResponder.ErrorResponse(OcspResponseStatus.MalformedRequest), OcspResponseType);
         }

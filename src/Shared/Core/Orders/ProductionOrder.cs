@@ -247,9 +247,21 @@ public sealed class ProductionOrder
             throw new OrderRejectedException(OrderFault.Malformed, $"the order's CMS content type is {cms.ContentInfo.ContentType.Value}, expected id-data (1.2.840.113549.1.7.1)");
         }
 
-        if (cms.SignerInfos.Count != 1)
+        int signers;
+        try
         {
-            throw new OrderRejectedException(OrderFault.Malformed, $"the order must have exactly one signer, it has {cms.SignerInfos.Count}");
+            // SignerInfos are decoded on first use, not by Decode: a malformed SignerInfo (e.g. its signed attributes) throws
+            // here (found by fuzzing, fuzz/crashes/order-cms).
+            signers = cms.SignerInfos.Count;
+        }
+        catch (CryptographicException ex)
+        {
+            throw new OrderRejectedException(OrderFault.Malformed, "the order's CMS SignerInfo does not decode (RFC 5652 §5.3): " + ex.Message);
+        }
+
+        if (signers != 1)
+        {
+            throw new OrderRejectedException(OrderFault.Malformed, $"the order must have exactly one signer, it has {signers}");
         }
 
         return cms;

@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using System.Security.Cryptography.Pkcs;
 using System.Security.Cryptography.X509Certificates;
 using OfflinePki.Asn1;
 
@@ -35,7 +36,8 @@ public sealed class ProductionOrderVerifier
     /// <returns>The verified order.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="signedOrder"/> is null.</exception>
     /// <exception cref="OrderRejectedException">
-    /// <see cref="OrderFault.Malformed"/>: not DER CMS SignedData with embedded id-data and one signer;
+    /// <see cref="OrderFault.Malformed"/>: not DER CMS SignedData with embedded id-data and one signer, or a signer
+    /// certificate or signer info that does not decode;
     /// <see cref="OrderFault.BadSignature"/>: the signature does not verify or the signer certificate is missing;
     /// <see cref="OrderFault.SignerNotValidNow"/>: the signer certificate is expired or not yet valid;
     /// <see cref="OrderFault.UntrustedSigner"/>: it does not chain to the root;
@@ -61,6 +63,21 @@ public sealed class ProductionOrderVerifier
     {
         ArgumentNullException.ThrowIfNull(signedOrder);
         var cms = ProductionOrder.DecodeCms(signedOrder);
+        try
+        {
+            return VerifyDecoded(cms, signedOrder, checkTime);
+        }
+        catch (CryptographicException ex)
+        {
+            // SignedCms decodes the signer certificate, its names, extensions and the signer info lazily: a malformed one
+            // surfaces here, not in Decode (found by fuzzing, fuzz/crashes/order-cms).
+            throw new OrderRejectedException(OrderFault.Malformed,
+                "the order's signer certificate or signer info does not decode (RFC 5652 §5.3, RFC 5280 §4.1): " + ex.Message);
+        }
+    }
+
+    private ProductionOrder VerifyDecoded(SignedCms cms, byte[] signedOrder, bool checkTime)
+    {
         var signer = cms.SignerInfos[0];
         var cert = signer.Certificate;
         if (cert is null)

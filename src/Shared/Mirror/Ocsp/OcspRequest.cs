@@ -53,6 +53,27 @@ public static class OcspRequestParser
     private static readonly Asn1Tag Ctx1 = new(TagClass.ContextSpecific, 1, isConstructed: true);
     private static readonly Asn1Tag Ctx2 = new(TagClass.ContextSpecific, 2, isConstructed: true);
 
+    /// <summary>
+    /// Decodes the request part of an RFC 6960 Appendix A.1 GET URL ("{url}/{url-encoding of base-64 encoding of the DER
+    /// OCSPRequest}"): percent-decoding, then base64 (a '+' that arrived as a space is restored).
+    /// </summary>
+    /// <param name="encoded">The path segment after "/ocsp/", as received (still percent-encoded).</param>
+    /// <returns>The DER bytes, for <see cref="Parse"/>.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="encoded"/> is null.</exception>
+    /// <exception cref="OcspMalformedRequestException">The segment is not base64 after percent-decoding.</exception>
+    public static byte[] DecodeGetPath(string encoded)
+    {
+        ArgumentNullException.ThrowIfNull(encoded);
+        try
+        {
+            return Convert.FromBase64String(Uri.UnescapeDataString(encoded).Replace(' ', '+'));
+        }
+        catch (FormatException ex)
+        {
+            throw new OcspMalformedRequestException("the GET request is not base64 of a DER OCSPRequest (RFC 6960 Appendix A.1)", ex);
+        }
+    }
+
     /// <summary>Parses one OCSPRequest.</summary>
     /// <param name="der">The DER request body.</param>
     /// <exception cref="OcspMalformedRequestException">Not DER, not an OCSPRequest, no Requests or more than <see cref="MaxRequests"/>, a version other than v1, a nonce that is not an OCTET STRING of 1..32 octets, an extension repeated in one Extensions (RFC 5280 §4.2), or an unknown critical request or single-request extension (RFC 6960 §4.1.2).</exception>
