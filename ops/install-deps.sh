@@ -6,6 +6,7 @@
 #   libengine-pkcs11-openssl
 #   wrk                      HTTP load generator for the benchmarks
 #   socat                    a pty standing in for a device's serial port (station tool tests and demo)
+#   prometheus               a real Prometheus scraping both daemons, and promtool for metrics and alert rules
 #   afl++                    afl-fuzz, driving the SharpFuzz harnesses (ops/fuzz.sh, docs/testing/fuzzing.md)
 set -euo pipefail
 need=()
@@ -18,6 +19,7 @@ command -v pkcs11-tool >/dev/null || need+=(opensc)
 command -v wrk >/dev/null || need+=(wrk)
 command -v socat >/dev/null || need+=(socat)
 command -v afl-fuzz >/dev/null || need+=(afl++)
+command -v promtool >/dev/null || need+=(prometheus)
 command -v dotnet >/dev/null || { echo "install-deps: the .NET 10 SDK (dotnet) is required" >&2; exit 1; }
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
