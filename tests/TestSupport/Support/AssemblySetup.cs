@@ -1,9 +1,0 @@
-using NUnit.Framework;
-
-/// <summary>Runs once for the whole test assembly: the product's hosts turn on the OpenSSL fast path, so the tests do too.</summary>
-[SetUpFixture]
-public sealed class AssemblySetup
-{
-    [OneTimeSetUp]
-    public void EnableOpenSslAcceleration() => OfflinePki.OpenSsl.OpenSslAcceleration.Enable();
-}
