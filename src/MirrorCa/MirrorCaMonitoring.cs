@@ -3,6 +3,7 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using OfflinePki.Hosting.Telemetry;
 using OfflinePki.Registry;
+using Microsoft.Extensions.Hosting;
 
 namespace OfflinePki.MirrorCa;
 
@@ -30,19 +31,27 @@ public static class MirrorCaMonitoring
     public static IEndpointRouteBuilder MapMirrorMonitoring(this IEndpointRouteBuilder app)
     {
         ArgumentNullException.ThrowIfNull(app);
-        var export = app.ServiceProvider.GetRequiredService<MetricsExport>(); // listening from now, not from the first scrape
-        var o = app.ServiceProvider.GetRequiredService<IOptions<MirrorCaOptions>>().Value;
-        var board = app.ServiceProvider.GetRequiredService<CertificateExpiryBoard>();
-        foreach (var f in app.ServiceProvider.GetRequiredService<MirrorFactories>().All)
+        // The export and the tracked certificates need the registry (through the factories' OCSP state), so they are
+        // resolved once the host has started: mapping the endpoints must not open the registry, whose schema check
+        // belongs to start-up (a newer registry stops StartAsync with its one-line error).
+        var sp = app.ServiceProvider;
+        sp.GetRequiredService<IHostApplicationLifetime>().ApplicationStarted.Register(() =>
         {
-            board.Track("issuing_ca", f.IssuingCa);
-            board.Track("ocsp_responder", System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificate(f.Ocsp.ResponderCertificate));
-        }
+            _ = sp.GetRequiredService<MetricsExport>(); // listening from now, not from the first scrape
+            var o = sp.GetRequiredService<IOptions<MirrorCaOptions>>().Value;
+            var board = sp.GetRequiredService<CertificateExpiryBoard>();
+            foreach (var f in sp.GetRequiredService<MirrorFactories>().All)
+            {
+                board.Track("issuing_ca", f.IssuingCa);
+                board.Track("ocsp_responder", System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificate(f.Ocsp.ResponderCertificate));
+            }
 
-        board.TrackFile("receipt", o.ReceiptSigner.Certificate);
-        board.TrackFile("tls_server", o.Sync.ServerCertificate);
-        board.TrackFile("tls_server", o.Admin.ServerCertificate);
-        app.MapGet("/metrics", (HttpContext http) => export.WriteAsync(http)).AddEndpointFilter(MirrorAdminApi.Require(AdminRole.Auditor));
+            board.TrackFile("receipt", o.ReceiptSigner.Certificate);
+            board.TrackFile("tls_server", o.Sync.ServerCertificate);
+            board.TrackFile("tls_server", o.Admin.ServerCertificate);
+        });
+        app.MapGet("/metrics", (HttpContext http) => http.RequestServices.GetRequiredService<MetricsExport>().WriteAsync(http))
+            .AddEndpointFilter(MirrorAdminApi.Require(AdminRole.Auditor));
         app.MapOfflinePkiHealth();
         return app;
     }

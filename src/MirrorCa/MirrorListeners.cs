@@ -19,8 +19,10 @@ public enum MirrorListener
 
 /// <summary>
 /// Enforces, in one place, that each mirror API answers only on its own listener (issue 16 finding 2): /admin only on
-/// the admin listener, gRPC services (paths "/package.Service/Method") only on the sync listener, and the public
-/// CRL/CA/OCSP/health routes only on the plain-HTTP listener. Anything else gets 404 naming the listener to use.
+/// the admin listener, with /metrics; gRPC services (paths "/package.Service/Method") only on the sync listener; and
+/// the public CRL/CA/OCSP routes and the legacy /health only on the plain-HTTP listener. The liveness and readiness
+/// probes (/health/live, /health/ready) answer on every listener: they carry no data. Anything else gets 404 naming
+/// the listener to use.
 /// The listener of a connection is known from a tag the admin listener sets on its connections and from TLS
 /// (the public listener is plain HTTP, the sync listener is the other TLS one), never from the Host header.
 /// </summary>
@@ -59,7 +61,7 @@ public static class MirrorListeners
     /// <param name="path">The request path.</param>
     public static MirrorListener For(PathString path)
     {
-        if (path.StartsWithSegments("/admin", StringComparison.Ordinal))
+        if (path.StartsWithSegments("/admin", StringComparison.Ordinal) || path.StartsWithSegments("/metrics", StringComparison.Ordinal))
         {
             return MirrorListener.Admin;
         }
@@ -81,7 +83,8 @@ public static class MirrorListeners
         {
             var on = Of(http);
             var wanted = For(http.Request.Path);
-            if (on == wanted)
+            if (on == wanted || http.Request.Path.StartsWithSegments("/health/live", StringComparison.Ordinal)
+                || http.Request.Path.StartsWithSegments("/health/ready", StringComparison.Ordinal))
             {
                 return next(http);
             }
