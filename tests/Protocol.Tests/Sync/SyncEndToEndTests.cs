@@ -17,17 +17,6 @@ public class SyncEndToEndTests
     private static TestPki Pki => TestPki.Default;
 
     /// <summary>A journal in memory: the builder is the journal, CheckpointAsync appends a signed checkpoint.</summary>
-    private sealed class BuilderJournal(JournalTestData.Builder b) : IJournalReader, IJournalAppender
-    {
-        public JournalHead Head => b.Head;
-
-        public IEnumerable<JournalEntry> ReadFrom(ulong firstSeq) => b.Entries.Where(e => e.Seq >= firstSeq).ToList();
-
-        public Task<JournalEntry> AppendAsync(EntryType type, IMessage payload, CancellationToken cancellationToken = default) => Task.FromResult(b.Add(type, payload));
-
-        public Task<JournalEntry> CheckpointAsync(CancellationToken cancellationToken = default) => Task.FromResult(b.AddCheckpoint());
-    }
-
     private static SyncOptions Options => new() { BatchMaxEntries = 3, Timeout = TimeSpan.FromSeconds(10), PushTimeout = TimeSpan.FromSeconds(20) };
 
     [Test]

@@ -1,18 +1,7 @@
-using System.Security.Cryptography;
 using Google.Protobuf;
-using Microsoft.Extensions.Time.Testing;
-using NUnit.Framework;
-using OfflinePki.Enrollment;
-using OfflinePki.Hosting.Sync;
 using OfflinePki.Journal;
 using OfflinePki.Journal.V1;
-using OfflinePki.Keys;
-using OfflinePki.Sync;
-using OfflinePki.Sync.V1;
 using OfflinePki.Tests.Journal;
-using OfflinePki.Tests.Sync;
-using OfflinePki.Tests.Support;
-using OfflinePki.Factory;
 
 namespace OfflinePki.Tests.Support;
 

@@ -1,16 +1,5 @@
 using System.Collections.Concurrent;
-using System.Security.Cryptography;
-using System.Security.Cryptography.X509Certificates;
-using System.Text.Json.Nodes;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Time.Testing;
-using NUnit.Framework;
-using OfflinePki.FactoryCa;
-using OfflinePki.Journal;
-using OfflinePki.Journal.V1;
-using OfflinePki.Tests.Support;
 
 namespace OfflinePki.Tests.Support;
 
